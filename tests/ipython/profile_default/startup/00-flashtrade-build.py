@@ -1,0 +1,38 @@
+# IPython start-up used only by the book build and by nbval (the Makefile sets
+# IPYTHONDIR to tests/ipython). Learners running JupyterLab don't get this file.
+#
+# 1. Offline guard: a notebook that tries to reach the internet fails the build.
+# 2. Plotly figures are emitted as text/html that expects plotly.js to be on the
+#    page already (the book serves plotly.min.js locally), because Jupyter Book 1
+#    silently drops plotly's default JSON output.
+import os as _os
+
+if _os.environ.get("FLASHTRADE_ALLOW_NETWORK") != "1":
+    from flashtrade_lib import netguard as _netguard
+
+    _netguard.install()
+
+try:
+    import plotly.io as _pio
+    from plotly.io._base_renderers import MimetypeRenderer as _MimetypeRenderer
+
+    class _BookRenderer(_MimetypeRenderer):
+        """text/html figure that relies on the page's own (locally served) plotly.js."""
+
+        def to_mimebundle(self, fig_dict):  # noqa: ANN001
+            html = _pio.to_html(
+                fig_dict,
+                include_plotlyjs=False,
+                include_mathjax=False,
+                full_html=False,
+                default_width="100%",
+                default_height="460px",
+                validate=False,
+                config={"responsive": True},
+            )
+            return {"text/html": html}
+
+    _pio.renderers["flashtrade_book"] = _BookRenderer()
+    _pio.renderers.default = "flashtrade_book"
+except ImportError:  # plotly is a runtime dependency; this only guards odd environments
+    pass
