@@ -1,0 +1,37 @@
+"""Shared pytest set-up: offline guard, hypothesis profile, paths to the built book."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from flashtrade_lib import netguard
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD_HTML = ROOT / "_build" / "html"
+
+# Fixed-size property tests: deterministic example counts, no wall-clock deadline
+# (the CI machine is a shared 2-core CPU).
+settings.register_profile(
+    "ci",
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# Tests never reach the internet: only loopback sockets are allowed.
+netguard.install()
+
+
+@pytest.fixture(scope="session")
+def built_book() -> Path:
+    """The HTML book built by `make book` (the `make test` target builds it first)."""
+    index = BUILD_HTML / "index.html"
+    if not index.is_file():
+        pytest.fail(f"{index} does not exist: build the book first (make book)", pytrace=False)
+    return BUILD_HTML
