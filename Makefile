@@ -11,7 +11,7 @@ STAMP       := $(VENV)/.flashtrade-installed
 # The book build and nbval run notebooks with this IPython profile: offline guard
 # plus the plotly renderer the static book needs (see tests/ipython/).
 BUILD_ENV   := IPYTHONDIR=$(CURDIR)/tests/ipython PYDEVD_DISABLE_FILE_VALIDATION=1
-NBVAL_ARGS  := --nbval-lax --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+NBVAL_ARGS  := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
 .PHONY: book test lab bench install unit notebooks browser lint clean
 

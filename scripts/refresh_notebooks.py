@@ -5,8 +5,8 @@
 
 Each notebook is executed top to bottom in a fresh kernel with the same IPython
 start-up the book build and nbval use (offline guard, book plotly renderer). Then
-every output is dropped except in cells tagged ``nbval-check-output`` (whose
-stored output nbval compares), execution counts are cleared, and the file is
+every output and execution count is dropped except in cells tagged
+``nbval-check-output`` (whose stored output nbval compares), and the file is
 written back. Run it after editing a notebook, before committing.
 """
 
@@ -28,13 +28,10 @@ def strip(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        cell.execution_count = None
-        tags = cell.metadata.get("tags", [])
-        if CHECK_TAG in tags:
-            for out in cell.outputs:
-                if "execution_count" in out:
-                    out["execution_count"] = None
-        else:
+        # nbval skips (and fails) a checked cell with outputs but no execution count,
+        # so checked cells keep theirs; every other cell is stripped.
+        if CHECK_TAG not in cell.metadata.get("tags", []):
+            cell.execution_count = None
             cell.outputs = []
         cell.metadata.pop("execution", None)
     nb.metadata.pop("widgets", None)

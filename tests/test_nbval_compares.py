@@ -16,6 +16,7 @@ from conftest import ROOT
 def _notebook(path: Path, stored: str, tagged: bool = True) -> Path:
     cell = nbformat.v4.new_code_cell("print(round(2 / 3, 4))")
     cell.metadata["tags"] = ["nbval-check-output"] if tagged else []
+    cell.execution_count = 1  # nbval refuses a checked cell with outputs but no count
     cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=stored)]
     nb = nbformat.v4.new_notebook(cells=[cell])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -27,7 +28,7 @@ def _nbval(path: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, IPYTHONDIR=str(ROOT / "tests" / "ipython"))
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--nbval-lax",
-         "--sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg"), str(path)],
+         "--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg"), str(path)],
         capture_output=True, text=True, env=env, cwd=path.parent, timeout=300,
     )
 

@@ -35,6 +35,12 @@ def test_checked_cells_have_stored_output(path) -> None:
         if cell.cell_type == "code" and CHECK_TAG in cell.metadata.get("tags", []) and not cell.outputs
     ]
     assert not empty, f"{path.name}: checked cells {empty} have no stored output to compare"
+    uncounted = [
+        i
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code" and CHECK_TAG in cell.metadata.get("tags", []) and cell.execution_count is None
+    ]
+    assert not uncounted, f"{path.name}: checked cells {uncounted} lack an execution count (nbval then fails them)"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
