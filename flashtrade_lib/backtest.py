@@ -1,0 +1,742 @@
+"""An honest, vectorised backtest: signals → target weights → t+1 positions → P&L net of costs.
+
+The rules, one line each (``t`` indexes bars; bar ``t`` ends at its close):
+
+1. **Inputs say what they are.** ``market_is`` must be ``"prices"``, ``"simple_returns"``
+   or ``"log_returns"``; nothing is guessed. Log returns are converted with
+   ``expm1`` — summing weighted log returns across assets is wrong.
+2. **Signal → target weight** ``w_t`` (fraction of equity per asset) uses only the
+   signal of bar ``t``: sign, tanh-scaled or given weights, optionally
+   volatility-targeted with a trailing window that ends at ``t``, then clipped per
+   asset (``max_weight``) and scaled down to a gross-leverage cap (``max_gross``).
+3. **t+1 execution.** A weight decided at the close of bar ``t`` is held during bar
+   ``t+1``: ``h_{t+1} = w_t`` and ``h_0 = 0`` (we start flat).
+4. **P&L from one-bar simple returns**, never from overlapping ``h``-bar targets:
+   ``gross_t = sum_a h_{t,a} r_{t,a}``.
+5. **Costs in bps of traded value.** During bar ``t`` the weights drift to
+   ``h_{t,a} (1 + r_{t,a}) / (1 + gross_t)``; rebalancing back to ``h_{t+1}`` trades
+   ``|h_{t+1,a} - drifted_{t,a}|`` of equity (``account_drift=False`` uses
+   ``|h_{t+1,a} - h_{t,a}|`` instead). The cost of that trade,
+   ``(cost_bps + spread_bps / 2 + slippage_bps) / 1e4`` per unit traded, is charged in
+   bar ``t+1``, the first bar the new weight is held.
+6. **Funding** (perpetual futures): a per-bar rate ``f_{t,a}`` (positive = longs pay)
+   costs ``h_{t,a} f_{t,a}`` in bar ``t``.
+7. ``net_t = gross_t - costs_t - funding_t`` and ``equity_t = capital * prod(1 + net)``.
+
+How it is fast: every rule is a whole-array NumPy operation, applied to blocks of
+8,192 bars at a time so the work arrays stay in the CPU cache; held weights are a
+shifted *view* of the targets (no copy); the two steps that look across bars (the
+trailing volatility window, a callable position rule) run on the full arrays first.
+
+:func:`backtest_loop` implements the same rules one bar at a time in plain Python:
+the tests and ``benchmarks/backtest.py`` check the two agree. :func:`seed_style_backtest`
+reproduces the seed chapter's mistakes **on purpose**, so chapter 8 can measure them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from flashtrade_lib import metrics as _metrics
+
+__all__ = [
+    "BacktestResult",
+    "backtest",
+    "backtest_loop",
+    "market_returns",
+    "target_weights",
+    "sign_weights",
+    "tanh_weights",
+    "vol_target_scale",
+    "apply_caps",
+    "SeedStyleResult",
+    "seed_style_backtest",
+]
+
+MarketKind = Literal["prices", "simple_returns", "log_returns"]
+PositionRule = Literal["sign", "tanh", "weights"]
+CostArg = float | Mapping[str, float] | pd.Series
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _as_frame(x: pd.DataFrame | pd.Series, what: str) -> pd.DataFrame:
+    if isinstance(x, pd.Series):
+        x = x.to_frame(name=x.name if x.name is not None else "asset")
+    if not isinstance(x, pd.DataFrame):
+        raise TypeError(
+            f"{what} must be a pandas DataFrame (one column per asset) or Series indexed "
+            f"by time, got {type(x).__name__}"
+        )
+    return x
+
+
+def _check_time_index(index: pd.Index, what: str) -> None:
+    if not isinstance(index, pd.DatetimeIndex):
+        raise ValueError(
+            f"{what} must be indexed by time (a DatetimeIndex), got {type(index).__name__}; "
+            "set the timestamp column as the index, e.g. df.set_index('timestamp')"
+        )
+    if index.hasnans:
+        raise ValueError(f"{what} has missing (NaT) timestamps; drop those rows first")
+    if not index.is_unique:
+        dup = index[index.duplicated()][:3].tolist()
+        raise ValueError(
+            f"{what} has duplicated timestamps (e.g. {dup}); drop or aggregate them first"
+        )
+    if not index.is_monotonic_increasing:
+        raise ValueError(f"{what} time index is not increasing; call .sort_index() first")
+
+
+def _numeric(frame: pd.DataFrame, what: str) -> np.ndarray:
+    try:
+        arr = frame.to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be numeric: {exc}") from exc
+    return arr
+
+
+def _all_finite(arr: np.ndarray) -> bool:
+    """One pass, no temporary: a sum is finite iff every term is (overflow aside)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(arr.sum()):
+            return True
+    return bool(np.isfinite(arr).all())
+
+
+def _where_nan(arr: np.ndarray, index: pd.Index, columns: pd.Index) -> str:
+    t, a = np.argwhere(np.isnan(arr))[0]
+    return f"first at {index[t]} in column {columns[a]!r}, {int(np.isnan(arr).sum())} in all"
+
+
+def market_returns(
+    market: pd.DataFrame | pd.Series, *, market_is: MarketKind
+) -> pd.DataFrame:
+    """Validated one-bar simple returns ``r_t`` (the return of bar ``t``) from ``market``.
+
+    With ``market_is="prices"`` the first bar has no return: it is set to 0 (no
+    position is held in bar 0 anyway, so nothing is earned or lost there).
+    """
+    frame = _as_frame(market, "market data")
+    _check_time_index(frame.index, "market data")
+    if len(frame) < 2:
+        raise ValueError(f"market data needs at least 2 bars, got {len(frame)}")
+    values = _numeric(frame, "market data")
+    finite = _all_finite(values)
+    if not finite and np.isnan(values).any():
+        raise ValueError(
+            "market data has NaN values (" + _where_nan(values, frame.index, frame.columns)
+            + "); fill or drop gaps explicitly before backtesting — a silent fill would "
+            "invent prices"
+        )
+    if market_is == "prices":
+        if values.min() <= 0:
+            raise ValueError("prices must be positive; did you pass returns? use market_is=")
+        r = np.empty_like(values)
+        r[0] = 0.0
+        np.divide(values[1:], values[:-1], out=r[1:])
+        r[1:] -= 1.0
+    elif market_is == "simple_returns":
+        if values.min() <= -1:
+            raise ValueError("simple returns must be > -1 (a price cannot go below zero)")
+        if finite and (frame.dtypes == np.float64).all():
+            # a copy-on-write view: the caller's frame is never aliased nor copied
+            return frame.copy(deep=False)
+        r = values.copy()
+    elif market_is == "log_returns":
+        r = np.expm1(values)
+    else:
+        raise ValueError(
+            f"market_is must be 'prices', 'simple_returns' or 'log_returns', got {market_is!r}"
+        )
+    if not _all_finite(r):
+        raise ValueError("market data gives non-finite returns (inf); check for zeros or infs")
+    return pd.DataFrame(r, index=frame.index, columns=frame.columns, copy=False)
+
+
+def _align_signals(
+    signals: pd.DataFrame | pd.Series, returns: pd.DataFrame, what: str = "signals"
+) -> np.ndarray:
+    sig = _as_frame(signals, what)
+    if isinstance(signals, pd.Series) and returns.shape[1] == 1:
+        sig.columns = returns.columns
+    _check_time_index(sig.index, what)
+    if not sig.index.equals(returns.index):
+        missing = returns.index.difference(sig.index)
+        extra = sig.index.difference(returns.index)
+        raise ValueError(
+            f"{what} and market data have different time indexes ({len(missing)} market bars "
+            f"without a signal, {len(extra)} signal bars without market data); align them "
+            f"explicitly, e.g. {what}.reindex(market.index) and decide how to fill"
+        )
+    if not sig.columns.equals(returns.columns):
+        raise ValueError(
+            f"{what} columns {list(sig.columns)} do not match the market columns "
+            f"{list(returns.columns)}; select or reorder them to match"
+        )
+    arr = _numeric(sig, what)
+    if not _all_finite(arr):
+        if np.isnan(arr).any():
+            raise ValueError(
+                f"{what} have NaN values (" + _where_nan(arr, sig.index, sig.columns)
+                + "); decide what a missing signal means, e.g. .fillna(0) for 'stay flat'"
+            )
+        raise ValueError(f"{what} have infinite values")
+    return arr
+
+
+def _per_asset(value: CostArg, columns: pd.Index, what: str) -> np.ndarray:
+    if isinstance(value, (int, float, np.floating, np.integer)):
+        out = np.full(len(columns), float(value))
+    else:
+        series = pd.Series(value, dtype=float)
+        missing = [c for c in columns if c not in series.index]
+        if missing:
+            raise ValueError(f"{what} has no value for assets {missing}")
+        out = series.reindex(columns).to_numpy()
+    if not np.isfinite(out).all() or (out < 0).any():
+        raise ValueError(f"{what} must be finite and >= 0 bps, got {out}")
+    return out
+
+
+# --------------------------------------------------------------- signal → target weight
+
+
+def _rowsum(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Sum over assets, column by column: faster than ``x.sum(axis=1)`` for a few
+    columns, and the same left-to-right order as the per-bar loop."""
+    if x.shape[1] == 1:
+        if out is None:
+            return x[:, 0].copy()
+        out[:] = x[:, 0]
+        return out
+    out = np.add(x[:, 0], x[:, 1], out=out)
+    for a in range(2, x.shape[1]):
+        out += x[:, a]
+    return out
+
+
+def sign_weights(
+    signals: np.ndarray, threshold: float = 0.0, out: np.ndarray | None = None
+) -> np.ndarray:
+    """+1 / -1 / 0: long when the signal is above ``threshold``, short below ``-threshold``."""
+    return np.subtract(signals > threshold, signals < -threshold, out=out, dtype=float)
+
+
+def tanh_weights(
+    signals: np.ndarray, scale: float = 1.0, out: np.ndarray | None = None
+) -> np.ndarray:
+    """``tanh(scale * signal)``: proportional for small signals, bounded by ±1."""
+    out = np.multiply(signals, scale, out=out)
+    return np.tanh(out, out=out)
+
+
+def vol_target_scale(
+    returns: np.ndarray, *, target_vol: float, periods: float, lookback: int
+) -> np.ndarray:
+    """Per bar and asset, the factor that scales a unit weight to ``target_vol`` a year.
+
+    The volatility estimate at bar ``t`` is the sample std (ddof=1) of that asset's
+    last ``lookback`` one-bar returns *ending at t* — known at the close of ``t``,
+    when the weight is decided. Before ``lookback`` bars exist, and where the
+    estimate is 0, the factor is 0 (no estimate, no position).
+    """
+    if lookback < 2:
+        raise ValueError(f"vol_lookback must be >= 2 bars, got {lookback}")
+    if target_vol <= 0:
+        raise ValueError(f"target_vol must be a positive annual volatility, got {target_vol}")
+    sigma = (
+        pd.DataFrame(returns).rolling(lookback, min_periods=lookback).std(ddof=1).to_numpy()
+    )
+    per_bar = target_vol / math.sqrt(periods)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.isfinite(sigma) & (sigma > 0), per_bar / sigma, 0.0)
+
+
+def apply_caps(
+    weights: np.ndarray,
+    *,
+    max_weight: float | None = None,
+    max_gross: float | None = None,
+    scratch: np.ndarray | None = None,
+) -> np.ndarray:
+    """Clip each weight to ``±max_weight``, then scale rows with ``sum|w| > max_gross`` down.
+
+    Works in place on ``weights`` (and returns it); ``scratch`` (same shape) is an
+    optional work buffer for ``|w|``.
+    """
+    w = weights
+    for name, cap in (("max_weight", max_weight), ("max_gross", max_gross)):
+        if cap is not None and not cap > 0:
+            raise ValueError(f"{name} must be > 0, got {cap}")
+    if max_weight is not None:
+        np.minimum(w, max_weight, out=w)
+        np.maximum(w, -max_weight, out=w)
+    if max_gross is not None:
+        gross = _rowsum(np.abs(w, out=scratch))
+        over = gross > max_gross
+        if over.any():
+            factor = np.ones_like(gross)
+            np.divide(max_gross, gross, out=factor, where=over)
+            w *= factor[:, None]
+    return w
+
+
+def _map_signals(
+    signals: np.ndarray, position: str, threshold: float, scale: float, out: np.ndarray
+) -> np.ndarray:
+    if position == "sign":
+        return sign_weights(signals, threshold, out=out)
+    if position == "tanh":
+        return tanh_weights(signals, scale, out=out)
+    if position == "weights":
+        np.copyto(out, signals)  # never alias the caller's frame
+        return out
+    raise ValueError(f"position must be 'sign', 'tanh', 'weights' or a callable, got {position!r}")
+
+
+def target_weights(
+    signals: np.ndarray,
+    returns: np.ndarray,
+    *,
+    position: PositionRule | Callable[[np.ndarray], np.ndarray],
+    threshold: float = 0.0,
+    scale: float = 1.0,
+    target_vol: float | None = None,
+    vol_lookback: int = 24 * 30,
+    periods: float | None = None,
+    max_weight: float | None = None,
+    max_gross: float | None = None,
+) -> np.ndarray:
+    """Target weight ``w_t`` per bar and asset (rule 2): mapping, vol target, caps.
+
+    The same steps :func:`backtest` takes (it does them block by block).
+    """
+    if callable(position):
+        w = _call_position(position, signals)
+    else:
+        w = _map_signals(signals, position, threshold, scale, np.empty_like(signals, dtype=float))
+    if target_vol is not None:
+        if periods is None:
+            raise ValueError("vol targeting needs periods (bars per year)")
+        w *= vol_target_scale(returns, target_vol=target_vol, periods=periods, lookback=vol_lookback)
+    return apply_caps(w, max_weight=max_weight, max_gross=max_gross)
+
+
+def _call_position(position: Callable[[np.ndarray], np.ndarray], signals: np.ndarray) -> np.ndarray:
+    w = np.array(position(signals), dtype=float)  # a copy: never alias the caller's data
+    if w.shape != signals.shape:
+        raise ValueError(f"position callable returned shape {w.shape}, expected {signals.shape}")
+    if not _all_finite(w):
+        raise ValueError("position callable returned NaN or infinite weights")
+    return w
+
+
+# ------------------------------------------------------------------------------ result
+
+
+@dataclass
+class BacktestResult:
+    """Everything a backtest produced, indexed like the market data.
+
+    ``returns`` are net simple returns per bar; ``positions`` the weights *held*
+    during each bar (``h_t``); ``targets`` the weights *decided* at each bar
+    (``w_t = h_{t+1}``); ``turnover`` the fraction of equity traded at the start
+    of each bar; ``asset_pnl`` each asset's contribution to ``returns`` (its rows
+    sum to ``returns``).
+    """
+
+    returns: pd.Series
+    gross_returns: pd.Series
+    costs: pd.Series
+    funding: pd.Series
+    turnover: pd.Series
+    equity: pd.Series
+    positions: pd.DataFrame
+    targets: pd.DataFrame
+    asset_pnl: pd.DataFrame
+    asset_returns: pd.DataFrame
+    periods_per_year: float
+    settings: dict = field(default_factory=dict)
+
+    def metrics(self, rf: float = 0.0) -> dict[str, float]:
+        """:func:`flashtrade_lib.metrics.summary` of the net returns, turnover and exposure."""
+        return _metrics.summary(
+            self.returns,
+            self.periods_per_year,
+            turnover=self.turnover,
+            positions=self.positions,
+            rf=rf,
+        )
+
+    @cached_property
+    def trades(self) -> pd.DataFrame:
+        """One row per (bar, asset) rebalance: decided at the close of ``decided``,
+        executed at the start of ``held_from``; weights before/after, size and cost."""
+        h = self.positions.to_numpy()
+        r = self.asset_returns.to_numpy()
+        drift = self.settings.get("account_drift", True)
+        before = np.zeros_like(h)
+        if drift:
+            gross = (h * r).sum(axis=1)
+            before[1:] = h[:-1] * (1 + r[:-1]) / (1 + gross[:-1, None])
+        else:
+            before[1:] = h[:-1]
+        size = h - before
+        t, a = np.nonzero(np.abs(size) > 1e-12)
+        bps = np.asarray(self.settings["bps_per_asset"])
+        idx = self.positions.index
+        return pd.DataFrame(
+            {
+                "decided": idx[np.maximum(t - 1, 0)],
+                "held_from": idx[t],
+                "asset": self.positions.columns[a],
+                "weight_before": before[t, a],
+                "weight_after": h[t, a],
+                "size": size[t, a],
+                "cost": np.abs(size[t, a]) * bps[a] / 1e4,
+            }
+        )
+
+
+# ---------------------------------------------------------------------- the backtest
+
+
+_BLOCK = 8192  # bars per block: a block's work arrays stay in the CPU cache
+
+
+def _simulate_block(
+    lo: int,
+    hi: int,
+    r: np.ndarray,
+    h: np.ndarray,
+    bps: np.ndarray,
+    funding: np.ndarray | None,
+    account_drift: bool,
+    work: np.ndarray,
+    out: dict[str, np.ndarray],
+) -> None:
+    """Rules 3-7 for bars ``lo:hi``, written into the full-length arrays in ``out``."""
+    hb, rb = h[lo:hi], r[lo:hi]
+    pnl = np.multiply(hb, rb, out=out["pnl"][lo:hi])  # gross contribution per asset
+    gross = _rowsum(pnl, out=out["gross"][lo:hi])
+    # weights just before the rebalance at the start of bar t: those of bar t-1,
+    # drifted with its returns, h (1 + r) / (1 + gross); nothing before bar 0
+    pre = work[: hi - lo]
+    first = 1 if lo == 0 else 0
+    prev = slice(lo - 1 + first, hi - 1)
+    if first:
+        pre[0] = 0.0
+    if account_drift:
+        growth = 1.0 + out["gross"][prev]
+        if growth.size and growth.min() <= 0:
+            t = prev.start + int(np.flatnonzero(growth <= 0)[0])
+            raise ValueError(
+                f"the portfolio lost 100% or more in one bar (bar {t}); equity cannot go "
+                "below zero — reduce leverage (max_gross) or check the returns"
+            )
+        np.add(r[prev], 1.0, out=pre[first:])
+        pre[first:] *= h[prev]
+        pre[first:] /= growth[:, None]
+    else:
+        pre[first:] = h[prev]
+    trade = np.subtract(hb, pre, out=pre)
+    np.abs(trade, out=trade)
+    turnover = _rowsum(trade, out=out["turnover"][lo:hi])
+    cost = np.multiply(trade, bps / 1e4, out=trade)
+    if (bps == bps[0]).all():  # one cost for all assets: turnover × bps
+        np.multiply(turnover, bps[0] / 1e4, out=out["costs"][lo:hi])
+    else:
+        _rowsum(cost, out=out["costs"][lo:hi])
+    pnl -= cost
+    if funding is not None:
+        fund = np.multiply(hb, funding[lo:hi], out=work[: hi - lo])
+        _rowsum(fund, out=out["funding"][lo:hi])
+        pnl -= fund
+    net = np.subtract(gross, out["costs"][lo:hi], out=out["net"][lo:hi])
+    net -= out["funding"][lo:hi]
+
+
+def backtest(
+    market: pd.DataFrame | pd.Series,
+    signals: pd.DataFrame | pd.Series,
+    *,
+    market_is: MarketKind,
+    position: PositionRule | Callable[[np.ndarray], np.ndarray] = "sign",
+    cost_bps: CostArg = 0.0,
+    spread_bps: CostArg = 0.0,
+    slippage_bps: CostArg = 0.0,
+    funding: pd.DataFrame | pd.Series | None = None,
+    threshold: float = 0.0,
+    scale: float = 1.0,
+    target_vol: float | None = None,
+    vol_lookback: int = 24 * 30,
+    max_weight: float | None = None,
+    max_gross: float | None = None,
+    account_drift: bool = True,
+    calendar: _metrics.Calendar = "crypto",
+    periods_per_year: float | None = None,
+    capital: float = 1.0,
+) -> BacktestResult:
+    """Backtest ``signals`` on ``market`` with t+1 execution and costs (see module docstring).
+
+    ``market``: prices, simple returns or log returns per bar — say which with
+    ``market_is``. ``signals``: same index and columns; the value at bar ``t`` may use
+    information up to the close of ``t``. ``position`` maps signals to target weights:
+    ``"sign"`` (±1, 0 within ``threshold``), ``"tanh"`` (``tanh(scale * s)``),
+    ``"weights"`` (signals already are weights) or a callable on the array.
+    ``target_vol`` (annual) turns on volatility targeting; ``max_weight`` and
+    ``max_gross`` cap per-asset and gross leverage. Costs are bps of traded value:
+    fees ``cost_bps`` + half the quoted ``spread_bps`` + ``slippage_bps`` (each a
+    number or a per-asset mapping). ``funding``: per-bar funding rates (positive =
+    longs pay). ``periods_per_year`` defaults to :func:`metrics.periods_per_year`
+    of the index under ``calendar``.
+    """
+    returns = market_returns(market, market_is=market_is)
+    r = returns.to_numpy()
+    s = _align_signals(signals, returns)
+    if periods_per_year is None:
+        periods_per_year = _metrics.periods_per_year(returns.index, calendar)
+    bps = (
+        _per_asset(cost_bps, returns.columns, "cost_bps")
+        + _per_asset(spread_bps, returns.columns, "spread_bps") / 2
+        + _per_asset(slippage_bps, returns.columns, "slippage_bps")
+    )
+    f = None if funding is None else _align_signals(funding, returns, "funding")
+    if capital <= 0:
+        raise ValueError(f"capital must be positive, got {capital}")
+    n_bars, n_assets = r.shape
+    # Steps that need the whole history run first, on full arrays: a callable
+    # position rule (it may look across bars) and the trailing volatility window.
+    mapped = _call_position(position, s) if callable(position) else None
+    vol = None
+    if target_vol is not None:
+        vol = vol_target_scale(
+            r, target_vol=target_vol, periods=periods_per_year, lookback=vol_lookback
+        )
+    # wbuf = [0, w_0, w_1, ...]: targets are wbuf[1:], held weights h_t = w_{t-1} are
+    # the view wbuf[:-1] — t+1 execution without a copy, flat in bar 0.
+    wbuf = np.empty((n_bars + 1, n_assets))
+    wbuf[0] = 0.0
+    w, h = wbuf[1:], wbuf[:-1]
+    out = {k: np.zeros(n_bars) for k in ("gross", "costs", "funding", "turnover", "net")}
+    out["pnl"] = np.empty_like(r)
+    work = np.empty((min(n_bars, _BLOCK), n_assets))
+    for lo in range(0, n_bars, _BLOCK):
+        hi = min(n_bars, lo + _BLOCK)
+        wb = w[lo:hi]
+        if mapped is not None:
+            wb[:] = mapped[lo:hi]
+        else:
+            _map_signals(s[lo:hi], position, threshold, scale, out=wb)
+        if vol is not None:
+            wb *= vol[lo:hi]
+        apply_caps(wb, max_weight=max_weight, max_gross=max_gross, scratch=work[: hi - lo])
+        _simulate_block(lo, hi, r, h, bps, f, account_drift, work, out)
+    net, gross, costs, fund, turnover, pnl = (
+        out[k] for k in ("net", "gross", "costs", "funding", "turnover", "pnl")
+    )
+    idx, cols = returns.index, returns.columns
+    equity = np.cumprod(1.0 + net)
+    equity *= capital
+    return BacktestResult(
+        returns=pd.Series(net, index=idx, name="net_return", copy=False),
+        gross_returns=pd.Series(gross, index=idx, name="gross_return", copy=False),
+        costs=pd.Series(costs, index=idx, name="costs", copy=False),
+        funding=pd.Series(fund, index=idx, name="funding", copy=False),
+        turnover=pd.Series(turnover, index=idx, name="turnover", copy=False),
+        equity=pd.Series(equity, index=idx, name="equity", copy=False),
+        positions=pd.DataFrame(h, index=idx, columns=cols, copy=False),
+        targets=pd.DataFrame(w, index=idx, columns=cols, copy=False),
+        asset_pnl=pd.DataFrame(pnl, index=idx, columns=cols, copy=False),
+        asset_returns=returns,
+        periods_per_year=float(periods_per_year),
+        settings={
+            "market_is": market_is,
+            "position": position if isinstance(position, str) else repr(position),
+            "bps_per_asset": bps.tolist(),
+            "account_drift": account_drift,
+            "target_vol": target_vol,
+            "max_weight": max_weight,
+            "max_gross": max_gross,
+            "capital": capital,
+        },
+    )
+
+
+# ------------------------------------------------------------ the slow reference loop
+
+
+def backtest_loop(
+    returns: pd.DataFrame,
+    signals: pd.DataFrame,
+    *,
+    position: PositionRule = "sign",
+    cost_bps: float = 0.0,
+    threshold: float = 0.0,
+    scale: float = 1.0,
+    target_vol: float | None = None,
+    vol_lookback: int = 24 * 30,
+    periods: float = 8760.0,
+    max_weight: float | None = None,
+    max_gross: float | None = None,
+    funding: pd.DataFrame | None = None,
+    account_drift: bool = True,
+    capital: float = 1.0,
+) -> dict[str, np.ndarray]:
+    """The same rules as :func:`backtest`, written as a plain per-bar Python loop.
+
+    Deliberately naive (no NumPy in the loop) so it is easy to read and to trust;
+    it takes **simple returns** and total ``cost_bps``. Used to cross-check
+    :func:`backtest` in the tests and to measure its speed-up in the benchmark.
+    """
+    r = returns.to_numpy(dtype=float).tolist()
+    s = signals.to_numpy(dtype=float).tolist()
+    fr = funding.to_numpy(dtype=float).tolist() if funding is not None else None
+    n_bars, n_assets = len(r), len(r[0])
+    held = [0.0] * n_assets
+    drifted = [0.0] * n_assets
+    wealth = capital
+    out = {k: [] for k in ("net", "gross", "costs", "funding", "turnover", "equity")}
+    out_h: list[list[float]] = []
+    target = [0.0] * n_assets
+    per_bar_vol = target_vol / math.sqrt(periods) if target_vol is not None else None
+    for t in range(n_bars):
+        # 1. the position held in bar t was decided at t-1 (t+1 execution)
+        new_held = target if t > 0 else [0.0] * n_assets
+        turnover = 0.0
+        for a in range(n_assets):
+            turnover += abs(new_held[a] - drifted[a])
+        held = new_held
+        cost = turnover * cost_bps / 1e4
+        # 2. earn this bar's one-bar simple return
+        gross = 0.0
+        fund = 0.0
+        for a in range(n_assets):
+            gross += held[a] * r[t][a]
+            if fr is not None:
+                fund += held[a] * fr[t][a]
+        net = gross - cost - fund
+        wealth *= 1.0 + net
+        for a in range(n_assets):
+            drifted[a] = held[a] * (1.0 + r[t][a]) / (1.0 + gross) if account_drift else held[a]
+        # 3. at the close of bar t, decide the weights for bar t+1
+        target = []
+        for a in range(n_assets):
+            x = s[t][a]
+            if position == "sign":
+                w = 1.0 if x > threshold else (-1.0 if x < -threshold else 0.0)
+            elif position == "tanh":
+                w = math.tanh(scale * x)
+            else:
+                w = x
+            if per_bar_vol is not None:
+                if t + 1 >= vol_lookback:
+                    window = [r[u][a] for u in range(t + 1 - vol_lookback, t + 1)]
+                    mean = sum(window) / vol_lookback
+                    var = sum((v - mean) ** 2 for v in window) / (vol_lookback - 1)
+                    sd = math.sqrt(var)
+                    w = w * per_bar_vol / sd if sd > 0 else 0.0
+                else:
+                    w = 0.0
+            if max_weight is not None:
+                w = max(-max_weight, min(max_weight, w))
+            target.append(w)
+        if max_gross is not None:
+            g = sum(abs(w) for w in target)
+            if g > max_gross:
+                target = [w * max_gross / g for w in target]
+        out_h.append(list(held))
+        for k, v in zip(
+            ("net", "gross", "costs", "funding", "turnover", "equity"),
+            (net, gross, cost, fund, turnover, wealth),
+            strict=True,
+        ):
+            out[k].append(v)
+    res = {k: np.asarray(v) for k, v in out.items()}
+    res["positions"] = np.asarray(out_h)
+    return res
+
+
+# ----------------------------------------------------- the seed chapter, WRONG on purpose
+
+
+@dataclass(frozen=True)
+class SeedStyleResult:
+    """What the seed chapter's backtest reported (see :func:`seed_style_backtest`)."""
+
+    returns: pd.Series
+    sharpe: float
+    total_return: float
+    annualisation: float
+
+
+def seed_style_backtest(
+    log_returns: pd.DataFrame,
+    signals: pd.DataFrame,
+    *,
+    horizon: int = 24,
+    overlapping: bool = True,
+    log_as_simple: bool = True,
+    annualisation: float = 252.0,
+    transaction_cost: float = 0.001,
+    position_size: float = 0.1,
+    scale: float = 10.0,
+) -> SeedStyleResult:
+    """**WRONG ON PURPOSE** — the seed chapter's backtest, to measure its mistakes.
+
+    Do not use this to evaluate a strategy. It reproduces, with a switch for each,
+    the three mistakes of the seed chapter's ``backtest_flash_attention_strategy``:
+
+    1. ``overlapping=True``: every bar books the *next ``horizon`` bars'* return
+       (the training target) as that bar's P&L, so each market move is counted
+       ``horizon`` times (≈ 24× over-counting for a 24-bar target). ``False`` books
+       the next *one* bar's return, as an honest backtest does.
+    2. ``log_as_simple=True``: those summed **log** returns are multiplied by the
+       weights as if they were simple returns. ``False`` converts with ``expm1``
+       (per asset, before weighting).
+    3. ``annualisation=252``: the Sharpe ratio of *hourly 24/7* bars is annualised
+       with ``sqrt(252)`` trading days. Pass ``periods_per_year(index)`` (8760) to fix it.
+
+    Like the seed: weights ``tanh(scale * signal) * position_size``, cost
+    ``transaction_cost × |Δweight|`` per bar, Sharpe = ``sqrt(A) * mean / std``
+    of the per-bar equity changes. The weight decided at bar ``t`` (features up to
+    ``t``) is applied to the returns of bars ``t+1 … t+horizon`` — the seed's own
+    timing, so the difference from an honest backtest is only the three mistakes.
+    """
+    lr = _as_frame(log_returns, "log_returns")
+    _check_time_index(lr.index, "log_returns")
+    x = lr.to_numpy(dtype=float)
+    if np.isnan(x).any():
+        raise ValueError("log_returns has NaN values; drop the first bar of a diff first")
+    s = _align_signals(signals, lr)
+    h = horizon if overlapping else 1
+    # target at t: sum of log returns of bars t+1 .. t+h (NaN where the future is missing)
+    csum = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
+    n = x.shape[0]
+    valid = n - h
+    if valid < 2:
+        raise ValueError(f"need more than horizon+1 = {h + 1} bars, got {n}")
+    fwd = csum[1 + h : n + 1] - csum[1:valid + 1]  # rows t = 0 .. valid-1
+    realised = fwd if log_as_simple else np.expm1(fwd)
+    w = np.tanh(scale * s[:valid]) * position_size
+    dw = np.abs(np.diff(np.vstack([np.zeros((1, w.shape[1])), w]), axis=0)).sum(axis=1)
+    # the seed's capital update: capital * (1 + w·y) - cost * |Δw| * capital
+    step = (w * realised).sum(axis=1) - transaction_cost * dw
+    rets = pd.Series(step, index=lr.index[:valid], name="seed_style_return")
+    sd = rets.std()
+    sharpe = float(math.sqrt(annualisation) * rets.mean() / (sd + 1e-8))
+    return SeedStyleResult(
+        returns=rets,
+        sharpe=sharpe,
+        total_return=float(np.prod(1 + step) - 1),
+        annualisation=float(annualisation),
+    )

@@ -1,0 +1,208 @@
+"""Metrics: hand-computed values, annualisation per frequency, quantstats cross-checks."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flashtrade_lib import metrics as m
+
+EXACT = {"rel": 0, "abs": 1e-12}
+R5 = np.array([0.1, -0.05, 0.02, -0.1, 0.05])
+
+
+# ---------------------------------------------------------------------- annualisation
+
+
+@pytest.mark.parametrize(
+    ("freq", "calendar", "expected"),
+    [
+        ("1h", "crypto", 8760),
+        ("1h", "fx", 24 * 5 * 52),
+        ("1h", "equity", 252 * 6.5),
+        ("30min", "crypto", 17520),
+        ("15min", "equity", 252 * 26),
+        ("4h", "crypto", 2190),
+        ("D", "crypto", 365),
+        ("D", "fx", 260),
+        ("D", "equity", 252),
+        ("B", "equity", 252),
+        ("W", "equity", 52),
+        ("W", "crypto", 365 / 7),
+        ("ME", "fx", 12),
+        ("QE", "equity", 4),
+        ("YE", "crypto", 1),
+    ],
+)
+def test_periods_per_year_from_a_frequency(freq: str, calendar: str, expected: float) -> None:
+    assert m.periods_per_year(freq, calendar) == pytest.approx(expected, rel=1e-15)
+
+
+def test_periods_per_year_from_indexes_with_market_gaps() -> None:
+    hourly = pd.date_range("2024-01-01", periods=24 * 60, freq="h")
+    assert m.periods_per_year(hourly) == 8760
+    fx = hourly[hourly.day_of_week < 5]  # FX closes at weekends: gaps must not matter
+    assert m.periods_per_year(fx, "fx") == 6240
+    session = pd.DatetimeIndex(
+        [d + pd.Timedelta(hours=10 + h) for d in pd.bdate_range("2024-01-01", periods=30) for h in range(6)]
+    )
+    assert m.periods_per_year(session, "equity") == 1638
+    assert m.periods_per_year(pd.bdate_range("2024-01-01", periods=300), "equity") == 252
+    assert m.periods_per_year(pd.date_range("2020", periods=40, freq="MS"), "equity") == 12
+
+
+@pytest.mark.parametrize(
+    ("arg", "calendar", "message"),
+    [
+        ("1h", "forex", "unknown calendar"),
+        ("B", "crypto", "business-day"),
+        ("nonsense", "crypto", "cannot read a bar frequency"),
+        (pd.Timedelta("10D"), "equity", "fit no equity convention"),
+        (pd.DatetimeIndex(["2024-01-02", "2024-01-01"]), "crypto", "not strictly increasing"),
+        (pd.DatetimeIndex(["2024-01-01"]), "crypto", "at least 2"),
+    ],
+)
+def test_periods_per_year_bad_input(arg, calendar: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        m.periods_per_year(arg, calendar)
+
+
+# ---------------------------------------------------------------------- hand-computed
+
+
+def test_hand_computed_metrics() -> None:
+    total = 1.1 * 0.95 * 1.02 * 0.9 * 1.05 - 1
+    assert m.total_return(R5) == pytest.approx(total, **EXACT)
+    assert m.annualised_return(R5, 10) == pytest.approx((1 + total) ** 2 - 1, **EXACT)
+    mean, sd = 0.004, math.sqrt(sum((x - 0.004) ** 2 for x in R5) / 4)
+    assert m.annualised_volatility(R5, 4) == pytest.approx(2 * sd, **EXACT)
+    assert m.sharpe(R5, 4) == pytest.approx(mean / sd * 2, **EXACT)
+    downside = math.sqrt((0.05**2 + 0.1**2) / 5)  # over ALL five bars
+    assert m.sortino(R5, 4) == pytest.approx(mean / downside * 2, **EXACT)
+    # equity 1.1, 1.045, 1.0659, 0.95931, 1.0072755: peak 1.1, trough 0.95931
+    assert m.max_drawdown(R5) == pytest.approx(0.95931 / 1.1 - 1, **EXACT)
+    assert m.max_drawdown_duration(R5) == 4  # under water from bar 1 to the end
+    assert m.calmar(R5, 10) == pytest.approx(((1 + total) ** 2 - 1) / (1 - 0.95931 / 1.1), **EXACT)
+    assert m.hit_rate(np.r_[R5, 0.0]) == pytest.approx(3 / 5, **EXACT)
+    assert m.annualised_turnover(np.array([0.0, 1.0, 0.5, 0.5]), 8760) == pytest.approx(0.5 * 8760)
+    pos = np.array([[0.0, 0.0], [1.0, -0.5], [0.5, 0.5], [0.0, 0.0]])
+    assert m.exposure(pos) == pytest.approx((0 + 1.5 + 1 + 0) / 4, **EXACT)
+    assert m.time_in_market(pos) == 0.5
+
+
+def test_a_first_bar_loss_is_a_drawdown_and_duration_counts_recovery() -> None:
+    assert m.max_drawdown([-0.1, 0.05]) == pytest.approx(-0.1, **EXACT)  # 1 -> 0.9
+    # under water for bars 1-2, recovered at bar 3, under again for bar 5
+    r = [0.1, -0.1, 0.05, 0.1, 0.0, -0.01]
+    assert m.max_drawdown_duration(r) == 2
+    assert m.max_drawdown_duration([0.01, 0.02]) == 0
+
+
+def test_risk_free_rate_is_deannualised_geometrically() -> None:
+    rf = 0.05
+    per_bar = (1 + rf) ** (1 / 8760) - 1
+    r = np.random.default_rng(0).normal(1e-4, 0.01, 500)
+    expected = (r - per_bar).mean() / r.std(ddof=1) * math.sqrt(8760)
+    assert m.sharpe(r, 8760, rf=rf) == pytest.approx(expected, rel=1e-12)
+
+
+def test_degenerate_series_give_nan_not_a_huge_number() -> None:
+    assert math.isnan(m.sharpe(np.zeros(10), 252))
+    assert math.isnan(m.sortino(np.full(10, 0.01), 252))
+    assert math.isnan(m.hit_rate(np.zeros(3)))
+
+
+@pytest.mark.parametrize("bad", [[0.1, float("nan")], []])
+def test_metrics_reject_bad_series(bad) -> None:
+    with pytest.raises(ValueError, match="NaN|empty"):
+        m.sharpe(np.asarray(bad, dtype=float), 252)
+
+
+def test_periods_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="periods_per_year"):
+        m.sharpe(R5, 0)
+
+
+# ------------------------------------------------------------------ quantstats cross-check
+
+CASES = [("h", "crypto"), ("h", "fx"), ("30min", "equity"), ("D", "crypto"), ("B", "equity"),
+         ("W", "fx")]
+
+
+@pytest.mark.parametrize(("freq", "calendar"), CASES)
+def test_matches_quantstats_with_its_periods_argument(freq: str, calendar: str) -> None:
+    qs = pytest.importorskip("quantstats")
+    rng = np.random.default_rng(len(freq) * 7 + len(calendar))
+    idx = pd.date_range("2021-01-04", periods=1500, freq=freq)
+    r = pd.Series(rng.standard_t(5, 1500) * 0.01 + 3e-4, index=idx)
+    periods = m.periods_per_year(idx, calendar)
+    # quantstats defaults to periods=252 — pass our bars per year so like is compared with like
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pairs = [
+            (m.sharpe(r, periods), qs.stats.sharpe(r, periods=periods)),
+            (m.sharpe(r, periods, rf=0.03), qs.stats.sharpe(r, rf=0.03, periods=periods)),
+            (m.sortino(r, periods), qs.stats.sortino(r, periods=periods)),
+            (m.annualised_volatility(r, periods), qs.stats.volatility(r, periods=periods)),
+            (m.annualised_return(r, periods), qs.stats.cagr(r, periods=periods)),
+            (m.max_drawdown(r), qs.stats.max_drawdown(r)),
+            (m.calmar(r, periods), qs.stats.calmar(r, periods=periods)),
+            (m.hit_rate(r), qs.stats.win_rate(r)),
+            (m.total_return(r), qs.stats.comp(r)),
+        ]
+    for ours, theirs in pairs:
+        assert ours == pytest.approx(float(theirs), rel=1e-9)
+
+
+def test_quantstats_default_is_252_which_is_wrong_for_hourly_crypto() -> None:
+    qs = pytest.importorskip("quantstats")
+    idx = pd.date_range("2024", periods=1000, freq="h")
+    r = pd.Series(np.random.default_rng(1).normal(1e-4, 0.005, 1000), index=idx)
+    ratio = m.sharpe(r, m.periods_per_year(idx)) / float(qs.stats.sharpe(r))
+    assert ratio == pytest.approx(math.sqrt(8760 / 252), rel=1e-9)
+
+
+# ----------------------------------------------------------------------------- bootstrap
+
+
+def test_bootstrap_ci_is_seeded_and_brackets_the_estimate() -> None:
+    r = np.random.default_rng(4).normal(5e-4, 0.01, 2000)
+    a = m.sharpe_bootstrap_ci(r, 8760, n_boot=300, seed=1)
+    b = m.sharpe_bootstrap_ci(r, 8760, n_boot=300, seed=1)
+    assert a == b
+    assert a.low < a.sharpe < a.high
+    assert a.sharpe == pytest.approx(m.sharpe(r, 8760), rel=1e-15)
+    c = m.sharpe_bootstrap_ci(r, 8760, n_boot=300, seed=1, method="circular", block=20)
+    assert c.low < c.sharpe < c.high
+
+
+def test_block_bootstrap_widens_the_interval_for_autocorrelated_returns() -> None:
+    rng = np.random.default_rng(7)
+    e = rng.normal(0, 0.01, 3000)
+    r = np.empty_like(e)
+    r[0] = e[0]
+    for t in range(1, r.size):  # AR(1) with phi = 0.6: an i.i.d. bootstrap is over-confident
+        r[t] = 0.6 * r[t - 1] + e[t]
+    r += 2e-4
+    iid = m.sharpe_bootstrap_ci(r, 8760, n_boot=400, block=1, seed=0)
+    blocks = m.sharpe_bootstrap_ci(r, 8760, n_boot=400, block=50, seed=0)
+    assert (blocks.high - blocks.low) > 1.4 * (iid.high - iid.low)
+
+
+def test_bootstrap_indices_follow_blocks() -> None:
+    idx = m._bootstrap_indices(np.random.default_rng(0), 3, 20, 5, "circular")
+    steps = np.diff(idx, axis=1) % 20
+    within = np.ones(19, dtype=bool)
+    within[[4, 9, 14]] = False  # block boundaries
+    assert (steps[:, within] == 1).all()
+
+
+def test_summary_and_compare() -> None:
+    s = m.summary(R5, 252, turnover=np.ones(5), positions=np.ones((5, 2)))
+    assert s["annual_turnover"] == 252 and s["exposure"] == 2 and s["bars"] == 5
+    table = m.compare({"a": s, "b": s})
+    assert list(table.index) == ["a", "b"] and table.loc["a", "sharpe"] == s["sharpe"]
