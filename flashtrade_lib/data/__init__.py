@@ -101,6 +101,14 @@ _EXPORTS = {
     "Fold": "splits",
     "purged_splits": "splits",
     "walk_forward_folds": "splits",
+    "fetch_orderbook": "orderbook",
+    "record_orderbook": "orderbook",
+    "load_orderbook_recording": "orderbook",
+    "simulate_lob": "lob_sim",
+    "order_imbalance": "lob_sim",
+    "fetch_yahoo": "yahoo",
+    "cached_yahoo": "yahoo",
+    "yahoo_panel": "yahoo",
 }
 
 __all__ = list(_EXPORTS)

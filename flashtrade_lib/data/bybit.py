@@ -178,7 +178,7 @@ def _describe(url: str, params: dict[str, Any]) -> str:
     return f"GET {url}?" + "&".join(f"{k}={v}" for k, v in params.items())
 
 
-def _get_page(
+def _get_result(
     session: requests.Session,
     url: str,
     params: dict[str, Any],
@@ -187,8 +187,11 @@ def _get_page(
     max_retries: int,
     backoff_factor: float,
     max_wait: float,
-) -> tuple[list[Any], int | None]:
-    """One kline page: (rows as sent by Bybit, server time in ms or None)."""
+) -> tuple[Any, int | None]:
+    """One v5 request with Bybit's error and retry rules: (``result``, server time in ms or None).
+
+    Shared by every public endpoint (klines here, order books in :mod:`.orderbook`).
+    """
     what = _describe(url, params)
     for attempt in range(max_retries + 1):
         try:
@@ -234,13 +237,30 @@ def _get_page(
                     "BTCUSDT is 'linear' or 'spot', BTCUSD is 'inverse')"
                 )
             raise BybitAPIError(f"{what}: Bybit retCode {code}: {payload.get('retMsg')!r}{advice}", code)
-        result = payload.get("result")
-        rows = result.get("list") if isinstance(result, dict) else None
-        if not isinstance(rows, list):
-            raise BybitError(f"{what} returned no result.list: {str(payload)[:200]}")
         server_time = payload.get("time")
-        return rows, int(server_time) if isinstance(server_time, (int, float)) else None
+        return payload.get("result"), int(server_time) if isinstance(server_time, (int, float)) else None
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _get_page(
+    session: requests.Session,
+    url: str,
+    params: dict[str, Any],
+    *,
+    timeout: float,
+    max_retries: int,
+    backoff_factor: float,
+    max_wait: float,
+) -> tuple[list[Any], int | None]:
+    """One kline page: (rows as sent by Bybit, server time in ms or None)."""
+    result, server_time = _get_result(
+        session, url, params, timeout=timeout, max_retries=max_retries,
+        backoff_factor=backoff_factor, max_wait=max_wait,
+    )
+    rows = result.get("list") if isinstance(result, dict) else None
+    if not isinstance(rows, list):
+        raise BybitError(f"{_describe(url, params)} returned no result.list: {str(result)[:200]}")
+    return rows, server_time
 
 
 def _wait_seconds(resp: requests.Response, attempt: int, backoff_factor: float, max_wait: float) -> float:
