@@ -56,6 +56,28 @@ def _fmt(ms: int) -> str:
     return str(pd.Timestamp(ms, unit="ms", tz="UTC"))
 
 
+def write_parquet_atomic(df: pd.DataFrame, path: Path, meta: dict[str, Any]) -> None:
+    """Write ``df`` (index kept) with JSON ``meta`` in the schema, atomically.
+
+    The table goes to a temporary file in the same folder, is fsynced, then renamed over
+    ``path`` (``os.replace`` is atomic): a crash mid-write leaves the previous file intact.
+    """
+    table = pa.Table.from_pandas(df, preserve_index=True)
+    schema_meta = dict(table.schema.metadata or {})
+    schema_meta[_META_KEY] = json.dumps(meta).encode()
+    table = table.replace_schema_metadata(schema_meta)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 class KlineCache:
     """Parquet files of bars keyed by source/category/symbol/interval, with their covered range."""
 
@@ -88,24 +110,11 @@ class KlineCache:
         """Atomically replace the cached file: temp file in the same folder, fsync, ``os.replace``."""
         path = self.path(source, category, symbol, interval)
         path.parent.mkdir(parents=True, exist_ok=True)
-        table = pa.Table.from_pandas(df, preserve_index=True)
-        meta = dict(table.schema.metadata or {})
-        meta[_META_KEY] = json.dumps({
+        write_parquet_atomic(df, path, {
             "covered_start_ms": int(coverage[0]), "covered_end_ms": int(coverage[1]),
             "source": source, "category": category, "symbol": symbol, "interval": interval,
             "written_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }).encode()
-        table = table.replace_schema_metadata(meta)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            pq.write_table(table, tmp)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        })
         return path
 
     def get(

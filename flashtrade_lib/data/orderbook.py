@@ -21,10 +21,8 @@ API reference: https://bybit-exchange.github.io/docs/v5/market/orderbook
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,12 +31,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import requests
 
 from flashtrade_lib.data import bybit
 from flashtrade_lib.data.bybit import BYBIT_URL, BybitError, make_session
+from flashtrade_lib.data.cache import default_cache_dir, write_parquet_atomic
 
 __all__ = [
     "ORDERBOOK_PATH",
@@ -180,23 +178,6 @@ def _frame(snaps: list[OrderBookSnapshot], polled_ms: list[int], depth: int) -> 
     return df
 
 
-def _write_atomic(df: pd.DataFrame, path: Path, meta: dict[str, Any]) -> None:
-    table = pa.Table.from_pandas(df, preserve_index=True)
-    schema_meta = dict(table.schema.metadata or {})
-    schema_meta[b"flashtrade"] = json.dumps(meta).encode()
-    table = table.replace_schema_metadata(schema_meta)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def record_orderbook(
     symbol: str,
     depth: int = 50,
@@ -235,7 +216,7 @@ def record_orderbook(
         raise ValueError(f"duration_s must be a positive number of seconds, got {duration_s!r}")
     if not isinstance(flush_every, int) or flush_every < 1:
         raise ValueError(f"flush_every must be a positive int, got {flush_every!r}")
-    from flashtrade_lib.data.cache import default_cache_dir
+
 
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     start = clock()
@@ -256,7 +237,7 @@ def record_orderbook(
     def flush() -> None:
         meta = {"symbol": symbol, "category": category, "depth": depth, "interval_s": interval_s,
                 "start_utc": stamp, "skipped": skipped, "source": "bybit", "path": ORDERBOOK_PATH}
-        _write_atomic(_frame(snaps, polled, depth), path, meta)
+        write_parquet_atomic(_frame(snaps, polled, depth), path, meta)
 
     while True:
         due = start + k * interval_s
