@@ -1,0 +1,160 @@
+"""Naive vs tiled NumPy attention: wall time, peak extra memory and error, side by side.
+
+    .venv/bin/python benchmarks/numpy_attention.py                 # N = 4096, 8192, 16384
+    .venv/bin/python benchmarks/numpy_attention.py --sizes 2048 4096 --repeat 3
+
+One head, d = 64, float32. For each N, every method is timed *interleaved*
+(round-robin, after a warm-up; medians of ``--repeat`` runs), so the ratios are
+measured side by side even though absolute times drift on a shared machine. Peak
+extra memory is the resident-set high-water mark above the baseline
+(:func:`flashtrade_lib.bench.peak_memory`). Errors are max |difference| from a
+float64 tiled run (the tests prove it equal to the naive formula to 1e-12).
+
+BLAS threads: on a machine shared with other jobs, a multi-threaded OpenBLAS
+spins its threads waiting for a core and can make matrix products 5–10× slower at
+random (tiled attention, with its many small products, suffers most), which
+drowns the comparison. So by default NumPy's BLAS is pinned to one thread
+(``--blas-threads 1``, via :func:`flashtrade_lib.bench.blas_threads`), which is
+fair to both methods (they call the same BLAS); ``--blas-threads 0`` leaves the
+library's default. The setting and the load average before and after are
+recorded with the result, so a reader can tell which conditions produced it.
+
+Target (issue 3, 2-core CPU, N = 8192): the best tiled block is at least 1.3×
+faster than naive and needs at most 1/100 of naive's peak extra memory. The
+result is written, with machine and versions, to
+``benchmarks/results/numpy_attention.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from flashtrade_lib.attention.reference import naive_attention, tiled_attention
+from flashtrade_lib.bench import (
+    blas_thread_count,
+    blas_threads,
+    fmt_bytes,
+    memory_method,
+    peak_memory,
+    time_calls,
+)
+from flashtrade_lib.env import environment_report
+
+RESULTS = Path(__file__).resolve().parent / "results" / "numpy_attention.json"
+TARGET_N, TARGET_SPEEDUP, TARGET_MEMORY_RATIO = 8192, 1.3, 1 / 100
+
+
+def run_size(n: int, d: int, blocks: list[int], repeat: int, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    q, k, v = (rng.standard_normal((n, d)).astype(np.float32) for _ in range(3))
+    fns = {"naive": lambda: naive_attention(q, k, v)}
+    for b in blocks:
+        fns[f"tiled_{b}"] = lambda b=b: tiled_attention(q, k, v, block_q=b, block_k=b)
+
+    reference = tiled_attention(*(x.astype(np.float64) for x in (q, k, v)), block_q=512, block_k=512)
+    rows = {}
+    for name, fn in fns.items():  # the first call of each method: memory and error (and warm-up)
+        holder: list[np.ndarray] = []
+        peak = peak_memory(lambda fn=fn, holder=holder: holder.append(fn()))
+        out = holder.pop()
+        rows[name] = {
+            "peak_extra_bytes": peak,
+            "max_abs_error_vs_fp64": float(np.abs(out - reference).max()),
+            "dtype": str(out.dtype),
+        }
+    timings = time_calls(fns, repeat=repeat, warmup=0)  # already warm
+    for name, row in rows.items():
+        row["median_s"] = timings[name].median_s
+        row["times_s"] = list(timings[name].times_s)
+    naive = rows["naive"]
+    for row in rows.values():
+        row["speedup_vs_naive"] = naive["median_s"] / row["median_s"]
+        row["memory_ratio_vs_naive"] = row["peak_extra_bytes"] / max(naive["peak_extra_bytes"], 1)
+    return rows
+
+
+def print_table(n: int, rows: dict) -> None:
+    print(f"\nN = {n}")
+    print(f"  {'method':<11} {'median':>9} {'speed-up':>9} {'peak extra':>11} {'mem ratio':>10} {'max err':>9}")
+    for name, r in rows.items():
+        print(
+            f"  {name:<11} {r['median_s']:>8.3f}s {r['speedup_vs_naive']:>8.2f}× "
+            f"{fmt_bytes(r['peak_extra_bytes']):>11} {r['memory_ratio_vs_naive']:>10.4f} "
+            f"{r['max_abs_error_vs_fp64']:>9.1e}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192, 16384])
+    parser.add_argument("--blocks", type=int, nargs="+", default=[64, 128, 256, 512])
+    parser.add_argument("--d", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--blas-threads", type=int, default=1, help="0 = the BLAS library's default")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.repeat < 5:
+        print(f"note: --repeat {args.repeat} < 5; the recorded target needs medians of >= 5 runs")
+
+    load_before = os.getloadavg()
+    results = {}
+    pin = blas_threads(args.blas_threads) if args.blas_threads > 0 else contextlib.nullcontext(False)
+    with pin as pinned:
+        threads = blas_thread_count()
+        print(f"NumPy BLAS threads: {threads} ({'pinned' if pinned else 'library default'})")
+        for n in args.sizes:
+            results[str(n)] = run_size(n, args.d, args.blocks, args.repeat)
+            print_table(n, results[str(n)])
+
+    target = None
+    if str(TARGET_N) in results:
+        rows = results[str(TARGET_N)]
+        best = max((name for name in rows if name != "naive"), key=lambda name: rows[name]["speedup_vs_naive"])
+        speedup, mem_ratio = rows[best]["speedup_vs_naive"], rows[best]["memory_ratio_vs_naive"]
+        met = speedup >= TARGET_SPEEDUP and mem_ratio <= TARGET_MEMORY_RATIO and args.repeat >= 5
+        target = {
+            "n": TARGET_N,
+            "best": best,
+            "speedup": speedup,
+            "memory_ratio": mem_ratio,
+            "required_speedup": TARGET_SPEEDUP,
+            "required_memory_ratio": TARGET_MEMORY_RATIO,
+            "met": met,
+        }
+        print(
+            f"\ntarget at N={TARGET_N}: best tiled ({best}) {speedup:.2f}× faster (need ≥ {TARGET_SPEEDUP}), "
+            f"memory ratio 1/{1 / mem_ratio:.0f} (need ≤ 1/{1 / TARGET_MEMORY_RATIO:.0f}): "
+            f"{'MET' if met else 'NOT MET'}"
+        )
+
+    record = {
+        "benchmark": "numpy_attention",
+        "description": "one head, float32, naive vs tiled NumPy attention; interleaved medians",
+        "d": args.d,
+        "dtype": "float32",
+        "repeat": args.repeat,
+        "memory_method": memory_method(),
+        "blas_threads": {"requested": args.blas_threads, "pinned": pinned, "used": threads},
+        "threads_env": {
+            key: os.environ.get(key) for key in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+        },
+        "load_average_1min": {"before": load_before[0], "after": os.getloadavg()[0]},
+        "results": results,
+        "target": target,
+        "environment": environment_report(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

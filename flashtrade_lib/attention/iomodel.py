@@ -1,0 +1,274 @@
+"""How many elements move between slow memory (HBM) and fast memory (SRAM)?
+
+FlashAttention's argument is about memory *traffic*, not arithmetic: standard
+attention writes the ``N × N`` scores and probabilities to slow memory and reads
+them back, ``Θ(Nd + N²)`` element accesses, while the tiled algorithm streams K/V
+tiles past on-chip Q tiles and needs ``Θ(N²d²/M)`` for an on-chip memory of ``M``
+elements (Dao et al. 2022, Theorem 2). This module gives
+
+* exact counts for both algorithms, as the book implements them
+  (:func:`standard_attention_io`, :func:`tiled_attention_io`), with the paper's
+  block-size rule for a given ``M`` (:func:`blocks_for_memory`);
+* *instrumented runs* (:func:`simulate_standard`, :func:`simulate_tiled`) that
+  really compute attention while every slow-memory array is wrapped in a
+  :class:`SlowMemory` that counts each element loaded or stored — the tests check
+  that the runs agree with the formulas and that their outputs are correct.
+
+Counts are elements per head (multiply by bytes per element for bytes), and
+follow the paper's accounting: an algorithm's own matmul reads each operand
+once; masks are not counted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from flashtrade_lib.attention.reference import causal_block_skipped, tile_schedule
+
+__all__ = [
+    "IOCount",
+    "standard_attention_io",
+    "tiled_attention_io",
+    "blocks_for_memory",
+    "fast_memory_needed",
+    "SlowMemory",
+    "simulate_standard",
+    "simulate_tiled",
+]
+
+
+@dataclass(frozen=True)
+class IOCount:
+    """Elements read from and written to slow memory."""
+
+    reads: int
+    writes: int
+
+    @property
+    def total(self) -> int:
+        return self.reads + self.writes
+
+    def __add__(self, other: IOCount) -> IOCount:
+        return IOCount(self.reads + other.reads, self.writes + other.writes)
+
+
+def _positive(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def standard_attention_io(n: int, d: int, *, n_k: int | None = None, d_v: int | None = None) -> IOCount:
+    """Slow-memory traffic of standard attention (the paper's Algorithm 0), per head.
+
+    1. read Q, K; write ``S = QKᵀ``       (``Nq·d + Nk·d`` reads, ``Nq·Nk`` writes)
+    2. read S; write ``P = softmax(S)``   (``Nq·Nk`` reads, ``Nq·Nk`` writes)
+    3. read P, V; write ``O = PV``        (``Nq·Nk + Nk·dv`` reads, ``Nq·dv`` writes)
+
+    ``n`` is the number of queries; ``n_k`` (default ``n``) keys; ``d_v`` (default ``d``).
+    """
+    nq, d = _positive(n, "n"), _positive(d, "d")
+    nk = nq if n_k is None else _positive(n_k, "n_k")
+    dv = d if d_v is None else _positive(d_v, "d_v")
+    reads = nq * d + nk * d + nq * nk + nq * nk + nk * dv
+    writes = nq * nk + nq * nk + nq * dv
+    return IOCount(reads, writes)
+
+
+def tiled_attention_io(
+    n: int,
+    d: int,
+    *,
+    block_q: int,
+    block_k: int,
+    n_k: int | None = None,
+    d_v: int | None = None,
+    causal: bool = False,
+    store_lse: bool = True,
+) -> IOCount:
+    """Slow-memory traffic of :func:`~flashtrade_lib.attention.reference.tiled_attention`, per head.
+
+    Each Q tile is read once and each output row written once; for every Q tile,
+    every K/V tile it visits is read, so K and V are read ``⌈Nq/block_q⌉`` times
+    (fewer under ``causal``, where tiles above the diagonal are skipped). The row
+    log-sum-exp ``L`` (one number per query, saved for the backward) is written
+    when ``store_lse``.
+    """
+    nq, d = _positive(n, "n"), _positive(d, "d")
+    nk = nq if n_k is None else _positive(n_k, "n_k")
+    dv = d if d_v is None else _positive(d_v, "d_v")
+    bq, bk = _positive(block_q, "block_q"), _positive(block_k, "block_k")
+    kv_rows = 0
+    for q0 in range(0, nq, bq):
+        q1 = min(q0 + bq, nq)
+        if causal:  # key tiles k0 = 0, bk, 2bk, ... are visited while k0 < q1
+            visited_tiles = sum(1 for k0 in range(0, nk, bk) if not causal_block_skipped(q1, k0))
+            kv_rows += min(visited_tiles * bk, nk)
+        else:
+            kv_rows += nk
+    reads = nq * d + kv_rows * (d + dv)
+    writes = nq * dv + (nq if store_lse else 0)
+    return IOCount(reads, writes)
+
+
+def blocks_for_memory(m: int, d: int, d_v: int | None = None) -> tuple[int, int]:
+    """The largest ``(block_q, block_k)`` whose tile step fits in ``m`` on-chip elements.
+
+    Following the paper's Algorithm 1 (which uses ``⌈M/4d⌉`` and ``min(⌈M/4d⌉, d)``
+    up to constant factors), the small block is ``block_k = min(⌊M/4d⌋, d)``; then
+    ``block_q`` is as large as :func:`fast_memory_needed` allows. Our loop order is
+    FlashAttention-2's (Q outside), so it is ``block_q`` that sets how often K and V
+    are re-read: ``⌈N/block_q⌉ ≈ 3Nd/M`` times for ``M ≫ d²``, i.e. ``Θ(N²d²/M)``.
+    """
+    m, d = _positive(m, "m"), _positive(d, "d")
+    dv = d if d_v is None else _positive(d_v, "d_v")
+    block_k = max(1, min(d, m // (4 * d)))
+    block_q = (m - block_k * (d + dv)) // (d + block_k + dv + 2)
+    if block_q < 1:
+        raise ValueError(
+            f"on-chip memory m={m} elements cannot hold even one query row with d={d}, "
+            f"d_v={dv}; it needs at least {fast_memory_needed(1, 1, d, dv)}"
+        )
+    return int(block_q), int(block_k)
+
+
+def fast_memory_needed(block_q: int, block_k: int, d: int, d_v: int | None = None) -> int:
+    """Elements held on chip during one tile step of the tiled forward.
+
+    Q tile, K tile, V tile, the scores/probabilities tile, the output accumulator
+    and the two running statistics ``m`` and ``ℓ``.
+    """
+    bq, bk, d = _positive(block_q, "block_q"), _positive(block_k, "block_k"), _positive(d, "d")
+    dv = d if d_v is None else _positive(d_v, "d_v")
+    return bq * d + bk * d + bk * dv + bq * bk + bq * dv + 2 * bq
+
+
+class SlowMemory:
+    """An array in slow memory: the only way in or out is :meth:`load` / :meth:`store`, both counted."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self._data = array
+        self.reads = 0
+        self.writes = 0
+
+    @classmethod
+    def empty(cls, shape: tuple[int, ...], dtype: np.dtype | type = np.float64) -> SlowMemory:
+        return cls(np.zeros(shape, dtype=dtype))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._data.shape
+
+    def load(self, index: object = ...) -> np.ndarray:
+        """Copy a tile into "fast memory" (a fresh array), counting its elements."""
+        tile = np.array(self._data[index], copy=True)
+        self.reads += tile.size
+        return tile
+
+    def store(self, index: object, tile: np.ndarray) -> None:
+        """Write a tile back, counting its elements."""
+        self._data[index] = tile
+        self.writes += np.size(self._data[index])
+
+    def peek(self) -> np.ndarray:
+        """The contents, for checking results afterwards (not counted: not part of the algorithm)."""
+        return self._data
+
+    @property
+    def io(self) -> IOCount:
+        return IOCount(self.reads, self.writes)
+
+
+def _check_2d(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> None:
+    for name, a in (("q", q), ("k", k), ("v", v)):
+        if np.ndim(a) != 2:
+            raise ValueError(
+                f"the instrumented runs count one head: {name} must be 2-D (N, d), got shape {np.shape(a)}"
+            )
+    if q.shape[1] != k.shape[1] or k.shape[0] != v.shape[0]:
+        raise ValueError(f"incompatible shapes q{q.shape}, k{k.shape}, v{v.shape}")
+
+
+def simulate_standard(
+    q: np.ndarray, k: np.ndarray, v: np.ndarray, *, scale: float | None = None
+) -> tuple[np.ndarray, IOCount]:
+    """Standard attention with S and P materialised in counted slow memory: ``(o, io)``."""
+    _check_2d(q, k, v)
+    scale = 1.0 / math.sqrt(q.shape[1]) if scale is None else float(scale)
+    nq, nk = q.shape[0], k.shape[0]
+    hq, hk, hv = SlowMemory(q), SlowMemory(k), SlowMemory(v)
+    hs = SlowMemory.empty((nq, nk), q.dtype)
+    hp = SlowMemory.empty((nq, nk), q.dtype)
+    ho = SlowMemory.empty((nq, v.shape[1]), q.dtype)
+    hs.store(..., hq.load() @ hk.load().T * scale)  # 1. S = Q Kᵀ
+    s = hs.load()  # 2. P = softmax(S)
+    p = np.exp(s - s.max(axis=1, keepdims=True))
+    hp.store(..., p / p.sum(axis=1, keepdims=True))
+    ho.store(..., hp.load() @ hv.load())  # 3. O = P V
+    io = sum((h.io for h in (hq, hk, hv, hs, hp, ho)), IOCount(0, 0))
+    return ho.peek().copy(), io
+
+
+@dataclass(frozen=True)
+class TiledRun:
+    """Result of :func:`simulate_tiled`: output, traffic, and the most fast memory held at once."""
+
+    o: np.ndarray
+    lse: np.ndarray
+    io: IOCount
+    peak_fast_elements: int
+
+
+def simulate_tiled(
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    *,
+    block_q: int,
+    block_k: int,
+    causal: bool = False,
+    scale: float | None = None,
+) -> TiledRun:
+    """The tiled forward with Q, K, V, O and L in counted slow memory.
+
+    Same tiles and same online softmax as ``tiled_attention`` (tiles come from the
+    same :func:`~flashtrade_lib.attention.reference.tile_schedule`), written with
+    explicit loads and stores so the traffic can be counted; one head, no mask.
+    """
+    _check_2d(q, k, v)
+    block_q, block_k = _positive(block_q, "block_q"), _positive(block_k, "block_k")
+    scale = 1.0 / math.sqrt(q.shape[1]) if scale is None else float(scale)
+    nq, nk, dv = q.shape[0], k.shape[0], v.shape[1]
+    hq, hk, hv = SlowMemory(q), SlowMemory(k), SlowMemory(v)
+    ho = SlowMemory.empty((nq, dv), q.dtype)
+    hl = SlowMemory.empty((nq,), q.dtype)
+    peak = 0
+    current_q0 = None
+    for q0, q1, k0, k1 in tile_schedule(nq, nk, block_q=block_q, block_k=block_k, causal=causal):
+        if q0 != current_q0:  # a new row of tiles: load its Q tile, reset the statistics
+            q_tile = hq.load(slice(q0, q1))
+            m = np.full(q1 - q0, -np.inf)
+            ell = np.zeros(q1 - q0)
+            acc = np.zeros((q1 - q0, dv))
+            current_q0 = q0
+        k_tile, v_tile = hk.load(slice(k0, k1)), hv.load(slice(k0, k1))
+        s = q_tile @ k_tile.T * scale
+        if causal:
+            s = np.where(np.arange(k0, k1)[None, :] <= np.arange(q0, q1)[:, None], s, -np.inf)
+        m_new = np.maximum(m, s.max(axis=1))
+        shift = np.where(np.isfinite(m_new), m_new, 0.0)
+        alpha = np.exp(m - shift)
+        p = np.exp(s - shift[:, None])
+        ell = alpha * ell + p.sum(axis=1)
+        acc = alpha[:, None] * acc + p @ v_tile
+        m = m_new
+        held = q_tile.size + k_tile.size + v_tile.size + p.size + acc.size + m.size + ell.size
+        peak = max(peak, held)
+        if k1 == nk or (causal and causal_block_skipped(q1, k1)):  # last tile of this row
+            ho.store(slice(q0, q1), acc / ell[:, None])
+            hl.store(slice(q0, q1), m + np.log(ell))
+    io = sum((h.io for h in (hq, hk, hv, ho, hl)), IOCount(0, 0))
+    return TiledRun(ho.peek().copy(), hl.peek().copy(), io, peak)

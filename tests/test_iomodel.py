@@ -1,0 +1,103 @@
+"""The IO model: formulas agree with instrumented runs, and the runs compute real attention."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flashtrade_lib.attention.iomodel import (
+    IOCount,
+    SlowMemory,
+    blocks_for_memory,
+    fast_memory_needed,
+    simulate_standard,
+    simulate_tiled,
+    standard_attention_io,
+    tiled_attention_io,
+)
+from flashtrade_lib.attention.reference import naive_attention
+
+
+def _qkv(nq: int, nk: int, d: int, dv: int, seed: int) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((nq, d)), rng.standard_normal((nk, d)), rng.standard_normal((nk, dv))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    nq=st.integers(1, 40), nk=st.integers(1, 40), d=st.integers(1, 8), dv=st.integers(1, 8),
+    block_q=st.integers(1, 50), block_k=st.integers(1, 50), causal=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_instrumented_tiled_run_matches_model_and_naive(
+    nq: int, nk: int, d: int, dv: int, block_q: int, block_k: int, causal: bool, seed: int
+) -> None:
+    q, k, v = _qkv(nq, nk, d, dv, seed)
+    run = simulate_tiled(q, k, v, block_q=block_q, block_k=block_k, causal=causal)
+    model = tiled_attention_io(nq, d, n_k=nk, d_v=dv, block_q=block_q, block_k=block_k, causal=causal)
+    assert run.io == model
+    np.testing.assert_allclose(run.o, naive_attention(q, k, v, causal=causal), atol=1e-12)
+    assert run.peak_fast_elements <= fast_memory_needed(block_q, block_k, d, dv)
+
+
+@settings(max_examples=30, deadline=None)
+@given(nq=st.integers(1, 30), nk=st.integers(1, 30), d=st.integers(1, 8), dv=st.integers(1, 8))
+def test_instrumented_standard_run_matches_model_and_naive(nq: int, nk: int, d: int, dv: int) -> None:
+    q, k, v = _qkv(nq, nk, d, dv, seed=nq * nk)
+    o, io = simulate_standard(q, k, v)
+    assert io == standard_attention_io(nq, d, n_k=nk, d_v=dv)
+    np.testing.assert_allclose(o, naive_attention(q, k, v), atol=1e-12)
+
+
+def test_standard_formula_by_hand() -> None:
+    # N=4, d=2: reads Q,K (8+8) + S (16) + P (16) + V (8) = 56; writes S, P (32) + O (8) = 40.
+    assert standard_attention_io(4, 2) == IOCount(56, 40)
+
+
+def test_tiled_formula_by_hand() -> None:
+    # N=8, d=2, block_q=4: Q read once (16), K and V read twice (2·2·16 = 64); O (16) + L (8).
+    assert tiled_attention_io(8, 2, block_q=4, block_k=3) == IOCount(80, 24)
+    # causal, block_q=block_k=4: row 1 reads K/V rows 0..3, row 2 reads 0..7 → 12 rows · 4.
+    assert tiled_attention_io(8, 2, block_q=4, block_k=4, causal=True) == IOCount(16 + 48, 24)
+
+
+def test_theorem_scaling() -> None:
+    """Θ(N²) vs Θ(N²d²/M): doubling M roughly halves tiled traffic; standard ignores M."""
+    n, d = 16384, 64
+    traffic = []
+    for m in (2**16, 2**17, 2**18):
+        bq, bk = blocks_for_memory(m, d)
+        assert fast_memory_needed(bq, bk, d) <= m
+        traffic.append(tiled_attention_io(n, d, block_q=bq, block_k=bk).total)
+    assert 1.8 < traffic[0] / traffic[1] < 2.3 and 1.8 < traffic[1] / traffic[2] < 2.3
+    assert traffic[-1] < standard_attention_io(n, d).total / 5
+    # Quadratic in N for both.
+    assert standard_attention_io(2 * n, d).total / standard_attention_io(n, d).total == pytest.approx(4, rel=0.02)
+
+
+def test_blocks_for_memory_fits_and_is_maximal() -> None:
+    assert blocks_for_memory(100_000, 64) == (473, 64)  # ⌊(100000 − 64·128) / (64+64+64+2)⌋
+    for m, d in [(100_000, 64), (1000, 64), (5000, 16), (2**17, 128)]:
+        bq, bk = blocks_for_memory(m, d)
+        assert bk == max(1, min(d, m // (4 * d)))
+        assert fast_memory_needed(bq, bk, d) <= m < fast_memory_needed(bq + 1, bk, d)
+    with pytest.raises(ValueError, match="cannot hold"):
+        blocks_for_memory(100, 64)
+
+
+def test_slow_memory_counts_loads_and_stores() -> None:
+    h = SlowMemory(np.arange(12.0).reshape(3, 4))
+    tile = h.load(slice(0, 2))
+    tile[:] = 0  # a copy: fast memory is separate
+    assert h.peek()[0, 0] == 0.0 and h.peek()[0, 1] == 1.0
+    h.store(slice(2, 3), np.ones((1, 4)))
+    assert h.io == IOCount(8, 4)
+
+
+def test_errors_are_named() -> None:
+    with pytest.raises(ValueError, match="block_q must be a positive integer"):
+        tiled_attention_io(8, 2, block_q=0, block_k=2)
+    with pytest.raises(ValueError, match="must be 2-D"):
+        simulate_tiled(np.ones((1, 2, 2)), np.ones((2, 2)), np.ones((2, 2)), block_q=1, block_k=1)
