@@ -47,6 +47,11 @@ def test_chapter_front_matter(path) -> None:
     nb = nbformat.read(path, as_version=4)
     first = nb.cells[0]
     assert first.cell_type == "markdown" and first.source.startswith("# "), f"{path.name}: start with a # title"
+    title = first.source.splitlines()[0]
+    assert "$" not in title, (
+        f"{path.name}: no math in the title — it appears in the navigation of every page, "
+        "and pages without math don't load MathJax (use Unicode, e.g. N²)"
+    )
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     for needed in ("Learning objectives", "Prerequisites", "Estimated time", "References"):
         assert needed in text, f"{path.name}: missing a '{needed}' section"
