@@ -1,0 +1,173 @@
+"""Time and peak memory of one training step vs context length: naive attention vs SDPA (and GPU kernels).
+
+    .venv/bin/python benchmarks/train_context.py                 # CPU defaults, ~10 minutes on 2 cores
+    .venv/bin/python benchmarks/train_context.py --contexts 512 1024 --repeat 2   # quicker
+
+One step = forward, loss, backward and AdamW update of ``FlashAttentionTrader``
+(batch 8, d_model 64, 4 heads, 2 layers, causal) on a window of N bars. At every
+context the backends are timed *interleaved* (medians; ratios measured side by
+side in one run), then each step's peak extra memory is measured (resident memory
+on CPU, CUDA allocations on a GPU).
+
+Naive attention keeps ``B·H·N²`` probabilities per layer for the backward pass,
+so its memory grows as N². Steps whose predicted N×N memory exceeds ``--max-gib``
+(default 16 GiB) are **not run** — the prediction is recorded instead. From the
+measured points the script fits
+
+* naive: ``peak ≈ (n_layers + n_live)·B·H·N²·4 bytes`` (``n_live`` fitted), and
+* sdpa: ``peak ≈ a + b·N`` (linear: no N×N buffer),
+
+and reports the longest context each would train within ``--budget-gib`` (24 GiB,
+this machine's RAM) — clearly labelled as predictions from those fits beyond the
+longest context measured. Results go to ``benchmarks/results/train_context_<device>.json``
+with the machine report from :func:`flashtrade_lib.env.environment_report`.
+
+Targets (issue 6; 2-core CPU): at context 4096 sdpa is >= 1.8x faster and needs
+>= 5x less peak memory than naive; sdpa's longest trainable context within 24 GiB
+is >= 8x naive's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from flashtrade_lib.bench import fmt_bytes, fmt_seconds
+from flashtrade_lib.env import environment_report
+from flashtrade_lib.train import measure_train_context
+
+ROOT = Path(__file__).resolve().parents[1]
+GiB = 2**30
+
+
+def _gpu_backends() -> list[str]:
+    from flashtrade_lib.attention.backends import default_capabilities, why_not
+
+    caps = default_capabilities(head_dim=16, causal=True)
+    return [b for b in ("naive", "sdpa", "flash_attn", "triton") if why_not(b, caps) is None]
+
+
+def fit_naive(rows: list[dict], batch: int, heads: int, layers: int) -> float | None:
+    """``n_live``: how many B·H·N² float32 buffers beyond one per layer are alive at the peak."""
+    pts = [r for r in rows if r["backend"] == "naive" and r["status"] == "ok" and r["context"] >= 1024]
+    if not pts:
+        return None
+    per = [r["peak_bytes"] / (batch * heads * r["context"] ** 2 * 4) - layers for r in pts]
+    return float(np.median(per))
+
+
+def fit_linear(rows: list[dict], backend: str) -> tuple[float, float] | None:
+    """Least-squares ``peak = a + b·N`` over the measured contexts of ``backend``."""
+    pts = [(r["context"], r["peak_bytes"]) for r in rows if r["backend"] == backend and r["status"] == "ok"]
+    if len(pts) < 2:
+        return None
+    n, m = np.array(pts, dtype=float).T
+    b, a = np.polyfit(n, m, 1)
+    return float(a), float(b)
+
+
+def main(argv: list[str] | None = None) -> int:
+    cuda = torch.cuda.is_available()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--contexts", type=int, nargs="+",
+                        default=[512, 1024, 2048, 4096, 8192, 16384] if cuda else [512, 1024, 2048, 4096])
+    parser.add_argument("--backends", nargs="+", default=None,
+                        help="default: naive and sdpa on CPU; every usable backend on a GPU")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--d-model", type=int, default=64)
+    parser.add_argument("--n-heads", type=int, default=4)
+    parser.add_argument("--n-layers", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--max-gib", type=float, default=16.0, help="never run a naive step predicted above this")
+    parser.add_argument("--budget-gib", type=float, default=24.0, help="memory budget for 'longest context'")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    device = "cuda" if cuda else "cpu"
+    backends = args.backends or (_gpu_backends() if cuda else ["naive", "sdpa"])
+    out = args.out or ROOT / "benchmarks" / "results" / f"train_context_{device}.json"
+    sizes = {"batch": args.batch, "d_model": args.d_model, "n_heads": args.n_heads, "n_layers": args.n_layers}
+    print(f"device {device}; backends {backends}; {sizes}; contexts {args.contexts}", flush=True)
+
+    rows = measure_train_context(
+        args.contexts, backends, repeat=args.repeat, max_bytes=args.max_gib * GiB, device=device,
+        amp=cuda, progress=True, **sizes,
+    )
+    ok = {(r["context"], r["backend"]): r for r in rows if r["status"] == "ok"}
+
+    print(f"\n{'context':>8} | " + " | ".join(f"{b:>22}" for b in backends) + " | sdpa vs naive: speed-up, memory")
+    for n in args.contexts:
+        cells = []
+        for b in backends:
+            r = ok.get((n, b))
+            if r:
+                cells.append(f"{fmt_seconds(r['step_s']):>9} {fmt_bytes(r['peak_bytes']):>12}")
+            else:
+                other = next((x for x in rows if x["context"] == n and x["backend"] == b), None)
+                cells.append(f"{(other or {}).get('status', 'not run'):>22}")
+        ratio = ""
+        if (n, "naive") in ok and (n, "sdpa") in ok:
+            a, s = ok[(n, "naive")], ok[(n, "sdpa")]
+            ratio = f"{a['step_s'] / s['step_s']:.2f}x faster, {a['peak_bytes'] / max(s['peak_bytes'], 1):.1f}x less"
+        print(f"{n:>8} | " + " | ".join(cells) + f" | {ratio}")
+
+    itemsize = 2 if cuda else 4
+    budget = args.budget_gib * GiB
+    n_live = fit_naive(rows, args.batch, args.n_heads, args.n_layers)
+    lin = fit_linear(rows, "sdpa")
+    fits: dict = {"budget_GiB": args.budget_gib}
+    if n_live is not None:
+        per_n2 = (args.n_layers + n_live) * args.batch * args.n_heads * itemsize
+        n_naive = math.sqrt(budget / per_n2)
+        fits["naive"] = {"model": "peak = (n_layers + n_live) * B * H * N^2 * itemsize", "n_live": n_live,
+                         "longest_context_in_budget": int(n_naive),
+                         "predicted_peak_bytes": {str(n): per_n2 * n * n for n in (8192, 16384, 32768)}}
+        print(f"\nnaive fit: n_live = {n_live:.2f} -> longest context within {args.budget_gib:g} GiB "
+              f"~ {int(n_naive)} (predicted); predicted peak at 8192: {fmt_bytes(per_n2 * 8192**2)}, "
+              f"16384: {fmt_bytes(per_n2 * 16384**2)}")
+    if lin is not None:
+        a, b = lin
+        n_sdpa = (budget - a) / b if b > 0 else float("inf")
+        fits["sdpa"] = {"model": "peak = a + b * N", "a_bytes": a, "b_bytes_per_token": b,
+                        "longest_context_in_budget": int(n_sdpa) if math.isfinite(n_sdpa) else None,
+                        "predicted_peak_bytes": {str(n): a + b * n for n in (8192, 16384, 32768)}}
+        print(f"sdpa fit: peak ~ {fmt_bytes(a)} + {b / 1024:.1f} KiB x N -> longest context within "
+              f"{args.budget_gib:g} GiB ~ {int(n_sdpa):,} (predicted, linear extrapolation beyond "
+              f"N={max(n for n, bk in ok if bk == 'sdpa')})")
+        if n_live is not None:
+            fits["longest_context_ratio_sdpa_over_naive"] = n_sdpa / fits["naive"]["longest_context_in_budget"]
+
+    targets = {}
+    if (4096, "naive") in ok and (4096, "sdpa") in ok:
+        a, s = ok[(4096, "naive")], ok[(4096, "sdpa")]
+        targets["speedup_at_4096"] = {"value": a["step_s"] / s["step_s"], "target": 1.8}
+        targets["memory_ratio_at_4096"] = {"value": a["peak_bytes"] / max(s["peak_bytes"], 1), "target": 5.0}
+    if "longest_context_ratio_sdpa_over_naive" in fits:
+        targets["longest_context_ratio"] = {"value": fits["longest_context_ratio_sdpa_over_naive"], "target": 8.0,
+                                            "note": "from the fits above (predicted beyond measured contexts)"}
+    for name, t in targets.items():
+        t["met"] = bool(t["value"] >= t["target"])
+        print(f"target {name}: {t['value']:.2f} (>= {t['target']}) {'MET' if t['met'] else 'NOT MET'}")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "benchmark": "train_context",
+        "description": "one training step (forward+backward+AdamW) of FlashAttentionTrader, causal",
+        "environment": environment_report(),
+        "settings": {**sizes, "contexts": args.contexts, "backends": backends, "repeat": args.repeat,
+                     "max_gib": args.max_gib, "device": device, "amp_bf16": cuda},
+        "rows": rows,
+        "fits": fits,
+        "targets": targets,
+    }, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

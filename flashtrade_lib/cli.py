@@ -1,0 +1,385 @@
+"""``flashtrade``: the book's pipeline from the command line.
+
+    flashtrade fetch BTCUSDT --interval 60 --start 2024-01-01 --out btc.parquet   # live Bybit (explicit)
+    flashtrade train --data crypto-30m --symbol BTC --out runs/btc                 # offline, bundled bars
+    flashtrade predict --checkpoint runs/btc --out predictions.csv
+    flashtrade backtest --checkpoint runs/btc --cost-bps 5
+    flashtrade bench --contexts 256 512 1024
+
+Everything except ``fetch`` is offline and works on the bundled data or the
+synthetic market. ``train`` writes its checkpoint only into the directory given
+with ``--out``; ``predict`` and ``backtest`` rebuild the exact inputs the model was
+trained on (source, windows, scaler) from the checkpoint's metadata. Run a command
+with ``--help`` for its options. Under ``torchrun`` (``torchrun --nproc_per_node 2
+-m flashtrade_lib.cli train ...``) ``train`` uses DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["main", "build_parser"]
+
+
+class CLIError(Exception):
+    """A problem with the command's inputs: printed as one line, exit status 2."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _print(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def _prediction_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """Information coefficient (Pearson and rank) and directional accuracy of forecasts."""
+    from scipy.stats import spearmanr
+
+    p, y = np.asarray(pred, float).ravel(), np.asarray(target, float).ravel()
+    ic = float(np.corrcoef(p, y)[0, 1]) if p.std() > 0 and y.std() > 0 else float("nan")
+    rank_ic = float(spearmanr(p, y).statistic) if p.std() > 0 else float("nan")
+    nonzero = y != 0
+    accuracy = float(np.mean(np.sign(p[nonzero]) == np.sign(y[nonzero])))
+    return {"ic": ic, "rank_ic": rank_ic, "directional_accuracy": accuracy, "n": int(p.size)}
+
+
+def _load(checkpoint: str, backend: str | None) -> Any:
+    from flashtrade_lib.train import load_checkpoint
+
+    try:
+        return load_checkpoint(checkpoint, backend=backend)
+    except FileNotFoundError as exc:
+        raise CLIError(str(exc)) from exc
+
+
+def _data_for(ckpt: Any) -> Any:
+    from flashtrade_lib.train import market_datasets_from_metadata
+
+    meta = ckpt.metadata
+    missing = [k for k in ("source", "symbol", "lookback", "horizon", "scaler") if k not in meta]
+    if missing:
+        raise CLIError(
+            f"checkpoint {ckpt.path} lacks data metadata {missing}; it was not written by "
+            "`flashtrade train` — predict with the library instead"
+        )
+    return market_datasets_from_metadata(meta)
+
+
+def _predict_frame(ckpt: Any, data: Any, split: str, batch_size: int) -> Any:
+    import pandas as pd
+
+    from flashtrade_lib.train import predict
+
+    if split == "all":
+        ds, times = data.dataset, data.bar_times[data.dataset.times]
+    else:
+        ds, times = getattr(data, split), data.decision_times(split)
+        if len(ds) == 0:
+            raise CLIError(f"the {split} split is empty; choose another --split")
+    out = predict(ckpt.model, ds, batch_size=batch_size)
+    frame = pd.DataFrame(
+        {
+            "prediction": out["regression"][:, 0],
+            "prob_up": out["direction"][:, 0],
+            "allocation": out["allocation"][:, 0],
+            "target": out["target"][:, 0],
+        },
+        index=pd.DatetimeIndex(times, name="decision_time"),
+    )
+    return frame
+
+
+# --------------------------------------------------------------------------- sub-commands
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """Download closed Bybit candles (the only command that uses the network)."""
+    from flashtrade_lib.data import cached_klines, fetch_klines
+
+    kwargs: dict[str, Any] = {"category": args.category}
+    if args.base_url:
+        kwargs["base_url"] = args.base_url
+    try:
+        if args.no_cache:
+            bars = fetch_klines(args.symbol, args.interval, args.start, args.end, **kwargs)
+        else:
+            bars = cached_klines(
+                args.symbol, args.interval, args.start, args.end, cache_dir=args.cache_dir, **kwargs
+            )
+    except ValueError as exc:
+        raise CLIError(str(exc)) from exc
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix == ".parquet":
+            bars.to_parquet(out)
+        elif out.suffix == ".csv":
+            bars.to_csv(out)
+        else:
+            raise CLIError(f"--out must end in .csv or .parquet, got {out.name!r}")
+    summary = {
+        "symbol": args.symbol, "interval": args.interval, "bars": len(bars),
+        "first": str(bars.index[0]) if len(bars) else None,
+        "last": str(bars.index[-1]) if len(bars) else None,
+        "written": args.out,
+    }
+    _print(summary)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a model on bundled or synthetic data and write the best checkpoint into --out."""
+    import torch
+
+    from flashtrade_lib.model import FlashAttentionTrader, ModelConfig
+    from flashtrade_lib.train import TrainConfig, market_datasets, predict, train
+
+    try:
+        data = market_datasets(
+            args.data, symbol=args.symbol, lookback=args.lookback, horizon=args.horizon,
+            last_bars=args.last_bars, n_bars=args.n_bars, n_assets=args.n_assets,
+            planted_lag=args.planted_lag, echo_coef=args.echo_coef, seed=args.seed,
+        )
+        torch.manual_seed(args.seed)
+        config = ModelConfig(
+            n_features=len(data.metadata["features"]), d_model=args.d_model, n_heads=args.n_heads,
+            n_layers=args.n_layers, dropout=args.dropout, causal=not args.bidirectional,
+            backend=args.backend,
+        )
+        tconfig = TrainConfig(
+            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, objective=args.objective,
+            patience=args.patience, seed=args.seed, device=args.device,
+            max_steps_per_epoch=args.max_steps_per_epoch, progress=not args.no_progress,
+            checkpoint_dir=str(args.out),
+        )
+    except ValueError as exc:
+        raise CLIError(str(exc)) from exc
+    model = FlashAttentionTrader(config)
+    result = train(model, {"train": data.train, "val": data.val}, tconfig, metadata=data.metadata)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
+    test = predict(model, data.test, batch_size=2 * args.batch_size, device=args.device)
+    _print({
+        "checkpoint": result.checkpoint,
+        "data": {k: data.metadata[k] for k in ("source", "symbol", "lookback", "horizon", "splits")},
+        "parameters": model.n_parameters(),
+        "epochs_run": len(result.history),
+        "best_epoch": result.best_epoch,
+        "best_val_loss": result.best_val_loss,
+        "history": result.history,
+        "test": _prediction_metrics(test["regression"], test["target"]),
+        "seconds": round(result.seconds, 1),
+    })
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predict a split with a trained checkpoint; write CSV with --out or print a summary."""
+    ckpt = _load(args.checkpoint, args.backend)
+    data = _data_for(ckpt)
+    frame = _predict_frame(ckpt, data, args.split, args.batch_size)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(out)
+    _print({
+        "checkpoint": str(ckpt.path),
+        "split": args.split,
+        "first": str(frame.index[0]),
+        "last": str(frame.index[-1]),
+        **_prediction_metrics(frame["prediction"], frame["target"]),
+        "written": args.out,
+    })
+    return 0
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    """Backtest a checkpoint's signals (t+1 execution, costs) against buy-and-hold."""
+    import pandas as pd
+
+    from flashtrade_lib.backtest import backtest
+    from flashtrade_lib.metrics import compare
+
+    ckpt = _load(args.checkpoint, args.backend)
+    data = _data_for(ckpt)
+    frame = _predict_frame(ckpt, data, args.split, args.batch_size)
+    symbol = ckpt.metadata["symbol"]
+    close = data.close[symbol]
+    # the bars from the first decision to the last one: a signal decided at bar t is held in t+1
+    prices = close.loc[frame.index[0] : frame.index[-1]].to_frame(symbol)
+    column = {"regression": "prediction", "direction": "prob_up", "allocation": "allocation"}[args.signal]
+    raw = frame[column] - (0.5 if args.signal == "direction" else 0.0)
+    # bars without a prediction (a NaN in their window) hold no position
+    signals = raw.reindex(prices.index).fillna(0.0).to_frame(symbol)
+    calendar = "fx" if ckpt.metadata["source"] == "eurusd-1h" else "crypto"
+    common = {"market_is": "prices", "cost_bps": args.cost_bps, "calendar": calendar}
+    model_bt = backtest(prices, signals, position=args.position, scale=args.scale, **common)
+    hold = backtest(prices, pd.DataFrame(1.0, index=prices.index, columns=[symbol]), position="sign", **common)
+    table = compare({"model": model_bt.metrics(), "buy_and_hold": hold.metrics()})
+    keep = ["total_return", "annual_return", "sharpe", "max_drawdown", "hit_rate", "annual_turnover",
+            "periods_per_year", "bars"]
+    pd.set_option("display.width", 140)
+    print(f"backtest of {symbol}, {args.split} split {prices.index[0]} → {prices.index[-1]}, "
+          f"signal={args.signal}, position={args.position}, cost {args.cost_bps} bps")
+    print(table[keep].round(4).to_string())
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"model": model_bt.equity, "buy_and_hold": hold.equity}).to_csv(args.out)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Time and peak memory of one training step vs context length, per attention backend."""
+    from flashtrade_lib.bench import fmt_bytes, fmt_seconds
+    from flashtrade_lib.env import environment_report
+    from flashtrade_lib.train import measure_train_context
+
+    device = args.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    rows = measure_train_context(
+        args.contexts, args.backends, batch=args.batch, d_model=args.d_model, n_heads=args.n_heads,
+        n_layers=args.n_layers, repeat=args.repeat, max_bytes=args.max_gib * 2**30, device=device,
+        amp=device.startswith("cuda"), progress=not args.no_progress,
+    )
+    print(f"{'context':>8} {'backend':>12} {'step':>10} {'peak memory':>12}")
+    for r in rows:
+        if r["status"] == "ok":
+            print(f"{r['context']:>8} {r['backend']:>12} {fmt_seconds(r['step_s']):>10} "
+                  f"{fmt_bytes(r['peak_bytes']):>12}")
+        else:
+            print(f"{r['context']:>8} {r['backend']:>12} {r['status']:>10}  {r['reason']}")
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"environment": environment_report(), "rows": rows}, indent=2))
+        print(f"wrote {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from flashtrade_lib.attention.backends import BACKENDS
+    from flashtrade_lib.train import OBJECTIVES, SOURCES
+
+    parser = argparse.ArgumentParser(
+        prog="flashtrade", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    backends = ("auto", *BACKENDS)
+
+    p = sub.add_parser("fetch", help="download Bybit klines (network; cached)", description=cmd_fetch.__doc__)
+    p.add_argument("symbol", help="Bybit symbol, e.g. BTCUSDT")
+    p.add_argument("--interval", default="60", help="1,3,5,15,30,60,120,240,360,720,D,W,M (default 60 = hourly)")
+    p.add_argument("--start", help="first bar, e.g. 2024-01-01 (default: as far back as Bybit has)")
+    p.add_argument("--end", help="last bar (default: now)")
+    p.add_argument("--category", default="linear", choices=("spot", "linear", "inverse"))
+    p.add_argument("--out", help="write the bars to this .csv or .parquet file")
+    p.add_argument("--cache-dir", help="cache folder (default $FLASHTRADE_CACHE_DIR or ~/.cache/flashtrade)")
+    p.add_argument("--no-cache", action="store_true", help="always download, never read or write the cache")
+    p.add_argument("--base-url", help=argparse.SUPPRESS)  # tests point this at a local server
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("train", help="train a model (offline)", description=cmd_train.__doc__,
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", required=True, help="directory for the checkpoint (created if missing)")
+    p.add_argument("--data", default="crypto-30m", choices=SOURCES, help="bundled data set or synthetic market")
+    p.add_argument("--symbol", help="asset whose forward return is the target (default: the first)")
+    p.add_argument("--lookback", type=_positive, default=128, help="bars per input window")
+    p.add_argument("--horizon", type=_positive, default=1, help="bars ahead of the forward log return")
+    p.add_argument("--last-bars", type=_positive, default=4000,
+                   help="use only the most recent bars (a CPU-sized default; pass a large number for all)")
+    p.add_argument("--epochs", type=_positive, default=3)
+    p.add_argument("--batch-size", type=_positive, default=32, help="global batch (all processes)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--objective", choices=OBJECTIVES, default="regression")
+    p.add_argument("--patience", type=_positive, default=3, help="early-stopping patience in epochs")
+    p.add_argument("--max-steps-per-epoch", type=_positive, default=None)
+    p.add_argument("--d-model", type=_positive, default=64)
+    p.add_argument("--n-heads", type=_positive, default=4)
+    p.add_argument("--n-layers", type=_positive, default=2)
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--bidirectional", action="store_true", help="non-causal encoder over the window")
+    p.add_argument("--backend", choices=backends, default="auto", help="attention backend")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g = p.add_argument_group("synthetic market (--data synthetic)")
+    g.add_argument("--n-bars", type=_positive, default=6000)
+    g.add_argument("--n-assets", type=_positive, default=2)
+    g.add_argument("--planted-lag", type=_positive, default=48, help="lag of the planted echo, in bars")
+    g.add_argument("--echo-coef", type=float, default=0.3)
+    p.set_defaults(func=cmd_train)
+
+    for name, func, helptext in (
+        ("predict", cmd_predict, "predict a split with a checkpoint (offline)"),
+        ("backtest", cmd_backtest, "backtest a checkpoint's signals with costs (offline)"),
+    ):
+        p = sub.add_parser(name, help=helptext, description=func.__doc__,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        p.add_argument("--checkpoint", required=True, help="checkpoint file or the directory holding it")
+        p.add_argument("--split", choices=("train", "val", "test", "all") if name == "predict"
+                       else ("val", "test"), default="test")
+        p.add_argument("--backend", choices=backends, default=None, help="override the saved backend")
+        p.add_argument("--batch-size", type=_positive, default=128)
+        if name == "predict":
+            p.add_argument("--out", help="write predictions to this CSV file")
+        else:
+            p.add_argument("--signal", choices=("regression", "direction", "allocation"), default="regression")
+            p.add_argument("--position", choices=("sign", "tanh"), default="sign")
+            p.add_argument("--scale", type=float, default=1.0, help="tanh scale for --position tanh")
+            p.add_argument("--cost-bps", type=float, default=5.0, help="fees in bps of traded value")
+            p.add_argument("--out", help="write both equity curves to this CSV file")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("bench", help="time/memory of a training step vs context (offline)",
+                       description=cmd_bench.__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--contexts", type=_positive, nargs="+", default=[256, 512, 1024])
+    p.add_argument("--backends", choices=backends, nargs="+", default=["naive", "sdpa"])
+    p.add_argument("--batch", type=_positive, default=8)
+    p.add_argument("--d-model", type=_positive, default=64)
+    p.add_argument("--n-heads", type=_positive, default=4)
+    p.add_argument("--n-layers", type=_positive, default=2)
+    p.add_argument("--repeat", type=_positive, default=3, help="timed steps per backend (median reported)")
+    p.add_argument("--max-gib", type=float, default=16.0,
+                   help="skip naive steps predicted to need more N×N memory than this")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--json", help="also write the rows and the machine report to this JSON file")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``flashtrade`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (CLIError, ValueError) as exc:  # bad inputs: one clear line, no traceback
+        print(f"flashtrade {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

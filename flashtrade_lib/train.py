@@ -1,0 +1,1030 @@
+"""Training ``FlashAttentionTrader``: one loop for a laptop CPU, a GPU, or many processes.
+
+``train(model, datasets, config)`` runs AdamW with linear warm-up and cosine decay,
+gradient clipping, early stopping on the validation loss and — on a GPU only —
+mixed precision. Started with ``torchrun --nproc_per_node P ...`` it runs
+unchanged under DistributedDataParallel (gloo on CPU, nccl on GPU): every process
+sees a disjoint shard of each *global* batch through a ``DistributedSampler``, and
+gradients are averaged, so P processes take exactly the steps one process would
+take with the same ``batch_size`` and ``seed`` (up to floating-point summation
+order). That is what makes the 2-process test able to compare against a
+single-process run.
+
+Checkpoints (:func:`save_checkpoint`, :func:`load_checkpoint`) hold plain types
+only — weights, the model config as a dict, metadata, versions — so they load with
+``torch.load(weights_only=True)``, which cannot execute code hidden in a file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+
+from flashtrade_lib.model import FlashAttentionTrader, ModelConfig
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "train",
+    "compute_loss",
+    "lr_at",
+    "predict",
+    "save_checkpoint",
+    "load_checkpoint",
+    "Checkpoint",
+    "CHECKPOINT_NAME",
+    "MarketData",
+    "market_datasets",
+    "market_datasets_from_metadata",
+    "train_step",
+    "naive_step_bytes",
+    "measure_train_context",
+]
+
+OBJECTIVES = ("regression", "direction", "allocation", "multi")
+CHECKPOINT_NAME = "checkpoint.pt"
+_FORMAT = "flashtrade-checkpoint"
+_FORMAT_VERSION = 1
+# Fields that may differ between a checkpoint and the model it is loaded into: they
+# do not change the weights (the attention backend is a run-time choice).
+_RUNTIME_FIELDS = ("backend", "dropout")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything about *how* to train (the model's shape lives in ``ModelConfig``).
+
+    ``batch_size`` is the **global** batch: under ``torchrun`` with P processes each
+    one takes ``batch_size / P`` samples per step. ``objective`` picks the loss:
+
+    * ``regression`` — mean squared error divided by the training targets' variance
+      (so 1.0 means "no better than predicting the mean"),
+    * ``direction`` — binary cross-entropy of the ``direction`` logit vs ``target > 0``,
+    * ``allocation`` — minus the mean P&L ``allocation * target`` (in units of the
+      target's standard deviation): the position head learns to trade directly,
+    * ``multi`` — ``regression + direction``.
+
+    ``amp`` is ``"auto"`` (bf16 where the GPU supports it, else fp16; nothing on
+    CPU), ``"bf16"``, ``"fp16"`` or ``"off"``; mixed precision is GPU-only.
+    ``patience`` epochs without a better validation loss stop training (``None``
+    never stops early); the best weights are restored at the end.
+    ``checkpoint_dir`` (``None``: nothing is written) receives the best checkpoint.
+    """
+
+    epochs: int = 5
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_frac: float = 0.05
+    min_lr_ratio: float = 0.1
+    grad_clip: float | None = 1.0
+    objective: str = "regression"
+    patience: int | None = 3
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"
+    max_steps_per_epoch: int | None = None
+    eval_batch_size: int | None = None
+    num_workers: int = 0
+    progress: bool = True
+    checkpoint_dir: str | None = None
+    standardize_target: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive int, got {value!r}")
+        for name in ("max_steps_per_epoch", "eval_batch_size", "patience"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"TrainConfig.{name} must be a positive int or None, got {value!r}")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 <= self.warmup_frac < 1:
+            raise ValueError(f"TrainConfig.warmup_frac must be in [0, 1), got {self.warmup_frac!r}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"TrainConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip!r}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(
+                f"unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}"
+            )
+        if self.amp not in ("auto", "bf16", "fp16", "off"):
+            raise ValueError(f"TrainConfig.amp must be auto, bf16, fp16 or off, got {self.amp!r}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"TrainConfig.device must be auto, cpu or cuda[:i], got {self.device!r}")
+        if self.num_workers < 0:
+            raise ValueError(f"TrainConfig.num_workers must be >= 0, got {self.num_workers!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {unknown}; known fields: {sorted(known)}")
+        return cls(**data)
+
+
+@dataclass
+class TrainResult:
+    """What a run did: one row per epoch in ``history``, and where the best model is."""
+
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_val_loss: float | None
+    stopped_early: bool
+    steps: int
+    seconds: float
+    world_size: int
+    checkpoint: str | None = None
+    step_losses: list[float] = field(default_factory=list)
+
+    @property
+    def train_losses(self) -> list[float]:
+        return [row["train_loss"] for row in self.history]
+
+    @property
+    def val_losses(self) -> list[float]:
+        return [row["val_loss"] for row in self.history if "val_loss" in row]
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def compute_loss(
+    outputs: Mapping[str, Tensor], target: Tensor, objective: str, target_std: float = 1.0
+) -> Tensor:
+    """Mean loss of one batch (see :class:`TrainConfig` for the objectives).
+
+    A *mean* over the samples of the batch, so that averaging it over processes
+    (what DDP does to gradients) equals the loss of the whole global batch.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
+    pred = outputs["regression"]
+    target = target.to(pred.device, torch.float32).reshape(pred.shape)
+    if objective == "allocation":
+        return -(outputs["allocation"].float() * target).mean() / target_std
+    loss = torch.zeros((), device=pred.device)
+    if objective in ("regression", "multi"):
+        loss = loss + F.mse_loss(pred.float(), target) / target_std**2
+    if objective in ("direction", "multi"):
+        loss = loss + F.binary_cross_entropy_with_logits(
+            outputs["direction"].float(), (target > 0).float()
+        )
+    return loss
+
+
+def lr_at(step: int, total_steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
+    """Learning-rate multiplier: linear warm-up to 1, then cosine decay to ``min_lr_ratio``."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / span)
+    return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _split(batch: Any) -> tuple[Tensor, Tensor]:
+    """``(x, y)`` from a batch given as a tuple/list ``(x, y, ...)`` or a dict with ``x``/``y``."""
+    if isinstance(batch, Mapping):
+        if "x" not in batch or "y" not in batch:
+            raise ValueError(f"a dict batch needs keys 'x' and 'y', got {sorted(batch)}")
+        return batch["x"], batch["y"]
+    if isinstance(batch, (tuple, list)) and len(batch) >= 2:
+        return batch[0], batch[1]
+    raise ValueError(
+        "a dataset item must be (x, y) or {'x': ..., 'y': ...}; got "
+        f"{type(batch).__name__}"
+    )
+
+
+def _datasets(datasets: Any) -> tuple[Dataset, Dataset | None]:
+    if isinstance(datasets, Mapping):
+        if "train" not in datasets:
+            raise ValueError(f"datasets needs a 'train' entry, got keys {sorted(datasets)}")
+        return datasets["train"], datasets.get("val")
+    if isinstance(datasets, Sequence) and not isinstance(datasets, Dataset) and len(datasets) in (1, 2):
+        return datasets[0], (datasets[1] if len(datasets) == 2 else None)
+    if isinstance(datasets, Dataset):
+        return datasets, None
+    raise ValueError(
+        "datasets must be a Dataset, a (train, val) pair or a dict with 'train' and "
+        f"optionally 'val'; got {type(datasets).__name__}"
+    )
+
+
+def _item_targets(dataset: Dataset) -> np.ndarray | None:
+    """Every item's target, when the dataset can say so without reading items (else ``None``)."""
+    if isinstance(dataset, Subset):
+        inner = _item_targets(dataset.dataset)
+        return None if inner is None else inner[np.asarray(dataset.indices, dtype=np.int64)]
+    if isinstance(dataset, torch.utils.data.TensorDataset):
+        return dataset.tensors[1].double().numpy()
+    times, y = getattr(dataset, "times", None), getattr(dataset, "y", None)
+    if times is not None and isinstance(y, Tensor):  # WindowDataset: item i's target is y[times[i]]
+        return y[torch.as_tensor(np.asarray(times), dtype=torch.long)].double().numpy()
+    return None
+
+
+def _targets(dataset: Dataset, limit: int = 8192) -> np.ndarray:
+    """The training targets, for their scale: all of them, or ``limit`` evenly spaced ones.
+
+    Reads them directly from a ``TensorDataset``, a windowed dataset or a ``Subset`` of
+    one, and otherwise reads items; the spacing is deterministic, so every process
+    gets the same value.
+    """
+    known = _item_targets(dataset)
+    if known is not None:
+        return known.ravel()
+    n = len(dataset)  # type: ignore[arg-type]
+    idx = np.unique(np.linspace(0, n - 1, min(n, limit)).astype(int))
+    return np.concatenate([np.asarray(_split(dataset[int(i)])[1], dtype=np.float64).ravel() for i in idx])
+
+
+# --------------------------------------------------------------------------- distributed
+
+
+def _dist_env() -> tuple[int, int, int]:
+    """(rank, local_rank, world_size) from torchrun's environment (1 process without it)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
+
+
+def _setup_distributed(device: torch.device) -> bool:
+    """Initialise the process group under ``torchrun``; returns True if we created it."""
+    import torch.distributed as dist
+
+    _, _, world = _dist_env()
+    if world == 1 or dist.is_initialized():
+        return False
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return True
+
+
+def _resolve_device(name: str, local_rank: int, world: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={name!r} but no CUDA GPU is available; use device='cpu' or 'auto'"
+            )
+        if name == "cuda" and world > 1:
+            name = f"cuda:{local_rank}"
+    return torch.device(name)
+
+
+def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda":
+        if amp in ("bf16", "fp16"):
+            raise ValueError(
+                f"amp={amp!r} needs a CUDA GPU; on CPU train in float32 (amp='off' or 'auto')"
+            )
+        return None
+    if amp == "off":
+        return None
+    if amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16
+    return torch.float16
+
+
+def _autocast(dtype: torch.dtype | None, device: torch.device) -> AbstractContextManager[Any]:
+    return torch.autocast(device_type=device.type, dtype=dtype) if dtype else nullcontext()
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _progress(iterable: Any, *, enabled: bool, **kwargs: Any) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, disable=not enabled, **kwargs)
+
+
+def _evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    config: TrainConfig,
+    device: torch.device,
+    amp: torch.dtype | None,
+    target_std: float,
+    rank: int,
+    world: int,
+) -> float:
+    """Mean validation loss over the whole set, sharded over processes and all-reduced."""
+    n = len(dataset)  # type: ignore[arg-type]
+    shard = Subset(dataset, range(rank, n, world)) if world > 1 else dataset
+    loader = DataLoader(shard, batch_size=config.eval_batch_size or config.batch_size, shuffle=False)
+    total = torch.zeros(2, dtype=torch.float64, device=device)  # (sum of losses, count)
+    model.eval()
+    with torch.no_grad():
+        for batch in loader:
+            x, y = _split(batch)
+            with _autocast(amp, device):
+                out = model(x.to(device, non_blocking=True))
+            total[0] += compute_loss(out, y, config.objective, target_std).double() * len(y)
+            total[1] += len(y)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(total)
+    return float(total[0] / total[1])
+
+
+def train(
+    model: FlashAttentionTrader,
+    datasets: Any,
+    config: TrainConfig | None = None,
+    *,
+    metadata: Mapping[str, Any] | None = None,
+) -> TrainResult:
+    """Train ``model`` in place on ``datasets`` (``{"train": ds, "val": ds}`` or ``(train, val)``).
+
+    Each dataset item is ``(x, y)`` with ``x`` of shape ``(N, n_features)`` and ``y``
+    the target(s). Returns a :class:`TrainResult`; the model ends with the weights
+    of the best validation epoch (the last epoch when there is no validation set).
+    ``metadata`` (plain types: data range, feature names, ...) goes into checkpoints.
+
+    Deterministic on CPU for a given ``config.seed``: the shuffling order comes
+    from the seed and the epoch, and dropout from a generator seeded here. The
+    model's own initialisation is the caller's (seed before building it).
+    """
+    config = config or TrainConfig()
+    if not isinstance(model, FlashAttentionTrader):
+        raise TypeError(f"train needs a FlashAttentionTrader, got {type(model).__name__}")
+    train_set, val_set = _datasets(datasets)
+    if len(train_set) == 0:  # type: ignore[arg-type]
+        raise ValueError("the training dataset is empty")
+    rank, local_rank, world = _dist_env()
+    if config.batch_size % world:
+        raise ValueError(
+            f"batch_size={config.batch_size} (the global batch) is not divisible by the "
+            f"{world} processes; choose a multiple of {world}"
+        )
+    if len(train_set) < config.batch_size:  # type: ignore[arg-type]
+        raise ValueError(
+            f"the training set has {len(train_set)} samples, fewer than one batch of "  # type: ignore[arg-type]
+            f"{config.batch_size}; lower batch_size"
+        )
+    device = _resolve_device(config.device, local_rank, world)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    created_group = _setup_distributed(device)
+    amp = _amp_dtype(config.amp, device)
+    torch.manual_seed(config.seed + rank)  # dropout differs per process, as it should
+    start = time.perf_counter()
+
+    targets = _targets(train_set)
+    target_std = float(targets.std()) if config.standardize_target else 1.0
+    if not np.isfinite(target_std) or target_std <= 0:
+        raise ValueError(
+            f"training targets have standard deviation {target_std}; they must vary "
+            "(check the dataset) or pass standardize_target=False"
+        )
+    model.target_scale.fill_(target_std)
+    model.to(device)
+    net: nn.Module = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # each objective trains only some of the three heads: tell DDP not to wait for the others
+        net = DistributedDataParallel(
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=True,
+        )
+
+    # rank r of P takes samples r, r+P, ... of each epoch's permutation, batch_size/P at a
+    # time: the union over ranks of step i is exactly one process's batch i.
+    sampler = DistributedSampler(
+        train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed, drop_last=True
+    )
+    loader = DataLoader(
+        train_set,
+        batch_size=config.batch_size // world,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=config.num_workers,
+        pin_memory=device.type == "cuda",
+    )
+    steps_per_epoch = len(loader)
+    if config.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
+    total_steps = steps_per_epoch * config.epochs
+    warmup = int(config.warmup_frac * total_steps)
+
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "heads" not in n]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "heads" in n]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_at(s, total_steps, warmup, config.min_lr_ratio)
+    )
+    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
+
+    show = config.progress and rank == 0
+    history: list[dict[str, float]] = []
+    step_losses: list[float] = []
+    best_val, best_epoch, best_state, bad_epochs = math.inf, -1, None, 0
+    stopped_early, checkpoint_path, step = False, None, 0
+    base_meta = dict(metadata or {})
+    _check_plain(base_meta, "metadata")
+
+    epochs = _progress(range(config.epochs), enabled=show, desc="epochs", unit="epoch")
+    for epoch in epochs:
+        sampler.set_epoch(epoch)
+        net.train()
+        running = 0.0
+        bar = _progress(
+            _take(loader, steps_per_epoch), enabled=show, total=steps_per_epoch,
+            desc=f"epoch {epoch + 1}", unit="batch", leave=False,
+        )
+        for batch in bar:
+            x, y = _split(batch)
+            with _autocast(amp, device):
+                out = net(x.to(device, non_blocking=True))
+            loss = compute_loss(out, y, config.objective, target_std)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            if config.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            scheduler.step()
+            step += 1
+            value = _global_mean(loss.detach(), world)
+            step_losses.append(value)
+            running += value
+            bar.set_postfix(loss=f"{value:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        row = {"epoch": epoch + 1, "train_loss": running / steps_per_epoch, "lr": scheduler.get_last_lr()[0]}
+        if val_set is not None and len(val_set) > 0:  # type: ignore[arg-type]
+            row["val_loss"] = _evaluate(model, val_set, config, device, amp, target_std, rank, world)
+        history.append(row)
+        epochs.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k.endswith("loss")})
+
+        current = row.get("val_loss", row["train_loss"])
+        if current < best_val:
+            best_val, best_epoch, bad_epochs = current, epoch + 1, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if config.checkpoint_dir and rank == 0:
+                meta = {
+                    **base_meta,
+                    "train_config": config.to_dict(),
+                    "history": [dict(r) for r in history],
+                    "best_epoch": best_epoch,
+                    "world_size": world,
+                }
+                checkpoint_path = str(save_checkpoint(model, config.checkpoint_dir, metadata=meta))
+        else:
+            bad_epochs += 1
+            if config.patience is not None and bad_epochs >= config.patience:
+                stopped_early = True
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    if created_group:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+    return TrainResult(
+        history=history,
+        best_epoch=best_epoch,
+        best_val_loss=best_val if val_set is not None and len(val_set) > 0 else None,  # type: ignore[arg-type]
+        stopped_early=stopped_early,
+        steps=step,
+        seconds=time.perf_counter() - start,
+        world_size=world,
+        checkpoint=checkpoint_path,
+        step_losses=step_losses,
+    )
+
+
+def _take(loader: DataLoader, n: int) -> Iterator[Any]:
+    for i, batch in enumerate(loader):
+        if i >= n:
+            return
+        yield batch
+
+
+def _global_mean(value: Tensor, world: int) -> float:
+    """The loss of the global batch: the mean of the processes' batch means."""
+    if world > 1:
+        import torch.distributed as dist
+
+        value = value.clone()
+        dist.all_reduce(value)
+        value /= world
+    return float(value)
+
+
+# --------------------------------------------------------------------------- inference
+
+
+@torch.no_grad()
+def predict(
+    model: FlashAttentionTrader,
+    dataset: Dataset,
+    *,
+    batch_size: int = 64,
+    device: str = "auto",
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """Run ``model`` over ``dataset`` in order; returns NumPy arrays.
+
+    Keys: ``regression`` (predicted target), ``direction`` (probability that the
+    target is positive), ``allocation`` (position in [-1, 1]), and ``target``.
+    Each has shape ``(len(dataset), n_outputs)``.
+    """
+    dev = _resolve_device(device, 0, 1)
+    model.to(dev).eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("regression", "direction", "allocation", "target")}
+    for batch in _progress(loader, enabled=progress, desc="predict", unit="batch"):
+        x, y = _split(batch)
+        out = model(x.to(dev))
+        parts["regression"].append(out["regression"].float().cpu().numpy())
+        parts["direction"].append(torch.sigmoid(out["direction"].float()).cpu().numpy())
+        parts["allocation"].append(out["allocation"].float().cpu().numpy())
+        parts["target"].append(np.asarray(y, dtype=np.float32).reshape(out["regression"].shape))
+    if not parts["target"]:
+        raise ValueError("predict got an empty dataset")
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the model (eval mode), its config, metadata and saved versions."""
+
+    model: FlashAttentionTrader
+    config: ModelConfig
+    metadata: dict[str, Any]
+    versions: dict[str, Any]
+    path: Path
+
+
+def _versions() -> dict[str, Any]:
+    from flashtrade_lib import __version__
+    from flashtrade_lib.env import package_version
+
+    return {
+        "flashtrade_lib": __version__,
+        "torch": str(torch.__version__),
+        "numpy": np.__version__,
+        "pandas": package_version("pandas"),
+        "python": platform.python_version(),
+    }
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Checkpoint metadata must be plain Python so ``weights_only=True`` can load it."""
+    if isinstance(value, _PLAIN):
+        return
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ValueError(f"{where} has a non-string key {k!r}; use str keys")
+            _check_plain(v, f"{where}[{k!r}]")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_plain(v, f"{where}[{i}]")
+        return
+    raise ValueError(
+        f"{where} is a {type(value).__name__}; checkpoint metadata may only hold str, int, "
+        "float, bool, None, lists and dicts (convert timestamps with str(), arrays with .tolist())"
+    )
+
+
+def save_checkpoint(
+    model: FlashAttentionTrader,
+    directory: str | os.PathLike[str],
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    name: str = CHECKPOINT_NAME,
+) -> Path:
+    """Write ``directory/name`` atomically (temp file + rename); returns its path.
+
+    A crash half-way leaves the previous checkpoint intact, never a truncated file.
+    ``metadata`` — data range, feature names, target, anything the predictions
+    depend on — must be plain types (checked, with a clear error).
+    """
+    if not isinstance(model, FlashAttentionTrader):
+        raise TypeError(f"save_checkpoint needs a FlashAttentionTrader, got {type(model).__name__}")
+    meta = dict(metadata or {})
+    _check_plain(meta, "metadata")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": _FORMAT,
+        "format_version": _FORMAT_VERSION,
+        "model_config": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "metadata": meta,
+        "versions": _versions(),
+    }
+    target = directory / name
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str],
+    model: FlashAttentionTrader | None = None,
+    *,
+    backend: str | None = None,
+    map_location: str | torch.device = "cpu",
+) -> Checkpoint:
+    """Load a checkpoint file (or ``directory/checkpoint.pt``) with ``weights_only=True``.
+
+    With ``model`` given, its config must match the saved one (except the run-time
+    fields ``backend`` and ``dropout``), otherwise a ``ValueError`` lists the
+    differences; the weights are loaded into it. Without ``model`` one is built
+    from the saved config, with ``backend`` overriding the saved backend.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; train first or pass the right path")
+    payload = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+        raise ValueError(f"{path} is not a flashtrade checkpoint (no 'format': {_FORMAT!r} entry)")
+    if payload.get("format_version") != _FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has checkpoint format version {payload.get('format_version')}, this "
+            f"library reads version {_FORMAT_VERSION}"
+        )
+    saved = ModelConfig.from_dict(payload["model_config"])
+    if model is None:
+        config = saved.replace(backend=backend) if backend else saved
+        model = FlashAttentionTrader(config)
+    else:
+        ours, theirs = model.config.to_dict(), saved.to_dict()
+        diff = {
+            k: (theirs[k], ours[k]) for k in ours if k not in _RUNTIME_FIELDS and ours[k] != theirs[k]
+        }
+        if diff:
+            detail = "; ".join(f"{k}: checkpoint {a!r} vs model {b!r}" for k, (a, b) in diff.items())
+            raise ValueError(
+                f"checkpoint {path} does not match the model config ({detail}); build the model "
+                "from the checkpoint with load_checkpoint(path) instead"
+            )
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    return Checkpoint(model, model.config, payload["metadata"], payload["versions"], path)
+
+
+# --------------------------------------------------------------------------- market data -> datasets
+
+SOURCES = ("crypto-30m", "eurusd-1h", "synthetic")
+
+
+@dataclass
+class MarketData:
+    """Leak-free train/val/test datasets for one target asset, and what they were built from.
+
+    ``dataset`` is the full (standardised) :class:`~flashtrade_lib.data.WindowDataset`;
+    ``train``/``val``/``test`` are ``Subset`` views of it from purged chronological
+    splits. ``bar_times`` are the timestamps of the feature rows, so
+    ``bar_times[dataset.times[i]]`` is sample ``i``'s decision bar. ``close`` holds
+    every asset's close prices (for backtests); ``metadata`` (plain types) records
+    source, symbol, features, data range and the fitted scaler, and goes into
+    checkpoints so ``predict`` can rebuild exactly these inputs.
+    """
+
+    dataset: Any
+    split: Any
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    bar_times: Any
+    close: Any
+    metadata: dict[str, Any]
+    market: Any = None
+
+    def decision_times(self, part: str) -> Any:
+        """Timestamps of the decision bars of ``part`` (``"train"``, ``"val"`` or ``"test"``)."""
+        positions = getattr(self.split, part)
+        return self.bar_times[self.dataset.times[positions]]
+
+
+def market_datasets(
+    source: str = "crypto-30m",
+    *,
+    symbol: str | None = None,
+    lookback: int = 128,
+    horizon: int = 1,
+    last_bars: int | None = None,
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    n_bars: int = 6000,
+    n_assets: int = 2,
+    planted_lag: int | None = 48,
+    echo_coef: float = 0.3,
+    seed: int = 0,
+    scaler: Mapping[str, Sequence[float]] | None = None,
+) -> MarketData:
+    """Bars → causal features → standardised lazy windows → purged splits, in one call.
+
+    ``source`` is a bundled set (``crypto-30m``: five coins, 30-minute bars;
+    ``eurusd-1h``) or ``synthetic`` (:func:`~flashtrade_lib.data.simulate_market`
+    with ``n_bars``, ``n_assets``, ``planted_lag``, ``echo_coef``, ``seed``). The
+    features of *every* asset feed the model; the target is ``symbol``'s forward
+    ``horizon``-bar log return (default symbol: the first asset). ``last_bars``
+    keeps only the most recent bars (CPU-sized runs). The scaler is fitted on the
+    bars up to the last training decision bar — or taken from ``scaler``
+    (``{"mean": [...], "std": [...]}``, e.g. a checkpoint's metadata) to reproduce a
+    trained model's inputs.
+    """
+    import pandas as pd
+
+    from flashtrade_lib import data as fd
+
+    if source not in SOURCES:
+        raise ValueError(f"unknown data source {source!r}; choose one of {', '.join(SOURCES)}")
+    market = None
+    if source == "synthetic":
+        market = fd.simulate_market(
+            n_bars, n_assets, seed, planted_lag=planted_lag, echo_coef=echo_coef
+        )
+        bars = market.panel
+    else:
+        bars = fd.load_bundled(source)
+    if last_bars is not None:
+        if last_bars < lookback + horizon + 10:
+            raise ValueError(
+                f"last_bars={last_bars} is too few for lookback={lookback} and horizon={horizon}"
+            )
+        bars = bars.iloc[-last_bars:]
+    feats = fd.make_features(bars)
+    close = bars["close"]
+    if isinstance(close, pd.Series):  # one asset (EURUSD): flat columns
+        name = str(bars.attrs.get("symbol", "EURUSD"))
+        close = close.to_frame(name)
+        feats.columns = [f"{c}/{name}" for c in feats.columns]
+    else:
+        feats.columns = [f"{f}/{s}" for f, s in feats.columns]
+    symbols = [str(s) for s in close.columns]
+    symbol = symbols[0] if symbol is None else symbol
+    if symbol not in symbols:
+        raise ValueError(f"symbol {symbol!r} is not in {source}; available: {', '.join(symbols)}")
+    target = fd.forward_log_return(close[symbol], horizon=horizon)
+
+    raw = fd.WindowDataset(feats.to_numpy(np.float32), target.to_numpy(np.float32), lookback, horizon=horizon)
+    split = fd.purged_splits(raw.label_intervals, fractions=fractions)
+    if scaler is None:
+        last_train_bar = int(raw.times[split.train[-1]])
+        fitted = fd.Standardizer().fit(feats.iloc[: last_train_bar + 1])
+        mean, std = fitted.mean_, fitted.std_
+    else:
+        mean, std = np.asarray(scaler["mean"], float), np.asarray(scaler["std"], float)
+        if mean.shape != (feats.shape[1],) or std.shape != (feats.shape[1],):
+            raise ValueError(
+                f"the scaler has {mean.shape[0]} features but {source} gives {feats.shape[1]}; "
+                "use the data the model was trained on"
+            )
+    scaled = ((feats.to_numpy(np.float64) - mean) / std).astype(np.float32)
+    ds = fd.WindowDataset(scaled, target.to_numpy(np.float32), lookback, horizon=horizon, times=raw.times)
+    index = bars.index
+
+    def span(part: np.ndarray) -> list[str]:
+        if len(part) == 0:
+            return []
+        return [str(index[ds.times[part[0]]]), str(index[ds.times[part[-1]]])]
+
+    metadata = {
+        "source": source,
+        "symbol": symbol,
+        "symbols": symbols,
+        "features": [str(c) for c in feats.columns],
+        "lookback": int(lookback),
+        "horizon": int(horizon),
+        "target": f"forward {horizon}-bar log return of {symbol}",
+        "interval": str(bars.attrs.get("interval") or pd.tseries.frequencies.to_offset(
+            pd.Series(index).diff().median()).freqstr),
+        "data_start": str(index[0]),
+        "data_end": str(index[-1]),
+        "last_bars": last_bars,
+        "fractions": [float(f) for f in fractions],
+        "splits": {"train": span(split.train), "val": span(split.val), "test": span(split.test)},
+        "scaler": {"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
+    }
+    if source == "synthetic":
+        metadata["synthetic"] = {
+            "n_bars": n_bars, "n_assets": n_assets, "planted_lag": planted_lag,
+            "echo_coef": echo_coef, "seed": seed,
+        }
+    return MarketData(
+        dataset=ds,
+        split=split,
+        train=Subset(ds, split.train),
+        val=Subset(ds, split.val),
+        test=Subset(ds, split.test),
+        bar_times=index,
+        close=close,
+        metadata=metadata,
+        market=market,
+    )
+
+
+def market_datasets_from_metadata(metadata: Mapping[str, Any]) -> MarketData:
+    """Rebuild the datasets a checkpoint was trained on (same source, windows, scaler)."""
+    kwargs: dict[str, Any] = {
+        "symbol": metadata["symbol"],
+        "lookback": metadata["lookback"],
+        "horizon": metadata["horizon"],
+        "last_bars": metadata.get("last_bars"),
+        "fractions": tuple(metadata.get("fractions", (0.7, 0.15, 0.15))),
+        "scaler": metadata["scaler"],
+    }
+    kwargs.update(metadata.get("synthetic", {}))
+    return market_datasets(metadata["source"], **kwargs)
+
+
+# --------------------------------------------------------------------------- cost of one step
+
+
+def train_step(
+    backend: str,
+    context: int,
+    *,
+    batch: int = 8,
+    d_model: int = 64,
+    n_heads: int = 4,
+    n_layers: int = 2,
+    n_features: int = 8,
+    causal: bool = True,
+    device: str = "cpu",
+    amp: bool = False,
+    seed: int = 0,
+) -> Any:
+    """A zero-argument callable that runs one full training step at this context length.
+
+    Forward, loss, backward and an AdamW update of a :class:`FlashAttentionTrader`
+    on random inputs of shape ``(batch, context, n_features)`` — the unit that
+    :mod:`flashtrade_lib.bench` times and measures for memory. The model, data
+    and optimizer state are created here, once, so only the step itself is measured
+    (call it once before measuring: the first step allocates gradients and
+    optimizer state). ``amp`` runs the step under bf16 autocast (GPU only).
+    """
+    torch.manual_seed(seed)
+    dev = torch.device(device)
+    config = ModelConfig(
+        n_features=n_features, d_model=d_model, n_heads=n_heads, n_layers=n_layers,
+        causal=causal, backend=backend,
+    )
+    model = FlashAttentionTrader(config).to(dev)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, context, n_features, generator=g).to(dev)
+    y = torch.randn(batch, generator=g).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    dtype = torch.bfloat16 if amp else None
+    if amp and dev.type != "cuda":
+        raise ValueError("amp=True needs device='cuda'; CPU steps run in float32")
+
+    def step() -> float:
+        with _autocast(dtype, dev):
+            out = model(x)
+        loss = compute_loss(out, y, "regression")
+        opt.zero_grad(set_to_none=False)
+        loss.backward()
+        opt.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        return float(loss.detach())
+
+    return step
+
+
+def naive_step_bytes(context: int, *, batch: int = 8, n_heads: int = 4, n_layers: int = 2,
+                     n_live: float = 3.0, itemsize: int = 4) -> float:
+    """The N×N memory of a training step with naive attention: ``(n_layers + n_live)·B·H·N²·itemsize``.
+
+    Why this shape: for the backward pass autograd keeps every layer's softmax
+    probabilities (``n_layers`` matrices of ``B·H·N²``); at the peak a few more are
+    alive at once (scores, the mask fill, the gradient of the probabilities) —
+    ``n_live``, which :mod:`benchmarks.train_context` fits to measured peaks rather
+    than assuming. Everything else in the step is O(N), negligible at long context.
+    """
+    return (n_layers + n_live) * batch * n_heads * float(context) ** 2 * itemsize
+
+
+def measure_train_context(
+    contexts: Sequence[int],
+    backends: Sequence[str] = ("naive", "sdpa"),
+    *,
+    batch: int = 8,
+    d_model: int = 64,
+    n_heads: int = 4,
+    n_layers: int = 2,
+    repeat: int = 3,
+    warmup: int = 0,
+    max_bytes: float = 16 * 2**30,
+    device: str = "cpu",
+    amp: bool = False,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Time and peak memory of one training step, per context length and backend.
+
+    Backends are timed *interleaved* at each context (:func:`flashtrade_lib.bench.time_calls`),
+    so their ratio is meaningful on a busy machine; each step has already run once
+    (allocating gradients and optimizer state) before timing, which is the warm-up,
+    so ``warmup`` extra rounds default to 0. A naive step whose predicted N×N
+    memory (:func:`naive_step_bytes`, ``n_live=3``) exceeds ``max_bytes`` is not run:
+    its row says ``"skipped"`` with the prediction, instead of exhausting the machine.
+    Memory is the peak extra resident memory on CPU (:func:`~flashtrade_lib.bench.peak_memory`)
+    or the peak extra CUDA allocation on a GPU.
+    """
+    import gc
+
+    from flashtrade_lib.bench import peak_memory, peak_memory_cuda, time_calls
+
+    rows: list[dict[str, Any]] = []
+    sizes = {"batch": batch, "d_model": d_model, "n_heads": n_heads, "n_layers": n_layers}
+    itemsize = 2 if amp else 4
+    for n in _progress(list(contexts), enabled=progress, desc="contexts", unit="context"):
+        steps: dict[str, Any] = {}
+        for b in backends:
+            predicted = naive_step_bytes(n, batch=batch, n_heads=n_heads, n_layers=n_layers, itemsize=itemsize)
+            base = {"context": int(n), "backend": b, **sizes}
+            if b.startswith("naive") or b == "sdpa:math":
+                base["predicted_nxn_bytes"] = predicted
+                if predicted > max_bytes:
+                    rows.append({**base, "status": "skipped", "reason": (
+                        f"predicted {predicted / 2**30:.1f} GiB of N×N buffers > limit "
+                        f"{max_bytes / 2**30:.1f} GiB")})
+                    continue
+            try:
+                steps[b] = train_step(b, n, device=device, amp=amp, **sizes)
+                steps[b]()  # allocate gradients and optimizer state before measuring
+            except (RuntimeError, MemoryError) as exc:  # a real out-of-memory is a result too
+                steps.pop(b, None)
+                rows.append({**base, "status": "oom", "reason": str(exc).splitlines()[0][:200]})
+                gc.collect()
+                if device.startswith("cuda"):
+                    torch.cuda.empty_cache()
+        if not steps:
+            continue
+        timings = time_calls(steps, repeat=repeat, warmup=warmup)
+        for b, fn in steps.items():
+            mem = peak_memory_cuda(fn) if device.startswith("cuda") else peak_memory(fn)
+            row = {"context": int(n), "backend": b, **sizes, "status": "ok",
+                   "step_s": timings[b].median_s, "step_times_s": list(timings[b].times_s),
+                   "peak_bytes": int(mem)}
+            if b.startswith("naive") or b == "sdpa:math":
+                row["predicted_nxn_bytes"] = naive_step_bytes(
+                    n, batch=batch, n_heads=n_heads, n_layers=n_layers, itemsize=itemsize)
+            rows.append(row)
+        steps.clear()
+        gc.collect()
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+    return rows
