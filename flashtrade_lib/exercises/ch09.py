@@ -1,0 +1,85 @@
+"""Exercise checks for chapter 9 (09_long_context): how long must a context be, and is a gain real?"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from flashtrade_lib.exercises import Feedback, register
+
+_CASES = [(16, 1), (16, 4), (96, 24), (1008, 1), (1008, 24), (50, 50)]
+
+
+def _lookback_needed(lag: int, horizon: int) -> int:
+    # the h-bar label of bar t is r_{t+1} + ... + r_{t+h}; its echo part is
+    # c·(r_{t+1-L} + ... + r_{t+h-L}); a window of `lookback` bars ending at t holds
+    # bars t-lookback+1 .. t, so it holds the oldest term r_{t+1-L} iff lookback >= L.
+    return lag
+
+
+@register(
+    "ch09-lookback-needed",
+    title="How many bars must the lookback cover to see the planted lag at horizon h?",
+    solution=lambda: _lookback_needed,
+    wrong=lambda: (lambda lag, horizon: lag + horizon),
+)
+def _grade_lookback(answer: Callable[[int, int], int]) -> Feedback:
+    if not callable(answer):
+        return Feedback(False, f"expected a function lookback_needed(lag, horizon), got {type(answer).__name__}.")
+    for lag, h in _CASES:
+        got, want = answer(lag, h), _lookback_needed(lag, h)
+        if got == want:
+            continue
+        if got == want - 1:
+            hint = ("off by one: a window of `lookback` bars ending at the decision bar t holds "
+                    "bars t-lookback+1 .. t, and the oldest echoed return is r_{t+1-L}.")
+        elif got == lag + h or got == lag + h - 1:
+            hint = ("the label reaches h bars into the future, but the echo of r_{t+k} is r_{t+k-L}: "
+                    "the newest needed bar is t+h-L (already in the past), the oldest t+1-L.")
+        elif got == lag - h + 1:
+            hint = ("that lookback sees only the newest echoed return r_{t+h-L}; the oracle needs "
+                    "all h of them, down to r_{t+1-L}.")
+        else:
+            hint = "write out which bars the h-bar label's echo part uses, then which bars the window holds."
+        return Feedback(False, f"for lag={lag}, horizon={h} you said {got}, the answer is {want}. {hint}")
+    return Feedback(True, "the window must reach back to r_{t+1-L}: lookback >= L, whatever the "
+                          "horizon (as long as h <= L, otherwise no forecast made at t can use the echo fully).")
+
+
+def _is_significant(diffs: np.ndarray) -> bool:
+    d = np.asarray(diffs, dtype=float)
+    half = 1.96 * d.std(ddof=1) / math.sqrt(len(d))
+    return bool(abs(d.mean()) > half)
+
+
+_DIFFS = {
+    "large, consistent gain": np.array([0.30, 0.28, 0.35, 0.31, 0.29, 0.33]),
+    "positive mean, noisy": np.array([0.04, -0.03, 0.06, -0.02, 0.05, -0.04]),
+    "small but very consistent gain": np.array([0.011, 0.012, 0.010, 0.011, 0.012, 0.010]),
+    "one lucky run": np.array([0.20, -0.01, 0.00, -0.02, 0.01, -0.01]),
+    "consistent loss": np.array([-0.05, -0.06, -0.04, -0.05, -0.06, -0.05]),
+}
+
+
+@register(
+    "ch09-significant",
+    title="Is this skill difference significant given the confidence interval?",
+    solution=lambda: _is_significant,
+    wrong=lambda: (lambda diffs: float(np.mean(diffs)) > 0),
+)
+def _grade_significant(answer: Callable[[np.ndarray], bool]) -> Feedback:
+    if not callable(answer):
+        return Feedback(False, f"expected a function is_significant(diffs), got {type(answer).__name__}.")
+    for name, d in _DIFFS.items():
+        got, want = bool(answer(d.copy())), _is_significant(d)
+        if got != want:
+            mean, half = d.mean(), 1.96 * d.std(ddof=1) / math.sqrt(len(d))
+            return Feedback(False, (
+                f"case '{name}' (differences {np.round(d, 3).tolist()}): you said {got}, but the 95 % "
+                f"interval of the mean is {mean:+.3f} ± {half:.3f}, which "
+                f"{'excludes' if want else 'contains'} 0. A positive mean alone is not evidence; "
+                "compare |mean| with 1.96 · sd / sqrt(n) (sample sd, ddof=1)."))
+    return Feedback(True, "a difference counts only when its 95 % interval excludes zero — and a "
+                          "consistent *loss* is significant too.")
