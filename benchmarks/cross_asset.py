@@ -1,0 +1,186 @@
+"""Cost of one training step of the cross-asset model vs assets × lookback: naive attention vs SDPA.
+
+    .venv/bin/python benchmarks/cross_asset.py                       # CPU defaults, ~4-6 minutes on 2 cores
+    .venv/bin/python benchmarks/cross_asset.py --assets 2 8 --lookbacks 32 128 --repeat 2   # quicker
+
+One step = forward, loss, backward and AdamW update of
+:class:`~flashtrade_lib.cross_asset.CrossAssetTrader` (batch 2, d_model 32, 2 heads,
+2 layers, causal) on a window of ``lookback`` bars of ``assets`` assets: a sequence of
+``N = lookback × (assets + 1)`` tokens (:func:`~flashtrade_lib.cross_asset.n_tokens`).
+At every grid point the backends are timed *interleaved* (medians, so the ratios are
+measured side by side in one run), then each step's peak extra memory is measured
+(resident memory on CPU, CUDA allocations on a GPU).
+
+Naive attention keeps ``B·H·N²`` probabilities per layer for the backward pass, plus a
+few more N×N buffers at the peak: ``(n_layers + 3)·B·H·N²·4`` bytes
+(:func:`flashtrade_lib.train.naive_step_bytes`). The script evaluates that formula
+*before* running anything:
+
+* above ``--oom-gib`` (default 12 GiB, a laptop's usable RAM) the row says
+  ``"predicted OOM"`` with the prediction — the step is never run;
+* above ``--max-run-gib`` (default 3 GiB) the row says ``"not run (time)"``: it would fit,
+  but touching that much fresh memory costs seconds per GiB on this machine;
+* a backend is not run above ``--max-tokens`` tokens (the compute still grows as N²:
+  on this CPU ~10 s per SDPA step at 17k tokens).
+
+Each measured naive row also records the ratio of measured peak to predicted N×N
+bytes, so the formula is checked where it can be. Results go to
+``benchmarks/results/cross_asset_<device>.json`` with
+:func:`flashtrade_lib.env.environment_report` provenance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from flashtrade_lib.bench import fmt_bytes, fmt_seconds, peak_memory, peak_memory_cuda, time_calls
+from flashtrade_lib.cross_asset import CrossAssetTrader, n_tokens
+from flashtrade_lib.env import environment_report
+from flashtrade_lib.lob_model import training_step
+from flashtrade_lib.model import ModelConfig
+from flashtrade_lib.train import naive_step_bytes
+
+ROOT = Path(__file__).resolve().parents[1]
+GiB = 2**30
+
+
+def make_step(backend: str, assets: int, lookback: int, *, batch: int, d_model: int, n_heads: int,
+              n_layers: int, n_features: int, device: str) -> object:
+    """One training step of a freshly initialised ``CrossAssetTrader`` on random data (seeded)."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(n_features=n_features, d_model=d_model, n_heads=n_heads, n_layers=n_layers,
+                      backend=backend)
+    model = CrossAssetTrader(cfg, assets).to(device)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, lookback, assets, n_features, generator=g).to(device)
+    y = torch.randn(batch, assets, generator=g).to(device)
+    step = training_step(model, x, y, "regression")
+    if device == "cpu":
+        return step
+
+    def synced() -> float:
+        out = step()
+        torch.cuda.synchronize()
+        return out
+
+    return synced
+
+
+def main(argv: list[str] | None = None) -> int:
+    cuda = torch.cuda.is_available()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--assets", type=int, nargs="+", default=[2, 8, 32, 128])
+    p.add_argument("--lookbacks", type=int, nargs="+", default=[32, 128, 512])
+    p.add_argument("--backends", nargs="+", default=["naive", "sdpa"])
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--d-model", type=int, default=32)
+    p.add_argument("--n-heads", type=int, default=2)
+    p.add_argument("--n-layers", type=int, default=2)
+    p.add_argument("--n-features", type=int, default=4)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--oom-gib", type=float, default=12.0, help="predicted N×N memory above this: 'predicted OOM'")
+    p.add_argument("--max-run-gib", type=float, default=3.0, help="never run a naive step predicted above this")
+    p.add_argument("--max-tokens", type=int, default=20_000 if not cuda else 200_000,
+                   help="never run any backend above this many tokens (compute time)")
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args(argv)
+    device = "cuda" if cuda else "cpu"
+    if device == "cpu":
+        torch.set_num_threads(min(2, torch.get_num_threads()))
+    out = args.out or ROOT / "benchmarks" / "results" / f"cross_asset_{device}.json"
+    sizes = {"batch": args.batch, "d_model": args.d_model, "n_heads": args.n_heads, "n_layers": args.n_layers,
+             "n_features": args.n_features}
+    print(f"device {device}; backends {args.backends}; {sizes}", flush=True)
+    started = time.perf_counter()
+
+    rows: list[dict] = []
+    for assets in args.assets:
+        for lookback in args.lookbacks:
+            n = n_tokens(lookback, assets)
+            predicted = naive_step_bytes(n, batch=args.batch, n_heads=args.n_heads, n_layers=args.n_layers)
+            steps = {}
+            for b in args.backends:
+                row = {"assets": assets, "lookback": lookback, "tokens": n, "backend": b}
+                if b.startswith("naive") or b == "sdpa:math":
+                    row["predicted_nxn_bytes"] = predicted
+                    if predicted > args.oom_gib * GiB:
+                        rows.append({**row, "status": "predicted OOM", "reason": (
+                            f"predicted {predicted / GiB:.1f} GiB of N×N buffers > {args.oom_gib:g} GiB")})
+                        continue
+                    if predicted > args.max_run_gib * GiB:
+                        rows.append({**row, "status": "not run (time)", "reason": (
+                            f"predicted {predicted / GiB:.1f} GiB of N×N buffers > run limit "
+                            f"{args.max_run_gib:g} GiB")})
+                        continue
+                if n > args.max_tokens:
+                    rows.append({**row, "status": "not run (time)",
+                                 "reason": f"{n} tokens > --max-tokens {args.max_tokens}"})
+                    continue
+                steps[b] = make_step(b, assets, lookback, device=device, **sizes)
+                steps[b]()  # allocate gradients and optimizer state before measuring
+            if not steps:
+                continue
+            timings = time_calls(steps, repeat=args.repeat, warmup=0)
+            for b, fn in steps.items():
+                mem = peak_memory_cuda(fn) if cuda else peak_memory(fn)
+                row = {"assets": assets, "lookback": lookback, "tokens": n, "backend": b, "status": "ok",
+                       "step_s": timings[b].median_s, "step_times_s": list(timings[b].times_s),
+                       "peak_bytes": int(mem)}
+                if b.startswith("naive") or b == "sdpa:math":
+                    row["predicted_nxn_bytes"] = predicted
+                    row["measured_over_predicted"] = mem / predicted
+                rows.append(row)
+            steps.clear()
+            gc.collect()
+            print(f"  assets {assets:4d} lookback {lookback:5d}: {n:7,d} tokens done "
+                  f"({time.perf_counter() - started:.0f} s)", flush=True)
+
+    def cell(a: int, lb: int, b: str) -> dict | None:
+        return next((r for r in rows if r["assets"] == a and r["lookback"] == lb and r["backend"] == b), None)
+
+    print(f"\n{'assets':>6} {'lookback':>8} {'tokens':>8} | "
+          + " | ".join(f"{b:>24}" for b in args.backends) + " | sdpa vs naive: speed-up, memory")
+    for a in args.assets:
+        for lb in args.lookbacks:
+            cells = []
+            for b in args.backends:
+                r = cell(a, lb, b)
+                if r and r["status"] == "ok":
+                    cells.append(f"{fmt_seconds(r['step_s']):>10} {fmt_bytes(r['peak_bytes']):>13}")
+                elif r and "predicted_nxn_bytes" in r:
+                    cells.append(f"{r['status'] + ' ' + fmt_bytes(r['predicted_nxn_bytes']):>24}")
+                else:
+                    cells.append(f"{(r or {}).get('status', '-'):>24}")
+            nv, sd = cell(a, lb, "naive"), cell(a, lb, "sdpa")
+            ratio = ""
+            if nv and sd and nv["status"] == sd["status"] == "ok":
+                ratio = (f"{nv['step_s'] / sd['step_s']:.2f}x faster, "
+                         f"{nv['peak_bytes'] / max(sd['peak_bytes'], 1):.1f}x less memory")
+            print(f"{a:>6} {lb:>8} {n_tokens(lb, a):>8} | " + " | ".join(cells) + f" | {ratio}")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "benchmark": "cross_asset",
+        "description": "one training step (forward+backward+AdamW, regression loss) of CrossAssetTrader, "
+                       "time-major (asset, time) tokens + one summary token per bar, causal",
+        "environment": environment_report(),
+        "settings": {**sizes, "assets": args.assets, "lookbacks": args.lookbacks, "backends": args.backends,
+                     "repeat": args.repeat, "oom_gib": args.oom_gib, "max_run_gib": args.max_run_gib,
+                     "max_tokens": args.max_tokens, "device": device,
+                     "naive_formula": "(n_layers + 3) * batch * n_heads * N^2 * 4 bytes"},
+        "rows": rows,
+        "runtime_s": time.perf_counter() - started,
+    }, indent=2))
+    print(f"wrote {out} ({time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
