@@ -33,7 +33,7 @@ __all__ = ["SweepModel", "skill", "lookback_sweep", "summarise", "step_costs"]
 class SweepModel:
     """Sizes of the model and the training run used at every lookback (CPU-sized defaults).
 
-    The defaults (one layer, one head of width 16, 300 AdamW steps at ``lr=1e-2``)
+    The defaults (one layer, one head of width 16, 300 AdamW steps at ``lr=3e-3``)
     learn a 16-bar echo in a few seconds on a laptop CPU; longer lags need more
     steps and data (chapter 9 shows what happens when the budget is too small).
     """
@@ -43,7 +43,7 @@ class SweepModel:
     n_layers: int = 1
     train_steps: int = 300
     batch_size: int = 32
-    lr: float = 1e-2
+    lr: float = 3e-3
     rope_base: float = 10_000.0
     backend: str = "auto"
     device: str = "cpu"
