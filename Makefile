@@ -33,13 +33,13 @@ book: $(STAMP)
 	@echo "    $(CURDIR)/_build/html/index.html"
 
 unit: $(STAMP)
-	$(PY) -m pytest -m "not book and not browser" tests
+	$(PY) -m pytest -p no:cacheprovider -m "not book and not browser" tests
 
 notebooks: $(STAMP)
 	$(BUILD_ENV) $(PY) -m pytest $(NBVAL_ARGS) notebooks
 
 browser: $(STAMP)
-	$(PY) -m pytest -m "book or browser" tests
+	$(PY) -m pytest -p no:cacheprovider -m "book or browser" tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
