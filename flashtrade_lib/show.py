@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import textwrap
 from typing import Any
 
 from IPython.display import Markdown
@@ -10,8 +11,9 @@ from IPython.display import Markdown
 
 def source_of(obj: Any) -> str:
     """The source code of a function, class or module, dedented."""
-    src = inspect.getsource(obj)
-    return src if inspect.ismodule(obj) else inspect.cleandoc(src)
+    # textwrap.dedent, not inspect.cleandoc: cleandoc strips the first line on its own,
+    # which shifts the body of an indented method to column 0.
+    return textwrap.dedent(inspect.getsource(obj)).strip("\n")
 
 
 def show_source(obj: Any) -> Markdown:

@@ -31,7 +31,7 @@ class Feedback:
         return self.passed
 
     def _repr_markdown_(self) -> str:
-        mark = "✅ **Correct.**" if self.passed else "❌ **Not yet.**"
+        mark = "**✔ Correct.**" if self.passed else "**✘ Not yet.**"
         return f"{mark} {self.message}"
 
     def __str__(self) -> str:
