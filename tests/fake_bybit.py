@@ -128,6 +128,31 @@ class FakeBybit:
         return json.dumps({"retCode": code, "retMsg": msg, "result": result if code == 0 else {},
                            "retExtInfo": {}, "time": self.now_ms}).encode()
 
+    def _answer_fault(self, h: BaseHTTPRequestHandler, fault: str | None, *, malformed: bytes) -> bool:
+        """Answer with an injected transport/envelope fault; False when the request is served normally.
+
+        Shared by every fake endpoint (klines here, order books in fake_bybit_orderbook.py).
+        ``slow`` only delays the answer, so it returns False.
+        """
+        if fault == "slow":
+            time.sleep(self.slow_s)
+            return False
+        if fault in ("429", "500", "403"):
+            self._send(h, int(fault), b"fault injected")
+            return True
+        if fault == "malformed_json":
+            self._send(h, 200, malformed)
+            return True
+        if fault in ("10006", "10016", "10001"):
+            headers = {}
+            if fault == "10006":
+                headers["X-Bapi-Limit-Status"] = "0"
+                headers["X-Bapi-Limit-Reset-Timestamp"] = str(int(time.time() * 1000) + 30)
+            msg = {"10006": "Too many visits!", "10016": "Server error", "10001": "params error"}[fault]
+            self._send(h, 200, self._envelope(int(fault), msg), headers)
+            return True
+        return False
+
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         parsed = urlparse(h.path)
         q = {k: v[0] for k, v in parse_qs(parsed.query).items()}
@@ -136,19 +161,8 @@ class FakeBybit:
             fault = self.faults.pop(0) if self.faults else None
         if parsed.path != "/v5/market/kline":
             return self._send(h, 404, b'{"error": "not found"}')
-        if fault == "slow":
-            time.sleep(self.slow_s)
-        elif fault in ("429", "500", "403"):
-            return self._send(h, int(fault), b"fault injected")
-        elif fault == "malformed_json":
-            return self._send(h, 200, b'{"retCode": 0, "result": {"list": [["16')
-        elif fault in ("10006", "10016", "10001"):
-            headers = {}
-            if fault == "10006":
-                headers["X-Bapi-Limit-Status"] = "0"
-                headers["X-Bapi-Limit-Reset-Timestamp"] = str(int(time.time() * 1000) + 30)
-            msg = {"10006": "Too many visits!", "10016": "Server error", "10001": "params error"}[fault]
-            return self._send(h, 200, self._envelope(int(fault), msg), headers)
+        if self._answer_fault(h, fault, malformed=b'{"retCode": 0, "result": {"list": [["16'):
+            return None
 
         symbol, category = q.get("symbol", ""), q.get("category", "")
         limit = int(q.get("limit", 200))

@@ -10,7 +10,6 @@ with the kline fake's names: ``"10006"``, ``"10016"``, ``"10001"``, ``"429"``, `
 from __future__ import annotations
 
 import json
-import time
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -48,19 +47,8 @@ class FakeBybitOrderbook(FakeBybit):
             u = self.update_id
         if parsed.path != "/v5/market/orderbook":
             return self._send(h, 404, b'{"error": "not found"}')
-        if fault == "slow":
-            time.sleep(self.slow_s)
-        elif fault in ("429", "500", "403"):
-            return self._send(h, int(fault), b"fault injected")
-        elif fault == "malformed_json":
-            return self._send(h, 200, b'{"retCode": 0, "result": {"s": "BTC')
-        elif fault in ("10006", "10016", "10001"):
-            headers = {}
-            if fault == "10006":
-                headers["X-Bapi-Limit-Status"] = "0"
-                headers["X-Bapi-Limit-Reset-Timestamp"] = str(int(time.time() * 1000) + 30)
-            msg = {"10006": "Too many visits!", "10016": "Server error", "10001": "params error"}[fault]
-            return self._send(h, 200, self._envelope(int(fault), msg), headers)
+        if self._answer_fault(h, fault, malformed=b'{"retCode": 0, "result": {"s": "BTC'):
+            return None
         symbol = q.get("symbol", "")
         if symbol not in self.books:
             return self._send(h, 200, self._envelope(10001, "params error: symbol invalid"))
