@@ -23,9 +23,10 @@ The rules, one line each (``t`` indexes bars; bar ``t`` ends at its close):
    costs ``h_{t,a} f_{t,a}`` in bar ``t``.
 7. ``net_t = gross_t - costs_t - funding_t`` and ``equity_t = capital * prod(1 + net)``.
 
-How it is fast: every rule is a whole-array NumPy operation, applied to blocks of
-8,192 bars at a time so the work arrays stay in the CPU cache; held weights are a
-shifted *view* of the targets (no copy); the two steps that look across bars (the
+How it is fast: every rule is a whole-array NumPy operation on ``(assets, bars)``
+arrays (each asset's bars contiguous, as a float DataFrame already stores them),
+applied to blocks of 8,192 bars at a time so the work arrays stay in the CPU cache;
+held weights are a shifted *view* of the targets (no copy); the two steps that look across bars (the
 trailing volatility window, a callable position rule) run on the full arrays first.
 
 :func:`backtest_loop` implements the same rules one bar at a time in plain Python:
@@ -210,17 +211,18 @@ def _per_asset(value: CostArg, columns: pd.Index, what: str) -> np.ndarray:
 # --------------------------------------------------------------- signal → target weight
 
 
-def _rowsum(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Sum over assets, column by column: faster than ``x.sum(axis=1)`` for a few
-    columns, and the same left-to-right order as the per-bar loop."""
-    if x.shape[1] == 1:
+def _sum_assets(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Sum over assets of an ``(assets, bars)`` array, one contiguous row at a time:
+    faster than ``x.sum(axis=0)`` for a few assets, and the same left-to-right order
+    as the per-bar loop."""
+    if x.shape[0] == 1:
         if out is None:
-            return x[:, 0].copy()
-        out[:] = x[:, 0]
+            return x[0].copy()
+        out[:] = x[0]
         return out
-    out = np.add(x[:, 0], x[:, 1], out=out)
-    for a in range(2, x.shape[1]):
-        out += x[:, a]
+    out = np.add(x[0], x[1], out=out)
+    for a in range(2, x.shape[0]):
+        out += x[a]
     return out
 
 
@@ -266,28 +268,35 @@ def apply_caps(
     *,
     max_weight: float | None = None,
     max_gross: float | None = None,
-    scratch: np.ndarray | None = None,
 ) -> np.ndarray:
     """Clip each weight to ``±max_weight``, then scale rows with ``sum|w| > max_gross`` down.
 
-    Works in place on ``weights`` (and returns it); ``scratch`` (same shape) is an
-    optional work buffer for ``|w|``.
+    ``weights`` is ``(bars, assets)``; works in place (and returns it).
     """
-    w = weights
+    _check_caps(max_weight, max_gross)
+    _cap_assets_by_bars(weights.T, max_weight, max_gross, np.empty(weights.shape[::-1]))
+    return weights
+
+
+def _check_caps(max_weight: float | None, max_gross: float | None) -> None:
     for name, cap in (("max_weight", max_weight), ("max_gross", max_gross)):
         if cap is not None and not cap > 0:
             raise ValueError(f"{name} must be > 0, got {cap}")
+
+
+def _cap_assets_by_bars(
+    w: np.ndarray, max_weight: float | None, max_gross: float | None, scratch: np.ndarray
+) -> None:
+    """:func:`apply_caps` in place on an ``(assets, bars)`` array; ``scratch`` like ``w``."""
     if max_weight is not None:
-        np.minimum(w, max_weight, out=w)
-        np.maximum(w, -max_weight, out=w)
+        np.clip(w, -max_weight, max_weight, out=w)
     if max_gross is not None:
-        gross = _rowsum(np.abs(w, out=scratch))
+        gross = _sum_assets(np.abs(w, out=scratch))
         over = gross > max_gross
         if over.any():
             factor = np.ones_like(gross)
             np.divide(max_gross, gross, out=factor, where=over)
-            w *= factor[:, None]
-    return w
+            w *= factor
 
 
 def _map_signals(
@@ -350,8 +359,8 @@ class BacktestResult:
     ``returns`` are net simple returns per bar; ``positions`` the weights *held*
     during each bar (``h_t``); ``targets`` the weights *decided* at each bar
     (``w_t = h_{t+1}``); ``turnover`` the fraction of equity traded at the start
-    of each bar; ``asset_pnl`` each asset's contribution to ``returns`` (its rows
-    sum to ``returns``).
+    of each bar. Per-asset detail is derived on demand: ``asset_pnl`` (each asset's
+    contribution to ``returns``; its rows sum to ``returns``) and ``trades``.
     """
 
     returns: pd.Series
@@ -362,10 +371,10 @@ class BacktestResult:
     equity: pd.Series
     positions: pd.DataFrame
     targets: pd.DataFrame
-    asset_pnl: pd.DataFrame
     asset_returns: pd.DataFrame
     periods_per_year: float
     settings: dict = field(default_factory=dict)
+    funding_rates: pd.DataFrame | None = None
 
     def metrics(self, rf: float = 0.0) -> dict[str, float]:
         """:func:`flashtrade_lib.metrics.summary` of the net returns, turnover and exposure."""
@@ -378,18 +387,35 @@ class BacktestResult:
         )
 
     @cached_property
+    def _weights_before_rebalance(self) -> np.ndarray:
+        """Rule 5: the weights of bar t-1 drifted with its returns (0 before bar 0)."""
+        h = self.positions.to_numpy()
+        before = np.zeros_like(h)
+        if self.settings.get("account_drift", True):
+            r = self.asset_returns.to_numpy()
+            growth = 1.0 + self.gross_returns.to_numpy()[:-1, None]
+            before[1:] = h[:-1] * (1.0 + r[:-1]) / growth
+        else:
+            before[1:] = h[:-1]
+        return before
+
+    @cached_property
+    def asset_pnl(self) -> pd.DataFrame:
+        """Each asset's net contribution per bar: ``h r - |trade| bps - h f``."""
+        h = self.positions.to_numpy()
+        bps = np.asarray(self.settings["bps_per_asset"]) / 1e4
+        pnl = h * self.asset_returns.to_numpy()
+        pnl -= np.abs(h - self._weights_before_rebalance) * bps
+        if self.funding_rates is not None:
+            pnl -= h * self.funding_rates.to_numpy()
+        return pd.DataFrame(pnl, index=self.positions.index, columns=self.positions.columns)
+
+    @cached_property
     def trades(self) -> pd.DataFrame:
         """One row per (bar, asset) rebalance: decided at the close of ``decided``,
         executed at the start of ``held_from``; weights before/after, size and cost."""
         h = self.positions.to_numpy()
-        r = self.asset_returns.to_numpy()
-        drift = self.settings.get("account_drift", True)
-        before = np.zeros_like(h)
-        if drift:
-            gross = (h * r).sum(axis=1)
-            before[1:] = h[:-1] * (1 + r[:-1]) / (1 + gross[:-1, None])
-        else:
-            before[1:] = h[:-1]
+        before = self._weights_before_rebalance
         size = h - before
         t, a = np.nonzero(np.abs(size) > 1e-12)
         bps = np.asarray(self.settings["bps_per_asset"])
@@ -424,17 +450,20 @@ def _simulate_block(
     work: np.ndarray,
     out: dict[str, np.ndarray],
 ) -> None:
-    """Rules 3-7 for bars ``lo:hi``, written into the full-length arrays in ``out``."""
-    hb, rb = h[lo:hi], r[lo:hi]
-    pnl = np.multiply(hb, rb, out=out["pnl"][lo:hi])  # gross contribution per asset
-    gross = _rowsum(pnl, out=out["gross"][lo:hi])
+    """Rules 3-7 for bars ``lo:hi``, written into the full-length arrays in ``out``.
+
+    All 2-D arrays are ``(assets, bars)``: each asset's bars are contiguous.
+    ``work`` holds two ``(assets, block)`` scratch arrays.
+    """
+    hb, rb = h[:, lo:hi], r[:, lo:hi]
+    contribution, pre = work[0, :, : hi - lo], work[1, :, : hi - lo]
+    gross = _sum_assets(np.multiply(hb, rb, out=contribution), out=out["gross"][lo:hi])
     # weights just before the rebalance at the start of bar t: those of bar t-1,
     # drifted with its returns, h (1 + r) / (1 + gross); nothing before bar 0
-    pre = work[: hi - lo]
     first = 1 if lo == 0 else 0
     prev = slice(lo - 1 + first, hi - 1)
     if first:
-        pre[0] = 0.0
+        pre[:, 0] = 0.0
     if account_drift:
         growth = 1.0 + out["gross"][prev]
         if growth.size and growth.min() <= 0:
@@ -443,26 +472,24 @@ def _simulate_block(
                 f"the portfolio lost 100% or more in one bar (bar {t}); equity cannot go "
                 "below zero — reduce leverage (max_gross) or check the returns"
             )
-        np.add(r[prev], 1.0, out=pre[first:])
-        pre[first:] *= h[prev]
-        pre[first:] /= growth[:, None]
+        np.add(r[:, prev], 1.0, out=pre[:, first:])
+        pre[:, first:] *= h[:, prev]
+        pre[:, first:] /= growth
     else:
-        pre[first:] = h[prev]
+        pre[:, first:] = h[:, prev]
     trade = np.subtract(hb, pre, out=pre)
     np.abs(trade, out=trade)
-    turnover = _rowsum(trade, out=out["turnover"][lo:hi])
-    cost = np.multiply(trade, bps / 1e4, out=trade)
+    turnover = _sum_assets(trade, out=out["turnover"][lo:hi])
+    costs = out["costs"][lo:hi]
     if (bps == bps[0]).all():  # one cost for all assets: turnover × bps
-        np.multiply(turnover, bps[0] / 1e4, out=out["costs"][lo:hi])
+        np.multiply(turnover, bps[0] / 1e4, out=costs)
     else:
-        _rowsum(cost, out=out["costs"][lo:hi])
-    pnl -= cost
+        trade *= (bps / 1e4)[:, None]
+        _sum_assets(trade, out=costs)
+    net = np.subtract(gross, costs, out=out["net"][lo:hi])
     if funding is not None:
-        fund = np.multiply(hb, funding[lo:hi], out=work[: hi - lo])
-        _rowsum(fund, out=out["funding"][lo:hi])
-        pnl -= fund
-    net = np.subtract(gross, out["costs"][lo:hi], out=out["net"][lo:hi])
-    net -= out["funding"][lo:hi]
+        fund = np.multiply(hb, funding[:, lo:hi], out=contribution)
+        net -= _sum_assets(fund, out=out["funding"][lo:hi])
 
 
 def backtest(
@@ -510,9 +537,14 @@ def backtest(
         + _per_asset(spread_bps, returns.columns, "spread_bps") / 2
         + _per_asset(slippage_bps, returns.columns, "slippage_bps")
     )
-    f = None if funding is None else _align_signals(funding, returns, "funding")
+    f, funding_rates = None, None
+    if funding is not None:
+        f = _align_signals(funding, returns, "funding")
+        # a copy-on-write view for asset_pnl: never aliases nor copies the caller's frame
+        funding_rates = _as_frame(funding, "funding").set_axis(returns.columns, axis=1)
     if capital <= 0:
         raise ValueError(f"capital must be positive, got {capital}")
+    _check_caps(max_weight, max_gross)
     n_bars, n_assets = r.shape
     # Steps that need the whole history run first, on full arrays: a callable
     # position rule (it may look across bars) and the trailing volatility window.
@@ -522,30 +554,35 @@ def backtest(
         vol = vol_target_scale(
             r, target_vol=target_vol, periods=periods_per_year, lookback=vol_lookback
         )
-    # wbuf = [0, w_0, w_1, ...]: targets are wbuf[1:], held weights h_t = w_{t-1} are
-    # the view wbuf[:-1] — t+1 execution without a copy, flat in bar 0.
-    wbuf = np.empty((n_bars + 1, n_assets))
-    wbuf[0] = 0.0
-    w, h = wbuf[1:], wbuf[:-1]
-    out = {k: np.zeros(n_bars) for k in ("gross", "costs", "funding", "turnover", "net")}
-    out["pnl"] = np.empty_like(r)
-    work = np.empty((min(n_bars, _BLOCK), n_assets))
+    # The engine works on (assets, bars) arrays, so each asset's bars are contiguous
+    # (a float DataFrame already stores its values that way: r.T is a view, no copy).
+    rT, sT = np.ascontiguousarray(r.T), np.ascontiguousarray(s.T)
+    fT = None if f is None else np.ascontiguousarray(f.T)
+    # wbuf = [0, w_0, w_1, ...]: targets are wbuf[:, 1:], held weights h_t = w_{t-1}
+    # are the view wbuf[:, :-1] — t+1 execution without a copy, flat in bar 0.
+    wbuf = np.empty((n_assets, n_bars + 1))
+    wbuf[:, 0] = 0.0
+    w, h = wbuf[:, 1:], wbuf[:, :-1]
+    out = {k: np.empty(n_bars) for k in ("gross", "costs", "turnover", "net")}
+    out["funding"] = np.zeros(n_bars)
+    work = np.empty((2, n_assets, min(n_bars, _BLOCK)))
     for lo in range(0, n_bars, _BLOCK):
         hi = min(n_bars, lo + _BLOCK)
-        wb = w[lo:hi]
+        wb = w[:, lo:hi]
         if mapped is not None:
-            wb[:] = mapped[lo:hi]
+            wb[:] = mapped[lo:hi].T
         else:
-            _map_signals(s[lo:hi], position, threshold, scale, out=wb)
+            _map_signals(sT[:, lo:hi], position, threshold, scale, out=wb)
         if vol is not None:
-            wb *= vol[lo:hi]
-        apply_caps(wb, max_weight=max_weight, max_gross=max_gross, scratch=work[: hi - lo])
-        _simulate_block(lo, hi, r, h, bps, f, account_drift, work, out)
-    net, gross, costs, fund, turnover, pnl = (
-        out[k] for k in ("net", "gross", "costs", "funding", "turnover", "pnl")
+            wb *= vol[lo:hi].T
+        _cap_assets_by_bars(wb, max_weight, max_gross, work[0, :, : hi - lo])
+        _simulate_block(lo, hi, rT, h, bps, fT, account_drift, work, out)
+    net, gross, costs, fund, turnover = (
+        out[k] for k in ("net", "gross", "costs", "funding", "turnover")
     )
     idx, cols = returns.index, returns.columns
-    equity = np.cumprod(1.0 + net)
+    equity = np.add(net, 1.0)
+    np.cumprod(equity, out=equity)
     equity *= capital
     return BacktestResult(
         returns=pd.Series(net, index=idx, name="net_return", copy=False),
@@ -554,9 +591,8 @@ def backtest(
         funding=pd.Series(fund, index=idx, name="funding", copy=False),
         turnover=pd.Series(turnover, index=idx, name="turnover", copy=False),
         equity=pd.Series(equity, index=idx, name="equity", copy=False),
-        positions=pd.DataFrame(h, index=idx, columns=cols, copy=False),
-        targets=pd.DataFrame(w, index=idx, columns=cols, copy=False),
-        asset_pnl=pd.DataFrame(pnl, index=idx, columns=cols, copy=False),
+        positions=pd.DataFrame(h.T, index=idx, columns=cols, copy=False),
+        targets=pd.DataFrame(w.T, index=idx, columns=cols, copy=False),
         asset_returns=returns,
         periods_per_year=float(periods_per_year),
         settings={
@@ -569,6 +605,7 @@ def backtest(
             "max_gross": max_gross,
             "capital": capital,
         },
+        funding_rates=funding_rates,
     )
 
 

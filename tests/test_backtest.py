@@ -153,6 +153,27 @@ def test_vectorised_equals_the_per_bar_loop(kwargs: dict) -> None:
     np.testing.assert_allclose(fast.equity.to_numpy(), slow["equity"], rtol=1e-12)
 
 
+def test_asset_pnl_with_funding_and_per_asset_costs_adds_up() -> None:
+    """Per-asset P&L is derived on demand; it must add up to every bar's net return,
+    and the caller mutating its frames afterwards must not change it."""
+    r, s, f = _random_case(21)
+    costs = {"a0": 2.0, "a1": 6.0, "a2": 11.0}
+    res = backtest(r, s, market_is="simple_returns", position="tanh", cost_bps=costs,
+                   spread_bps=3.0, funding=f, max_gross=1.2)
+    pnl = res.asset_pnl.copy()
+    np.testing.assert_allclose(pnl.sum(axis=1), res.returns, **EXACT)
+    # one asset's P&L by hand: held x return - |trade| x its cost - held x funding
+    h, trade = res.positions["a1"], res.trades.query("asset == 'a1'")
+    cost_a1 = pd.Series(0.0, index=r.index)
+    cost_a1[trade["held_from"]] = trade["size"].abs().to_numpy() * (6.0 + 1.5) / 1e4
+    np.testing.assert_allclose(pnl["a1"], h * r["a1"] - cost_a1 - h * f["a1"], **EXACT)
+    f.iloc[:, :] = 1.0
+    r.iloc[:, :] = 0.5
+    res.__dict__.pop("asset_pnl")  # drop the cached value: recompute from what res holds
+    res.__dict__.pop("_weights_before_rebalance")
+    np.testing.assert_allclose(res.asset_pnl, pnl, **EXACT)
+
+
 @pytest.mark.parametrize("block", [1, 7, 64])
 def test_block_boundaries_change_nothing(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """The engine works through the bars in cache-sized blocks: the split must not show."""
