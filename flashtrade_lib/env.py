@@ -26,6 +26,18 @@ def total_memory_bytes() -> int | None:
         return None
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def pick_device() -> str:
     """``"cuda"`` when a CUDA GPU is usable, else ``"cpu"`` — notebooks size their runs from this."""
     import torch
@@ -56,7 +68,7 @@ def environment_report() -> dict[str, Any]:
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
+        "processor": cpu_model(),
         "cpu_count": os.cpu_count(),
         "memory_GiB": round(mem / 2**30, 1) if mem else None,
         "executable": sys.executable,

@@ -149,3 +149,15 @@ def test_blas_threads_sets_and_restores_openblas_threads() -> None:
 def test_blas_threads_rejects_bad_counts() -> None:
     with pytest.raises(ValueError, match="positive number of threads"), bench.blas_threads(0):
         pass
+
+
+def test_environment_report_is_json_provenance() -> None:
+    """Every recorded benchmark carries this: it must name the machine and be JSON-able."""
+    import json
+
+    from flashtrade_lib.env import cpu_model, environment_report
+
+    report = json.loads(json.dumps(environment_report()))
+    assert report["date_utc"].endswith("Z") and report["cpu_count"] >= 1
+    assert report["processor"] == cpu_model() and report["processor"].strip()
+    assert report["versions"]["numpy"] == np.__version__
