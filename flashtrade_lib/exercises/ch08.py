@@ -1,8 +1,9 @@
-"""Exercise checks for chapter 8 (08_backtesting): annualise correctly; execute at t+1."""
+"""Exercise checks for chapter 8 (08_backtesting): annualise correctly; execute at t+1; break-even cost."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -115,3 +116,76 @@ def _grade_t_plus_one(answer: object) -> Feedback:
     if not np.allclose(got, expected, atol=1e-15, rtol=0):
         return Feedback(False, "the values differ from positions.shift(1) * returns with a flat first bar.")
     return Feedback(True, "a decision at the close of bar t earns the return of bar t+1.")
+
+
+# --------------------------------------------------------------------- break-even cost
+
+
+def _breakeven_solution(
+    sharpe_at: Callable[[float], float], hi: float = 50.0, tol: float = 0.25
+) -> float | None:
+    # bisection on [0, hi]: sharpe_at decreases with the cost
+    lo = 0.0
+    if sharpe_at(lo) <= 0:
+        return 0.0
+    if sharpe_at(hi) > 0:
+        return None
+    while hi - lo > tol:
+        mid = (lo + hi) / 2
+        if sharpe_at(mid) > 0:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def _breakeven_wrong(
+    sharpe_at: Callable[[float], float], hi: float = 50.0, tol: float = 0.25
+) -> float | None:
+    # the first point of a coarse 5 bps grid where the Sharpe ratio is <= 0
+    return next((float(c) for c in range(0, int(hi) + 1, 5) if sharpe_at(c) <= 0), None)
+
+
+def _breakeven_cases() -> list[tuple[str, Callable[[float], float], float | None]]:
+    return [
+        ("a Sharpe ratio of 1.2 - 0.1 × cost", lambda c: 1.2 - 0.1 * c, 12.0),
+        ("a Sharpe ratio of 2 exp(-cost / 10) - 0.5", lambda c: 2 * math.exp(-c / 10) - 0.5,
+         10 * math.log(4)),
+        ("a Sharpe ratio of 0.9 - 0.3 × cost", lambda c: 0.9 - 0.3 * c, 3.0),
+        ("a strategy that never trades (Sharpe 0.4 at any cost)", lambda c: 0.4, None),
+        ("a strategy that loses even without costs", lambda c: -0.2 - 0.05 * c, 0.0),
+    ]
+
+
+@register(
+    "ch08-breakeven",
+    title="The cost at which a strategy's Sharpe ratio crosses zero",
+    solution=lambda: _breakeven_solution,
+    wrong=lambda: _breakeven_wrong,
+)
+def _grade_breakeven(answer: object) -> Feedback:
+    if not callable(answer):
+        return Feedback(False, "expected a function breakeven_cost(sharpe_at, hi=50.0, tol=0.25).")
+    for label, sharpe_at, expected in _breakeven_cases():
+        got = answer(sharpe_at)
+        if expected is None:
+            if got is not None:
+                return Feedback(False, f"for {label} you returned {got!r}: the Sharpe ratio is "
+                                "still positive at `hi`, so there is no break-even cost in "
+                                "range; return None.")
+            continue
+        if got is None:
+            return Feedback(False, f"for {label} you returned None; it crosses zero at "
+                            f"{expected:.2f} bps.")
+        if expected == 0.0 and got != 0.0:
+            return Feedback(False, f"for {label} you returned {got}: it loses money at 0 bps "
+                            "already, so the break-even cost is 0.")
+        if abs(float(got) - expected) > 0.25:
+            hint = ""
+            if float(got) % 5 == 0:
+                hint = (" Your answer is a point of a coarse grid: narrow the interval where "
+                        "the sign changes (bisection) until it is shorter than `tol`.")
+            return Feedback(False, f"for {label} you returned {float(got):.2f} bps, but it "
+                            f"crosses zero at {expected:.2f} bps.{hint}")
+    return Feedback(True, "bisection halves the interval around the sign change at every step: "
+                    "about eight backtests give the break-even cost to a quarter of a bp.")
