@@ -24,7 +24,6 @@ Results go to ``benchmarks/results/backtest.json`` with the machine's provenance
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -33,8 +32,7 @@ import numpy as np
 import pandas as pd
 
 from flashtrade_lib.backtest import backtest, backtest_loop
-from flashtrade_lib.bench import fmt_seconds, time_calls
-from flashtrade_lib.env import environment_report
+from flashtrade_lib.bench import fmt_seconds, time_calls, write_record
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RULES = {"position": "tanh", "scale": 2.0, "max_weight": 0.5, "max_gross": 1.5}
@@ -165,11 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         "target_speedup_ge_100": {"interleaved": ratio_interleaved >= 100,
                                   "warm": ratio_warm >= 100},
         "load_average_at_end": list(os.getloadavg()),
-        "environment": environment_report(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_record(args.out, record)
     return 0
 
 

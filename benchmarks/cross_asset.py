@@ -33,16 +33,21 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from flashtrade_lib.bench import fmt_bytes, fmt_seconds, peak_memory, peak_memory_cuda, time_calls
+from flashtrade_lib.bench import (
+    fmt_bytes,
+    fmt_seconds,
+    peak_memory,
+    peak_memory_cuda,
+    time_calls,
+    write_record,
+)
 from flashtrade_lib.cross_asset import CrossAssetTrader, n_tokens
-from flashtrade_lib.env import environment_report
 from flashtrade_lib.lob_model import training_step
 from flashtrade_lib.model import ModelConfig
 from flashtrade_lib.train import naive_step_bytes
@@ -165,20 +170,18 @@ def main(argv: list[str] | None = None) -> int:
                          f"{nv['peak_bytes'] / max(sd['peak_bytes'], 1):.1f}x less memory")
             print(f"{a:>6} {lb:>8} {n_tokens(lb, a):>8} | " + " | ".join(cells) + f" | {ratio}")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
+    write_record(out, {
         "benchmark": "cross_asset",
         "description": "one training step (forward+backward+AdamW, regression loss) of CrossAssetTrader, "
                        "time-major (asset, time) tokens + one summary token per bar, causal",
-        "environment": environment_report(),
         "settings": {**sizes, "assets": args.assets, "lookbacks": args.lookbacks, "backends": args.backends,
                      "repeat": args.repeat, "oom_gib": args.oom_gib, "max_run_gib": args.max_run_gib,
                      "max_tokens": args.max_tokens, "device": device,
                      "naive_formula": "(n_layers + 3) * batch * n_heads * N^2 * 4 bytes"},
         "rows": rows,
         "runtime_s": time.perf_counter() - started,
-    }, indent=2))
-    print(f"wrote {out} ({time.perf_counter() - started:.0f} s)")
+    })
+    print(f"({time.perf_counter() - started:.0f} s)")
     return 0
 
 

@@ -21,7 +21,6 @@ them in chapter 4. Without a CUDA GPU the script prints why it skipped and exits
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import subprocess
 import sys
@@ -126,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import triton
 
+    from flashtrade_lib.bench import write_record
     from flashtrade_lib.env import environment_report
 
     env = environment_report()
@@ -160,7 +160,6 @@ def main(argv: list[str] | None = None) -> int:
         "tokens_per_batch": TOKENS,
         "model_dim": MODEL_DIM,
         "timer": "triton.testing.do_bench, median, warmup 25 ms, rep 100 ms",
-        "environment": env,
         "gpu": gpu,
         "rows": rows,
     }
@@ -179,9 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     if out is None:
         slug = re.sub(r"[^a-z0-9]+", "-", gpu["name"].lower()).strip("-")
         out = RESULTS / f"gpu_attention_{slug}_{env['date_utc'][:10]}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"\nwrote {out}")
+    write_record(out, record, environment=env)
     return 0
 
 

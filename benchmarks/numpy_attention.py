@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 from pathlib import Path
@@ -44,8 +43,8 @@ from flashtrade_lib.bench import (
     memory_method,
     peak_memory,
     time_calls,
+    write_record,
 )
-from flashtrade_lib.env import environment_report
 
 RESULTS = Path(__file__).resolve().parent / "results" / "numpy_attention.json"
 TARGET_N, TARGET_SPEEDUP, TARGET_MEMORY_RATIO = 8192, 1.3, 1 / 100
@@ -148,11 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_1min": {"before": load_before[0], "after": os.getloadavg()[0]},
         "results": results,
         "target": target,
-        "environment": environment_report(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_record(args.out, record)
     return 0
 
 

@@ -30,7 +30,6 @@ is >= 8x naive's.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -38,8 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flashtrade_lib.bench import fmt_bytes, fmt_seconds
-from flashtrade_lib.env import environment_report
+from flashtrade_lib.bench import fmt_bytes, fmt_seconds, write_record
 from flashtrade_lib.train import measure_train_context
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,18 +152,15 @@ def main(argv: list[str] | None = None) -> int:
         t["met"] = bool(t["value"] >= t["target"])
         print(f"target {name}: {t['value']:.2f} (>= {t['target']}) {'MET' if t['met'] else 'NOT MET'}")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
+    write_record(out, {
         "benchmark": "train_context",
         "description": "one training step (forward+backward+AdamW) of FlashAttentionTrader, causal",
-        "environment": environment_report(),
         "settings": {**sizes, "contexts": args.contexts, "backends": backends, "repeat": args.repeat,
                      "max_gib": args.max_gib, "device": device, "amp_bf16": cuda},
         "rows": rows,
         "fits": fits,
         "targets": targets,
-    }, indent=2))
-    print(f"wrote {out}")
+    })
     return 0
 
 

@@ -15,24 +15,22 @@ not fit), and writes JSON with provenance to benchmarks/results/windows_memory.j
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from flashtrade_lib.bench import fmt_bytes, memory_method, peak_memory
+from flashtrade_lib.bench import fmt_bytes, memory_method, peak_memory, write_record
 from flashtrade_lib.data.features import Standardizer, make_features
 from flashtrade_lib.data.labels import forward_log_return
 from flashtrade_lib.data.synthetic import simulate_market
 from flashtrade_lib.data.windows import WindowDataset
-from flashtrade_lib.env import environment_report
 
 LIMIT_BYTES = 100 * 10**6
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bars", type=int, default=35_000)
     ap.add_argument("--features", type=int, default=25, help="a multiple of 5 (5 features per asset)")
@@ -40,7 +38,7 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--batches", type=int, default=50, help="DataLoader batches to iterate")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "windows_memory.json")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.features % 5:
         raise SystemExit("--features must be a multiple of 5 (five features per asset)")
     torch.set_num_threads(1)
@@ -100,11 +98,8 @@ def main() -> int:
         "materialised_float32_bytes": int(state["materialised32"]),
         "materialised_float64_bytes": int(state["materialised64"]),
         "limit_bytes": LIMIT_BYTES, "passed": ok, "seconds": round(seconds, 2),
-        "environment": environment_report(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_record(args.out, result)
     return 0 if ok else 1
 
 

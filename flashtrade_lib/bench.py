@@ -13,12 +13,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import json
 import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "Timing",
@@ -30,6 +32,9 @@ __all__ = [
     "blas_thread_count",
     "fmt_bytes",
     "fmt_seconds",
+    "write_record",
+    "load_record",
+    "provenance",
 ]
 
 _STATUS = Path("/proc/self/status")
@@ -265,3 +270,44 @@ def fmt_seconds(s: float) -> str:
     if s >= 1e-3:
         return f"{s * 1e3:.1f} ms"
     return f"{s * 1e6:.0f} µs"
+
+
+# ------------------------------------------------------------------ recorded results
+
+
+def write_record(
+    path: Path | str, record: dict[str, Any], *, environment: dict[str, Any] | None = None
+) -> Path:
+    """Write a benchmark's result as JSON, stamped with the machine that measured it.
+
+    ``environment`` defaults to :func:`flashtrade_lib.env.environment_report` taken now;
+    a number in the book is only as good as the statement of where it came from.
+    """
+    from flashtrade_lib.env import environment_report
+
+    if "environment" in record:
+        raise ValueError("pass the machine report as environment=, not inside the record")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    full = {**record, "environment": environment or environment_report()}
+    path.write_text(json.dumps(full, indent=2) + "\n")
+    print(f"wrote {path}")
+    return path
+
+
+def load_record(path: Path | str) -> dict[str, Any] | None:
+    """A recorded benchmark, or ``None`` when it has not been recorded (yet)."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def provenance(record: dict[str, Any], packages: tuple[str, ...] = ("numpy",)) -> str:
+    """One line saying when, on what machine and with which versions ``record`` was measured."""
+    env = record["environment"]
+    date = env["date_utc"].replace("T", " ").removesuffix("Z")
+    gpu = env.get("gpu")
+    machine = f"{env['processor']}, {env['cpu_count']} cores"
+    if gpu:
+        machine = f"{gpu['name']} (CUDA {gpu.get('cuda')}), {machine}"
+    versions = ", ".join(f"{name} {env['versions'].get(name)}" for name in packages)
+    return f"recorded {date} UTC on {machine}; {versions}"

@@ -1,0 +1,63 @@
+"""The benchmark scripts run end to end at tiny sizes and write a record with provenance.
+
+They are not timed here (speed targets are checked by running the scripts at full size);
+this keeps them from rotting between the runs that record results.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from flashtrade_lib.bench import load_record, provenance, write_record
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+TINY = {
+    "backtest": ["--bars", "3000", "--loop-bars", "500", "--repeat", "1"],
+    "numpy_attention": ["--sizes", "128", "--blocks", "32", "--repeat", "1"],
+    "windows_memory": ["--bars", "3000", "--lookback", "64", "--batches", "2"],
+    "train_context": ["--contexts", "32", "64", "--repeat", "1", "--d-model", "16",
+                      "--n-heads", "2", "--n-layers", "1", "--batch", "2"],
+    "cross_asset": ["--assets", "2", "--lookbacks", "16", "--repeat", "1", "--d-model", "16",
+                    "--n-heads", "2", "--n-layers", "1", "--batch", "2"],
+}
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_benchmark_script_writes_a_record(name: str, tmp_path: Path) -> None:
+    out = tmp_path / f"{name}.json"
+    status = _load(name).main([*TINY[name], "--out", str(out)])
+    record = load_record(out)
+    assert record is not None, f"{name} wrote no record"
+    assert record["benchmark"] == name
+    assert record["environment"]["cpu_count"] >= 1
+    # windows_memory returns 1 when its memory target fails: at this size it must pass
+    assert status == 0
+
+
+def test_every_benchmark_script_is_exercised() -> None:
+    scripts = {p.stem for p in BENCHMARKS.glob("*.py")}
+    assert scripts - {"gpu_attention"} == set(TINY), "add new benchmark scripts to TINY"
+
+
+def test_write_record_stamps_provenance(tmp_path: Path) -> None:
+    path = write_record(tmp_path / "sub" / "r.json", {"benchmark": "x", "value": 1.5})
+    record = json.loads(path.read_text())
+    assert record["value"] == 1.5 and record["environment"]["versions"]["numpy"]
+    line = provenance(record, packages=("numpy", "pandas"))
+    assert line.startswith("recorded ") and "numpy " in line and "pandas " in line
+    with pytest.raises(ValueError, match="environment="):
+        write_record(tmp_path / "bad.json", {"environment": {}})
+    assert load_record(tmp_path / "missing.json") is None
