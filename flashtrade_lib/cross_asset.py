@@ -49,7 +49,13 @@ import math
 import torch
 from torch import Tensor, nn
 
-from flashtrade_lib.model import HEADS, FlashAttentionTrader, ModelConfig, RotaryEmbedding, _Block
+from flashtrade_lib.model import (
+    HEADS,
+    FlashAttentionTrader,
+    ModelConfig,
+    RotaryEmbedding,
+    TransformerBlock,
+)
 
 __all__ = [
     "CrossAssetTrader",
@@ -103,9 +109,11 @@ class CrossAssetTrader(nn.Module):
     n_assets, n_features)`` and returns ``regression``, ``direction`` (logits) and
     ``allocation`` (``tanh``), each ``(batch, n_assets)`` — the same dict as
     :class:`~flashtrade_lib.model.FlashAttentionTrader` with ``n_outputs = n_assets``,
-    so :func:`flashtrade_lib.train.compute_loss` applies. The blocks are the single-series
-    model's (``_Block``), with :class:`BarRotaryEmbedding` for time; the attention
-    backend is ``config.backend``. See the module docstring for the causal layout.
+    so :func:`flashtrade_lib.train.compute_loss` applies and :func:`flashtrade_lib.train.train`
+    trains it (it has the ``target_scale`` buffer that ``train`` sets). The blocks are the
+    single-series model's (:class:`~flashtrade_lib.model.TransformerBlock`), with
+    :class:`BarRotaryEmbedding` for time; the attention backend is ``config.backend``.
+    See the module docstring for the causal layout.
     """
 
     def __init__(self, config: ModelConfig, n_assets: int) -> None:
@@ -126,7 +134,7 @@ class CrossAssetTrader(nn.Module):
         self.asset_embedding = nn.Embedding(n_assets + 1, d)  # index n_assets: the summary token
         self.summary = nn.Parameter(torch.zeros(d))
         rope = BarRotaryEmbedding(config.head_dim, n_assets + 1, config.rope_base)
-        self.blocks = nn.ModuleList(_Block(config, rope) for _ in range(config.n_layers))
+        self.blocks = nn.ModuleList(TransformerBlock(config, rope) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(d)
         self.heads = nn.ModuleDict({name: nn.Linear(d, 1) for name in HEADS})
         self.register_buffer("target_scale", torch.ones(()))

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ModelConfig", "RotaryEmbedding", "FlashAttentionTrader", "HEADS"]
+__all__ = ["ModelConfig", "RotaryEmbedding", "TransformerBlock", "FlashAttentionTrader", "HEADS"]
 
 HEADS = ("regression", "direction", "allocation")
 
@@ -156,8 +156,13 @@ class RotaryEmbedding(nn.Module):
         return out.to(x.dtype)
 
 
-class _Block(nn.Module):
-    """Pre-norm transformer block: ``x + Attn(LN(x))`` then ``x + MLP(LN(x))``."""
+class TransformerBlock(nn.Module):
+    """Pre-norm transformer block: ``x + Attn(LN(x))`` then ``x + MLP(LN(x))``.
+
+    Public because every model of the book is built from it (the cross-asset and
+    order-book models of chapter 10 too): the positions come from the ``rope``
+    passed in, and attention from ``config.backend``.
+    """
 
     def __init__(self, config: ModelConfig, rope: RotaryEmbedding) -> None:
         super().__init__()
@@ -215,7 +220,7 @@ class FlashAttentionTrader(nn.Module):
         self.config = config
         self.input = nn.Linear(config.n_features, config.d_model)
         rope = RotaryEmbedding(config.head_dim, config.rope_base)
-        self.blocks = nn.ModuleList(_Block(config, rope) for _ in range(config.n_layers))
+        self.blocks = nn.ModuleList(TransformerBlock(config, rope) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(config.d_model)
         self.heads = nn.ModuleDict({name: nn.Linear(config.d_model, config.n_outputs) for name in HEADS})
         self.register_buffer("target_scale", torch.ones(()))
