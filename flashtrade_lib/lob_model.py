@@ -1,4 +1,4 @@
-"""An order-book model over (level, snapshot) tokens, and the small training helpers chapter 10 shares.
+"""An order-book model over (level, snapshot) tokens, and the small helpers chapter 10 shares.
 
 A limit-order book is a second axis next to time: at every snapshot it holds
 ``n_levels`` price levels per side. The model here treats each (snapshot, level)
@@ -17,11 +17,10 @@ every snapshot in the window. A window of ``S`` snapshots of ``L`` levels is
 :func:`~flashtrade_lib.data.orderbook.record_orderbook`) into per-token features;
 :class:`TokenWindows` cuts ``(lookback, tokens, features)`` windows lazily (views,
 never copies) from any ``(time, tokens, features)`` array — order-book levels or the
-assets of a panel. :func:`fit` is a deliberately plain training loop used for *all*
-models that chapter 10 compares (so that no model gets a better optimiser than
-another): :func:`flashtrade_lib.train.train` accepts only the single-series model.
-:func:`training_step` builds the zero-argument step that :mod:`flashtrade_lib.bench`
-times and measures.
+assets of a panel. Every model chapter 10 compares is trained by the book's one loop,
+:func:`flashtrade_lib.train.train` (they all have its ``target_scale`` interface), so
+no model gets a better optimiser than another. :func:`training_step` builds the
+zero-argument step that :mod:`flashtrade_lib.bench` times and measures.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from flashtrade_lib.cross_asset import CrossAssetTrader
 from flashtrade_lib.model import ModelConfig
@@ -42,7 +41,6 @@ __all__ = [
     "lob_features",
     "TokenWindows",
     "OrderBookTrader",
-    "fit",
     "training_step",
     "direction_accuracy",
 ]
@@ -140,54 +138,6 @@ class OrderBookTrader(CrossAssetTrader):
 def _check_objective(objective: str) -> None:
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
-
-
-def fit(
-    model: nn.Module,
-    dataset: Dataset,
-    *,
-    steps: int,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    weight_decay: float = 0.01,
-    objective: str = "direction",
-    seed: int = 0,
-    grad_clip: float = 1.0,
-) -> list[float]:
-    """Train any model returning the ``{"regression", "direction", "allocation"}`` dict for ``steps`` steps.
-
-    AdamW with a constant learning rate, gradient clipping, batches drawn with
-    replacement from a seeded generator (so ``steps`` is exact however large the set).
-    For ``regression`` the model's ``target_scale`` is set to the training targets'
-    standard deviation and the loss is in units of their variance, as in
-    :func:`flashtrade_lib.train.train`. Returns the loss of every step.
-    """
-    _check_objective(objective)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    n = len(dataset)  # type: ignore[arg-type]
-    if n == 0:
-        raise ValueError("the training dataset is empty")
-    g = torch.Generator().manual_seed(seed)
-    target_std = 1.0
-    if objective in ("regression", "multi"):
-        ys = torch.stack([dataset[int(i)][1] for i in torch.randint(n, (min(n, 4096),), generator=g)])
-        target_std = float(ys.std()) or 1.0
-        model.target_scale.fill_(target_std)
-    sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=steps * batch_size, generator=g)
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    model.train()
-    losses = []
-    for x, y in loader:
-        loss = compute_loss(model(x), y, objective, target_std)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        opt.step()
-        losses.append(float(loss.detach()))
-    model.eval()
-    return losses
 
 
 def training_step(model: nn.Module, x: Tensor, y: Tensor, objective: str = "regression") -> Callable[[], float]:

@@ -1,8 +1,10 @@
-"""Training ``FlashAttentionTrader``: one loop for a laptop CPU, a GPU, or many processes.
+"""Training: one loop for a laptop CPU, a GPU, or many processes, and for every model of the book.
 
-``train(model, datasets, config)`` runs AdamW with linear warm-up and cosine decay,
-gradient clipping, early stopping on the validation loss and — on a GPU only —
-mixed precision. Started with ``torchrun --nproc_per_node P ...`` it runs
+``train(model, datasets, config)`` trains any model with the small interface of
+:class:`TrainableModel` — the single-series ``FlashAttentionTrader`` and the
+cross-asset and order-book models of chapter 10 alike. It runs AdamW with linear
+warm-up and cosine decay, gradient clipping, early stopping on the validation loss
+and — on a GPU only — mixed precision. Started with ``torchrun --nproc_per_node P ...`` it runs
 unchanged under DistributedDataParallel (gloo on CPU, nccl on GPU): every process
 sees a disjoint shard of each *global* batch through a ``DistributedSampler``, and
 gradients are averaged, so P processes take exactly the steps one process would
@@ -26,7 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -34,11 +36,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
-from flashtrade_lib.model import FlashAttentionTrader, ModelConfig
+from flashtrade_lib.model import HEADS, FlashAttentionTrader, ModelConfig
 
 __all__ = [
     "TrainConfig",
     "TrainResult",
+    "TrainableModel",
     "train",
     "compute_loss",
     "lr_at",
@@ -169,6 +172,51 @@ class TrainResult:
         return [row["val_loss"] for row in self.history if "val_loss" in row]
 
 
+# --------------------------------------------------------------------------- models
+
+
+class TrainableModel(Protocol):
+    """What :func:`train` and :func:`predict` need from a model — and nothing more.
+
+    * It is a ``torch.nn.Module`` (``train`` uses its parameters, ``state_dict``,
+      ``train()``/``eval()`` and ``to()``).
+    * ``target_scale`` is a scalar tensor buffer. ``train`` sets it to the training
+      targets' standard deviation; the model multiplies its ``regression`` output by
+      it, so the network works at unit scale while predictions come out in the
+      target's units.
+    * ``model(x)`` returns a dict of tensors ``regression``, ``direction`` (a logit)
+      and ``allocation``, each shaped like a batch of targets; an objective reads only
+      some of them (see :func:`compute_loss`).
+
+    :class:`~flashtrade_lib.model.FlashAttentionTrader` has it, and so do the models of
+    chapter 10 (:class:`~flashtrade_lib.cross_asset.CrossAssetTrader`, its baselines and
+    :class:`~flashtrade_lib.lob_model.OrderBookTrader`). Checkpoints are narrower: they
+    rebuild a ``FlashAttentionTrader`` from its config, so ``checkpoint_dir`` needs one.
+    """
+
+    target_scale: Tensor
+
+    def __call__(self, x: Tensor) -> Mapping[str, Tensor]: ...
+
+
+def _check_trainable(model: Any, caller: str) -> None:
+    """A ``TypeError`` naming what is missing, before any data is read."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            f"{caller} needs a torch.nn.Module with the TrainableModel interface "
+            f"(a target_scale buffer, forward returning {', '.join(HEADS)}); got {type(model).__name__}"
+        )
+    scale = getattr(model, "target_scale", None)
+    if not isinstance(scale, Tensor) or scale.numel() != 1:
+        found = "none" if scale is None else f"a {type(scale).__name__}"
+        raise TypeError(
+            f"{caller} needs model.target_scale, a scalar tensor buffer it sets to the training "
+            f"targets' standard deviation; {type(model).__name__} has {found}. Add "
+            "self.register_buffer('target_scale', torch.ones(())) in __init__ and multiply the "
+            "regression output by it"
+        )
+
+
 # --------------------------------------------------------------------------- losses
 
 
@@ -182,6 +230,14 @@ def compute_loss(
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
+    needed = {"regression", *(("allocation",) if objective == "allocation" else ()),
+              *(("direction",) if objective in ("direction", "multi") else ())}
+    if not isinstance(outputs, Mapping) or not needed <= set(outputs):
+        got = sorted(outputs) if isinstance(outputs, Mapping) else type(outputs).__name__
+        raise TypeError(
+            f"objective {objective!r} needs the model to return a dict with {sorted(needed)} "
+            f"(see TrainableModel); got {got}"
+        )
     pred = outputs["regression"]
     target = target.to(pred.device, torch.float32).reshape(pred.shape)
     if objective == "allocation":
@@ -356,7 +412,7 @@ def _evaluate(
 
 
 def train(
-    model: FlashAttentionTrader,
+    model: TrainableModel,
     datasets: Any,
     config: TrainConfig | None = None,
     *,
@@ -364,9 +420,11 @@ def train(
 ) -> TrainResult:
     """Train ``model`` in place on ``datasets`` (``{"train": ds, "val": ds}`` or ``(train, val)``).
 
-    Each dataset item is ``(x, y)`` with ``x`` of shape ``(N, n_features)`` and ``y``
-    the target(s). Returns a :class:`TrainResult`; the model ends with the weights
-    of the best validation epoch (the last epoch when there is no validation set).
+    ``model`` is any :class:`TrainableModel` (a ``TypeError`` says what is missing).
+    Each dataset item is ``(x, y)``: ``x`` whatever the model reads (``(N, n_features)``
+    for the single-series model) and ``y`` the target(s). Returns a :class:`TrainResult`;
+    the model ends with the weights of the best epoch — lowest validation loss, or
+    lowest mean training loss when there is no validation set.
     ``metadata`` (plain types: data range, feature names, ...) goes into checkpoints.
 
     Deterministic on CPU for a given ``config.seed``: the shuffling order comes
@@ -374,8 +432,13 @@ def train(
     model's own initialisation is the caller's (seed before building it).
     """
     config = config or TrainConfig()
-    if not isinstance(model, FlashAttentionTrader):
-        raise TypeError(f"train needs a FlashAttentionTrader, got {type(model).__name__}")
+    _check_trainable(model, "train")
+    if config.checkpoint_dir and not isinstance(model, FlashAttentionTrader):
+        raise TypeError(
+            f"checkpoints rebuild a FlashAttentionTrader from its config, so a {type(model).__name__} "
+            "cannot be checkpointed by train: set checkpoint_dir=None and save "
+            "model.state_dict() yourself"
+        )
     train_set, val_set = _datasets(datasets)
     if len(train_set) == 0:  # type: ignore[arg-type]
         raise ValueError("the training dataset is empty")
@@ -556,19 +619,20 @@ def _global_mean(value: Tensor, world: int) -> float:
 
 @torch.no_grad()
 def predict(
-    model: FlashAttentionTrader,
+    model: TrainableModel,
     dataset: Dataset,
     *,
     batch_size: int = 64,
     device: str = "auto",
     progress: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Run ``model`` over ``dataset`` in order; returns NumPy arrays.
+    """Run ``model`` (any :class:`TrainableModel`) over ``dataset`` in order; returns NumPy arrays.
 
     Keys: ``regression`` (predicted target), ``direction`` (probability that the
     target is positive), ``allocation`` (position in [-1, 1]), and ``target``.
     Each has shape ``(len(dataset), n_outputs)``.
     """
+    _check_trainable(model, "predict")
     dev = _resolve_device(device, 0, 1)
     model.to(dev).eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)

@@ -15,12 +15,11 @@ from flashtrade_lib.lob_model import (
     OrderBookTrader,
     TokenWindows,
     direction_accuracy,
-    fit,
     lob_features,
     training_step,
 )
 from flashtrade_lib.model import ModelConfig
-from flashtrade_lib.train import predict
+from flashtrade_lib.train import TrainConfig, predict, train
 
 
 def _windows(sim, lookback: int) -> TokenWindows:
@@ -103,7 +102,9 @@ def test_model_trained_on_the_simulator_beats_chance_out_of_sample() -> None:
     test_set = _windows(test_sim, lookback)
     torch.manual_seed(0)
     model = OrderBookTrader(ModelConfig(n_features=4, d_model=16, n_heads=2, n_layers=1, backend="sdpa"), 5)
-    losses = fit(model, train_set, steps=400, batch_size=64, lr=2e-3, objective="direction")
+    cfg = TrainConfig(epochs=5, batch_size=64, lr=2e-3, objective="direction", patience=None,
+                      progress=False, device="cpu")
+    losses = train(model, train_set, cfg).step_losses  # the book's one loop trains this model too
     assert np.mean(losses[-50:]) < np.mean(losses[:50])
     with torch.no_grad():
         prob_up = predict(model, test_set, batch_size=512, device="cpu")["direction"][:, 0]

@@ -171,6 +171,51 @@ def test_train_reports_bad_setups_clearly(monkeypatch):
             train(small_model(), data, TrainConfig(device="cuda", batch_size=32, progress=False))
 
 
+class LastBarLinear(torch.nn.Module):
+    """The smallest TrainableModel: a linear read-out of the last bar, no transformer at all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(N * F, 3)
+        self.register_buffer("target_scale", torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        r, d, a = self.linear(x.flatten(1)).unbind(-1)
+        return {"regression": r[:, None] * self.target_scale, "direction": d[:, None],
+                "allocation": torch.tanh(a[:, None])}
+
+
+def test_train_takes_any_model_with_the_trainable_interface():
+    torch.manual_seed(0)
+    model = LastBarLinear()
+    res = train(model, (lag_task(256, 0), lag_task(64, 1)), TrainConfig(epochs=10, lr=3e-2, **QUICK))
+    assert res.step_losses[0] > 0.5
+    assert res.best_val_loss < 0.05  # the lag task is linear in the window: a linear model solves it
+    assert model.target_scale.item() == pytest.approx(float(lag_task(256, 0).tensors[1].double().std(correction=0)))
+    assert predict(model, lag_task(8, 2))["regression"].shape == (8, 1)
+
+
+def test_train_says_what_a_model_lacks(tmp_path):
+    data = lag_task(64, 0)
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        train(lambda x: x, data, TrainConfig(**QUICK))
+    no_scale = torch.nn.Linear(F, 1)
+    with pytest.raises(TypeError, match=r"target_scale.*register_buffer"):
+        train(no_scale, data, TrainConfig(**QUICK))
+    with pytest.raises(TypeError, match="target_scale"):
+        predict(no_scale, data)
+
+    class TupleOut(LastBarLinear):
+        def forward(self, x):
+            return tuple(super().forward(x).values())
+
+    with pytest.raises(TypeError, match=r"return a dict with \['direction', 'regression'\]"):
+        train(TupleOut(), data, TrainConfig(objective="multi", **QUICK))
+    with pytest.raises(TypeError, match="checkpoint_dir=None"):
+        train(LastBarLinear(), data, TrainConfig(checkpoint_dir=str(tmp_path), **QUICK))
+    assert not any(tmp_path.iterdir()), "nothing may be written before the error"
+
+
 # ----------------------------------------------------------------- checkpoints
 
 

@@ -73,3 +73,143 @@ def _grade_tokens(answer: Callable[[int, int], int]) -> Feedback:
             return Feedback(False, f"for lookback={lookback}, n_assets={assets} the sequence has {want} "
                                    f"tokens, you said {got}.")
     return Feedback(True, "right: lookback × (assets + 1). At 2048 bars × 100 assets that is 206,848 tokens.")
+
+
+# --------------------------------------------------------------------- memory budget
+
+_BENCH = {"batch": 2, "n_heads": 2, "n_layers": 2}  # benchmarks/cross_asset.py's settings
+_BUDGET_CASES = ((100, 12), (8, 12), (5, 12), (16, 24), (100, 1))
+
+
+def _max_lookback(n_assets: int, budget_gib: float = 12, *, tokens: Callable[[int, int], int] | None = None,
+                  gib: float = 2**30, sizes: dict[str, int] | None = None) -> int:
+    """Largest multiple of 64 whose naive step fits; the keyword variants build the typical mistakes."""
+    from flashtrade_lib.cross_asset import n_tokens
+    from flashtrade_lib.train import naive_step_bytes
+
+    tokens, sizes = tokens or n_tokens, _BENCH if sizes is None else sizes
+    lookback = 0
+    while naive_step_bytes(tokens(lookback + 64, n_assets), **sizes) <= budget_gib * gib:
+        lookback += 64
+    return lookback
+
+
+def _wrong_max_lookback(n_assets: int, budget_gib: float = 12) -> int:
+    return _max_lookback(n_assets, budget_gib, tokens=lambda lookback, assets: lookback * assets)
+
+
+@register(
+    "ch10-budget",
+    title="The longest lookback whose naive training step fits a memory budget",
+    solution=lambda: _max_lookback,
+    wrong=lambda: _wrong_max_lookback,
+)
+def _grade_budget(answer: Callable[[int, float], int]) -> Feedback:
+    from flashtrade_lib.cross_asset import n_tokens
+    from flashtrade_lib.train import naive_step_bytes
+
+    if not callable(answer):
+        return Feedback(False, f"expected a function max_lookback(n_assets, budget_gib), got {type(answer).__name__}")
+    for assets, budget in _BUDGET_CASES:
+        got, want = answer(assets, budget), _max_lookback(assets, budget)
+        if got == want:
+            continue
+        mistakes = {
+            _wrong_max_lookback(assets, budget): "You counted lookback × n_assets tokens; every bar also "
+            "has a summary token, so the sequence is n_tokens(lookback, n_assets) = lookback × (n_assets + 1).",
+            _max_lookback(assets, budget, gib=1e9): "A GiB is 2**30 bytes, not 10**9.",
+            _max_lookback(assets, budget, sizes={}): "Use the benchmark's settings, batch=2, n_heads=2, "
+            "n_layers=2, not naive_step_bytes' defaults.",
+            want + 64: "That lookback is the first one that no longer fits; return the last one that does.",
+        }
+        if got in mistakes:
+            hint = mistakes[got]
+        elif isinstance(got, (int, float)) and got % 64:
+            hint = "Lookbacks are multiples of 64 here (0 when even 64 bars do not fit)."
+        else:
+            need = naive_step_bytes(n_tokens(want + 64, assets), **_BENCH) / 2**30
+            hint = (f"{want + 64} bars would be {n_tokens(want + 64, assets):,} tokens and need "
+                    f"{need:.1f} GiB (naive_step_bytes with batch=2, n_heads=2, n_layers=2).")
+        return Feedback(False, f"for {assets} assets and {budget} GiB the answer is {want}, you said {got}. {hint}")
+    return Feedback(True, "right. With 100 assets a 12 GiB budget allows only 64 bars of naive attention "
+                          "(6,464 tokens); 128 bars would need 12.5 GiB. Memory O(N²) in tokens is "
+                          "what the flash backends remove.")
+
+
+# --------------------------------------------------------------------- no summary token
+
+
+def _no_summary_class() -> type:
+    import torch
+
+    from flashtrade_lib.cross_asset import CrossAssetTrader
+
+    class NoSummary(CrossAssetTrader):
+        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            rep = self.encode(x)[:, -1, : self.n_assets]  # each asset's own last token only
+            return {"regression": self.heads["regression"](rep).squeeze(-1) * self.target_scale,
+                    "direction": self.heads["direction"](rep).squeeze(-1),
+                    "allocation": torch.tanh(self.heads["allocation"](rep).squeeze(-1))}
+
+    return NoSummary
+
+
+def _wrong_no_summary_class() -> type:
+    from flashtrade_lib.cross_asset import CrossAssetTrader
+
+    class StillSummary(CrossAssetTrader):  # the library's read-out, summary token included
+        pass
+
+    return StillSummary
+
+
+@register(
+    "ch10-summary",
+    title="Read each asset's prediction from its own token only (no summary token)",
+    solution=_no_summary_class,
+    wrong=_wrong_no_summary_class,
+)
+def _grade_summary(answer: type) -> Feedback:
+    import torch
+
+    from flashtrade_lib.cross_asset import CrossAssetTrader
+    from flashtrade_lib.model import HEADS, ModelConfig
+
+    if not (isinstance(answer, type) and issubclass(answer, CrossAssetTrader)):
+        what = answer.__name__ if isinstance(answer, type) else f"an instance of {type(answer).__name__}"
+        return Feedback(False, f"expected a subclass of CrossAssetTrader (the class itself), got {what}")
+    n_assets = 4
+    torch.manual_seed(0)
+    model = answer(ModelConfig(n_features=3, d_model=16, n_heads=2, n_layers=2, backend="naive"), n_assets).eval()
+    for head in model.heads.values():  # the default zero biases and tiny weights would hide differences
+        torch.nn.init.normal_(head.weight, std=1.0)
+        torch.nn.init.normal_(head.bias, std=1.0)
+    x = torch.randn(2, 5, n_assets, 3, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = model(x)
+        if not isinstance(out, dict) or set(out) != set(HEADS):
+            return Feedback(False, f"forward must return a dict with keys {list(HEADS)}, like CrossAssetTrader's")
+        if any(tuple(v.shape) != (2, n_assets) for v in out.values()):
+            shapes = {k: tuple(v.shape) for k, v in out.items()}
+            return Feedback(False, f"every output must be (batch, n_assets) = (2, {n_assets}); got {shapes}. "
+                                   "Take the first n_assets tokens of the last bar, encode(x)[:, -1, :n_assets], "
+                                   "and squeeze the heads' last axis.")
+        # which assets' predictions move when only asset b's last bar changes
+        moved = torch.zeros(n_assets, n_assets, dtype=torch.bool)
+        for b in range(n_assets):
+            y = x.clone()
+            y[:, -1, b] += 1.0
+            moved[:, b] = (model(y)["regression"] - out["regression"]).abs().amax(0) > 1e-6
+    want = torch.ones(n_assets, n_assets, dtype=torch.bool).tril()  # [a, b]: asset a sees asset b's last bar
+    if moved.all():
+        return Feedback(False, "every asset's prediction still moves when any other asset's last bar changes: "
+                               "the read-out still uses the summary token. Read asset a from its own token, "
+                               "encode(x)[:, -1, :n_assets], without adding the summary.")
+    if not torch.equal(moved, want):
+        return Feedback(False, f"which last bars move which predictions (row a, column b): "
+                               f"{moved.int().tolist()}; reading each asset from its own last token gives "
+                               f"{want.int().tolist()} (a token sees its own bar's tokens up to itself).")
+    return Feedback(True, "right. Without the summary token asset a sees the last bar of assets 0..a only: "
+                          "asset 0 sees no other asset's latest bar, asset 3 sees all four. The time-major "
+                          "order makes the model asymmetric; the summary token, which sees the whole bar, "
+                          "restores the symmetry.")
