@@ -1,4 +1,4 @@
-"""Exercise checks for chapter 9 (09_long_context): how long must a context be, and is a gain real?"""
+"""Exercise checks for chapter 9 (09_long_context): how long must a context be, was the echo learned, is a gain real?"""
 
 from __future__ import annotations
 
@@ -83,3 +83,60 @@ def _grade_significant(answer: Callable[[np.ndarray], bool]) -> Feedback:
                 "compare |mean| with 1.96 · sd / sqrt(n) (sample sd, ddof=1)."))
     return Feedback(True, "a difference counts only when its 95 % interval excludes zero — and a "
                           "consistent *loss* is significant too.")
+
+
+_VERDICTS = ("unreachable", "not learned", "learned")
+
+
+def _diagnose(lookback: int, lag: int, model_ic: float, oracle_ic: float) -> str:
+    if lookback < lag:  # the oldest echoed return r_{t+1-L} lies outside the window
+        return "unreachable"
+    return "learned" if model_ic >= 0.5 * oracle_ic else "not learned"
+
+
+# (lookback, lag, model IC, oracle IC): short windows with noise ICs, the N = L boundary,
+# long windows that did and did not learn, and oracles that make a fixed IC threshold wrong
+_RUNS = [
+    (4, 16, 0.02, 0.50),
+    (15, 16, 0.04, 0.50),
+    (16, 16, 0.47, 0.50),
+    (64, 16, 0.20, 0.50),
+    (24, 48, -0.01, 0.50),
+    (48, 48, 0.40, 0.50),
+    (96, 48, 0.02, 0.50),
+    (96, 48, 0.08, 0.12),
+    (1024, 1008, 0.15, 0.60),
+]
+
+
+@register(
+    "ch09-diagnose",
+    title="Unreachable, not learned or learned: diagnose a lookback from the oracle",
+    solution=lambda: _diagnose,
+    wrong=lambda: (lambda lookback, lag, model_ic, oracle_ic:
+                   "learned" if model_ic >= 0.5 * oracle_ic else "unreachable"),
+)
+def _grade_diagnose(answer: Callable[[int, int, float, float], str]) -> Feedback:
+    if not callable(answer):
+        return Feedback(False, "expected a function diagnose(lookback, lag, model_ic, oracle_ic), "
+                               f"got {type(answer).__name__}.")
+    for run in _RUNS:
+        lookback, lag, model_ic, oracle_ic = run
+        got, want = answer(*run), _diagnose(*run)
+        if got == want:
+            continue
+        case = (f"lookback {lookback}, lag {lag}, model IC {model_ic:+.2f}, oracle IC {oracle_ic:.2f}: "
+                f"you said {got!r}, the answer is {want!r}.")
+        if got not in _VERDICTS:
+            hint = f"Return one of the strings {', '.join(map(repr, _VERDICTS))}."
+        elif want == "unreachable" or got == "unreachable":
+            hint = ("Decide reachability from the geometry alone, before looking at any IC: the window "
+                    "holds the echoed return r_{t+1-L} exactly when lookback >= lag (the first exercise). "
+                    "Below that the IC is noise, whatever its value; at or above it a small IC means the "
+                    "model did not learn the echo with this budget, not that it could not see it.")
+        else:
+            hint = ("Judge the IC against the oracle's, not against a fixed number: the oracle says how "
+                    "much skill there is to find, and 'learned' means at least half of it.")
+        return Feedback(False, f"{case} {hint}")
+    return Feedback(True, "a window that covers the lag makes the echo reachable; only the comparison "
+                          "with the oracle says whether the model learned it.")
