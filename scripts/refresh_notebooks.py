@@ -33,9 +33,24 @@ def strip(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         if CHECK_TAG not in cell.metadata.get("tags", []):
             cell.execution_count = None
             cell.outputs = []
+        else:
+            cell.outputs = _merge_streams(cell.outputs)
         cell.metadata.pop("execution", None)
     nb.metadata.pop("widgets", None)
     return nb
+
+
+def _merge_streams(outputs: list) -> list:
+    """One stdout block per run of prints: how they were flushed is noise in a diff."""
+    merged: list = []
+    for out in outputs:
+        prev = merged[-1] if merged else None
+        if (out.output_type == "stream" and prev is not None and prev.output_type == "stream"
+                and prev.name == out.name):
+            prev.text += out.text
+        else:
+            merged.append(out)
+    return merged
 
 
 def execute(nb: nbformat.NotebookNode, path: Path, timeout: int) -> None:
