@@ -290,9 +290,16 @@ def write_record(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     full = {**record, "environment": environment or environment_report()}
-    path.write_text(json.dumps(full, indent=2) + "\n")
+    path.write_text(json.dumps(full, indent=2, default=_json_scalar) + "\n")
     print(f"wrote {path}")
     return path
+
+
+def _json_scalar(value: Any) -> Any:
+    """NumPy / torch scalars (``np.float64``, ``np.int64``, 0-d tensors) as plain numbers."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"a benchmark record holds plain JSON types, not {type(value).__name__}")
 
 
 def load_record(path: Path | str) -> dict[str, Any] | None:

@@ -239,8 +239,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Time and peak memory of one training step vs context length, per attention backend."""
-    from flashtrade_lib.bench import fmt_bytes, fmt_seconds
-    from flashtrade_lib.env import environment_report
+    from flashtrade_lib.bench import fmt_bytes, fmt_seconds, write_record
     from flashtrade_lib.train import measure_train_context
 
     device = args.device
@@ -261,10 +260,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         else:
             print(f"{r['context']:>8} {r['backend']:>12} {r['status']:>10}  {r['reason']}")
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"environment": environment_report(), "rows": rows}, indent=2))
-        print(f"wrote {out}")
+        write_record(args.json, {"benchmark": "train_context", "rows": rows})
     return 0
 
 
