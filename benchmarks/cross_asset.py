@@ -13,7 +13,7 @@ measured side by side in one run), then each step's peak extra memory is measure
 
 Naive attention keeps ``B·H·N²`` probabilities per layer for the backward pass, plus a
 few more N×N buffers at the peak: ``(n_layers + 3)·B·H·N²·4`` bytes
-(:func:`flashtrade_lib.train.naive_step_bytes`). The script evaluates that formula
+(:func:`flashtrade_lib.step_cost.naive_step_bytes`). The script evaluates that formula
 *before* running anything:
 
 * above ``--oom-gib`` (default 12 GiB, a laptop's usable RAM) the row says
@@ -50,7 +50,7 @@ from flashtrade_lib.bench import (
 from flashtrade_lib.cross_asset import CrossAssetTrader, n_tokens
 from flashtrade_lib.lob_model import training_step
 from flashtrade_lib.model import ModelConfig
-from flashtrade_lib.train import naive_step_bytes
+from flashtrade_lib.step_cost import naive_step_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 GiB = 2**30

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from flashtrade_lib.bench import fmt_bytes, fmt_seconds, write_record
-from flashtrade_lib.train import measure_train_context
+from flashtrade_lib.step_cost import measure_train_context
 
 ROOT = Path(__file__).resolve().parents[1]
 GiB = 2**30

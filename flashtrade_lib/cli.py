@@ -62,7 +62,7 @@ def _load(checkpoint: str, backend: str | None) -> Any:
 
 
 def _data_for(ckpt: Any) -> Any:
-    from flashtrade_lib.train import market_datasets_from_metadata
+    from flashtrade_lib.tasks import market_datasets_from_metadata
 
     meta = ckpt.metadata
     missing = [k for k in ("source", "symbol", "lookback", "horizon", "scaler") if k not in meta]
@@ -141,7 +141,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from flashtrade_lib.model import FlashAttentionTrader, ModelConfig
-    from flashtrade_lib.train import TrainConfig, market_datasets, predict, train
+    from flashtrade_lib.tasks import market_datasets
+    from flashtrade_lib.train import TrainConfig, predict, train
 
     try:
         data = market_datasets(
@@ -240,7 +241,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     """Time and peak memory of one training step vs context length, per attention backend."""
     from flashtrade_lib.bench import fmt_bytes, fmt_seconds, write_record
-    from flashtrade_lib.train import measure_train_context
+    from flashtrade_lib.step_cost import measure_train_context
 
     device = args.device
     if device == "auto":
@@ -276,7 +277,8 @@ def _positive(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from flashtrade_lib.attention.backends import BACKENDS
-    from flashtrade_lib.train import OBJECTIVES, SOURCES
+    from flashtrade_lib.tasks import SOURCES
+    from flashtrade_lib.train import OBJECTIVES
 
     parser = argparse.ArgumentParser(
         prog="flashtrade", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

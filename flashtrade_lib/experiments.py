@@ -213,13 +213,13 @@ def step_costs(
     """Median time and peak extra memory of one training step per ``(lookback, backend)``.
 
     The same model sizes as :func:`lookback_sweep` (``model``), on random inputs
-    (:func:`flashtrade_lib.train.train_step`). Backends are timed interleaved at each
+    (:func:`flashtrade_lib.step_cost.train_step`). Backends are timed interleaved at each
     lookback (:func:`flashtrade_lib.bench.time_calls`), so their ratio is meaningful
     on a busy machine; memory is the peak extra resident memory (CPU) or CUDA
     allocation (GPU) of one step, measured after a warm-up step.
     """
     from flashtrade_lib.bench import peak_memory, peak_memory_cuda, time_calls
-    from flashtrade_lib.train import train_step
+    from flashtrade_lib.step_cost import train_step
 
     spec = model or SweepModel()
     if not backends:

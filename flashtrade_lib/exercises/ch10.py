@@ -85,7 +85,7 @@ def _max_lookback(n_assets: int, budget_gib: float = 12, *, tokens: Callable[[in
                   gib: float = 2**30, sizes: dict[str, int] | None = None) -> int:
     """Largest multiple of 64 whose naive step fits; the keyword variants build the typical mistakes."""
     from flashtrade_lib.cross_asset import n_tokens
-    from flashtrade_lib.train import naive_step_bytes
+    from flashtrade_lib.step_cost import naive_step_bytes
 
     tokens, sizes = tokens or n_tokens, _BENCH if sizes is None else sizes
     lookback = 0
@@ -106,7 +106,7 @@ def _wrong_max_lookback(n_assets: int, budget_gib: float = 12) -> int:
 )
 def _grade_budget(answer: Callable[[int, float], int]) -> Feedback:
     from flashtrade_lib.cross_asset import n_tokens
-    from flashtrade_lib.train import naive_step_bytes
+    from flashtrade_lib.step_cost import naive_step_bytes
 
     if not callable(answer):
         return Feedback(False, f"expected a function max_lookback(n_assets, budget_gib), got {type(answer).__name__}")
