@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from flashtrade_lib.model import FlashAttentionTrader, ModelConfig
-from flashtrade_lib.train import _autocast, _progress, compute_loss
+from flashtrade_lib.train import compute_loss
 
 __all__ = ["train_step", "naive_step_bytes", "measure_train_context"]
 
@@ -59,7 +59,7 @@ def train_step(
         raise ValueError("amp=True needs device='cuda'; CPU steps run in float32")
 
     def step() -> float:
-        with _autocast(dtype, dev):
+        with torch.autocast(device_type=dev.type, dtype=dtype, enabled=amp):
             out = model(x)
         loss = compute_loss(out, y, "regression")
         opt.zero_grad(set_to_none=False)
@@ -118,7 +118,9 @@ def measure_train_context(
     rows: list[dict[str, Any]] = []
     sizes = {"batch": batch, "d_model": d_model, "n_heads": n_heads, "n_layers": n_layers}
     itemsize = 2 if amp else 4
-    for n in _progress(list(contexts), enabled=progress, desc="contexts", unit="context"):
+    from tqdm.auto import tqdm
+
+    for n in tqdm(list(contexts), disable=not progress, desc="contexts", unit="context"):
         steps: dict[str, Any] = {}
         for b in backends:
             predicted = naive_step_bytes(n, batch=batch, n_heads=n_heads, n_layers=n_layers, itemsize=itemsize)
