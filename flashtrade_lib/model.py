@@ -19,19 +19,47 @@ Positions are encoded with rotary embeddings (RoPE, Su et al. 2021), see
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ModelConfig", "RotaryEmbedding", "TransformerBlock", "FlashAttentionTrader", "HEADS"]
+__all__ = [
+    "PlainConfig",
+    "ModelConfig",
+    "RotaryEmbedding",
+    "TransformerBlock",
+    "FlashAttentionTrader",
+    "HEADS",
+]
 
 HEADS = ("regression", "direction", "allocation")
+_C = TypeVar("_C", bound="PlainConfig")
+
+
+class PlainConfig:
+    """``to_dict``/``from_dict`` for a config dataclass (``ModelConfig``, ``TrainConfig``).
+
+    Plain types only, so a checkpoint loads with ``torch.load(weights_only=True)``;
+    an unknown field is an error that lists the known ones, never silently dropped.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[_C], data: Mapping[str, Any]) -> _C:
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields {unknown}; known fields: {sorted(known)}")
+        return cls(**data)
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(PlainConfig):
     """Every size and switch of :class:`FlashAttentionTrader` (saved in checkpoints).
 
     ``causal=True`` makes each bar attend only to itself and earlier bars (an
@@ -89,18 +117,6 @@ class ModelConfig:
     @property
     def ff_dim(self) -> int:
         return self.d_ff if self.d_ff is not None else 4 * self.d_model
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain types only, so a checkpoint loads with ``torch.load(weights_only=True)``."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown ModelConfig fields {unknown}; known fields: {sorted(known)}")
-        return cls(**data)
 
     def replace(self, **changes: Any) -> ModelConfig:
         """A copy with some fields changed (e.g. another ``backend`` for the same weights)."""

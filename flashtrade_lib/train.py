@@ -30,7 +30,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
-from flashtrade_lib.model import HEADS, FlashAttentionTrader, ModelConfig
+from flashtrade_lib.model import HEADS, FlashAttentionTrader, ModelConfig, PlainConfig
 
 __all__ = [
     "TrainConfig",
@@ -66,7 +66,7 @@ _RUNTIME_FIELDS = ("backend", "dropout")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(PlainConfig):
     """Everything about *how* to train (the model's shape lives in ``ModelConfig``).
 
     ``batch_size`` is the **global** batch: under ``torchrun`` with P processes each
@@ -134,17 +134,6 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.device must be auto, cpu or cuda[:i], got {self.device!r}")
         if self.num_workers < 0:
             raise ValueError(f"TrainConfig.num_workers must be >= 0, got {self.num_workers!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields {unknown}; known fields: {sorted(known)}")
-        return cls(**data)
 
 
 @dataclass
