@@ -243,20 +243,13 @@ def _get_result(
 
 
 def _get_page(
-    session: requests.Session,
-    url: str,
-    params: dict[str, Any],
-    *,
-    timeout: float,
-    max_retries: int,
-    backoff_factor: float,
-    max_wait: float,
+    session: requests.Session, url: str, params: dict[str, Any], **request: Any
 ) -> tuple[list[Any], int | None]:
-    """One kline page: (rows as sent by Bybit, server time in ms or None)."""
-    result, server_time = _get_result(
-        session, url, params, timeout=timeout, max_retries=max_retries,
-        backoff_factor=backoff_factor, max_wait=max_wait,
-    )
+    """One kline page: (rows as sent by Bybit, server time in ms or None).
+
+    ``request``: the timeout and retry settings of :func:`_get_result`.
+    """
+    result, server_time = _get_result(session, url, params, **request)
     rows = result.get("list") if isinstance(result, dict) else None
     if not isinstance(rows, list):
         raise BybitError(f"{_describe(url, params)} returned no result.list: {str(result)[:200]}")
