@@ -153,13 +153,18 @@ class FakeBybit:
             return True
         return False
 
-    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+    def _take_request(self, h: BaseHTTPRequestHandler) -> tuple[str, dict[str, str], str | None]:
+        """Record the request and take the next planned fault: (path, query, fault or None)."""
         parsed = urlparse(h.path)
         q = {k: v[0] for k, v in parse_qs(parsed.query).items()}
         with self._lock:
             self.requests.append(q)
             fault = self.faults.pop(0) if self.faults else None
-        if parsed.path != "/v5/market/kline":
+        return parsed.path, q, fault
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        path, q, fault = self._take_request(h)
+        if path != "/v5/market/kline":
             return self._send(h, 404, b'{"error": "not found"}')
         if self._answer_fault(h, fault, malformed=b'{"retCode": 0, "result": {"list": [["16'):
             return None

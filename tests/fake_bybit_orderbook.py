@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 from fake_bybit import FakeBybit
@@ -38,14 +37,11 @@ class FakeBybitOrderbook(FakeBybit):
         self.update_id = 0
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
-        parsed = urlparse(h.path)
-        q = {k: v[0] for k, v in parse_qs(parsed.query).items()}
+        path, q, fault = self._take_request(h)
         with self._lock:
-            self.requests.append(q)
-            fault = self.faults.pop(0) if self.faults else None
             self.update_id += 1
             u = self.update_id
-        if parsed.path != "/v5/market/orderbook":
+        if path != "/v5/market/orderbook":
             return self._send(h, 404, b'{"error": "not found"}')
         if self._answer_fault(h, fault, malformed=b'{"retCode": 0, "result": {"s": "BTC'):
             return None
