@@ -52,7 +52,6 @@ __all__ = [
     "backtest",
     "backtest_loop",
     "market_returns",
-    "target_weights",
     "sign_weights",
     "tanh_weights",
     "vol_target_scale",
@@ -310,34 +309,6 @@ def _map_signals(
         np.copyto(out, signals)  # never alias the caller's frame
         return out
     raise ValueError(f"position must be 'sign', 'tanh', 'weights' or a callable, got {position!r}")
-
-
-def target_weights(
-    signals: np.ndarray,
-    returns: np.ndarray,
-    *,
-    position: PositionRule | Callable[[np.ndarray], np.ndarray],
-    threshold: float = 0.0,
-    scale: float = 1.0,
-    target_vol: float | None = None,
-    vol_lookback: int = 24 * 30,
-    periods: float | None = None,
-    max_weight: float | None = None,
-    max_gross: float | None = None,
-) -> np.ndarray:
-    """Target weight ``w_t`` per bar and asset (rule 2): mapping, vol target, caps.
-
-    The same steps :func:`backtest` takes (it does them block by block).
-    """
-    if callable(position):
-        w = _call_position(position, signals)
-    else:
-        w = _map_signals(signals, position, threshold, scale, np.empty_like(signals, dtype=float))
-    if target_vol is not None:
-        if periods is None:
-            raise ValueError("vol targeting needs periods (bars per year)")
-        w *= vol_target_scale(returns, target_vol=target_vol, periods=periods, lookback=vol_lookback)
-    return apply_caps(w, max_weight=max_weight, max_gross=max_gross)
 
 
 def _call_position(position: Callable[[np.ndarray], np.ndarray], signals: np.ndarray) -> np.ndarray:
