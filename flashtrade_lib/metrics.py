@@ -16,6 +16,9 @@ Conventions (all returns are **simple** per-bar returns ``P_t / P_{t-1} - 1``):
 * ``max_drawdown``: the equity curve starts at 1 *before* the first bar, so a loss on
   the very first bar is a drawdown.
 * ``hit_rate``: winning bars / bars with a non-zero return (flat bars are neither).
+
+Forecast skill (before any trading) has one definition too: :func:`forecast_skill`
+(IC, rank IC, R², directional hit rate) — every chapter, the CLI and the experiments use it.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ __all__ = [
     "sharpe_bootstrap_ci",
     "summary",
     "compare",
+    "ForecastSkill",
+    "forecast_skill",
 ]
 
 Calendar = Literal["crypto", "fx", "equity"]
@@ -412,3 +417,52 @@ def summary(
 def compare(rows: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
     """A table (one row per strategy) from ``{name: summary_dict}``."""
     return pd.DataFrame.from_dict(dict(rows), orient="index")
+
+
+@dataclass(frozen=True)
+class ForecastSkill:
+    """How well a forecast ranks and signs the outcome it predicts (see :func:`forecast_skill`)."""
+
+    ic: float  #: Pearson correlation of forecast and outcome (information coefficient)
+    rank_ic: float  #: Spearman rank correlation (robust to a few huge outcomes)
+    r2: float  #: ``1 - SSE / Σ(y - ȳ)²``: negative when worse than the outcome's own mean
+    hit_rate: float  #: share of right signs among pairs where forecast and outcome are both non-zero
+    n: int  #: finite (forecast, outcome) pairs scored
+    n_directional: int  #: pairs the hit rate counted
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: getattr(self, k) for k in ("ic", "rank_ic", "r2", "hit_rate", "n", "n_directional")}
+
+
+def forecast_skill(forecast: np.ndarray | pd.Series, outcome: np.ndarray | pd.Series) -> ForecastSkill:
+    """Out-of-sample skill of a forecast: IC, rank IC, R² and directional hit rate.
+
+    Why one function: the book compares forecasts across chapters, so every number must
+    mean the same thing. Rules, stated once:
+
+    * pairs where either side is not finite are dropped (``n`` counts what is left);
+    * a correlation with a constant side is undefined: NaN, never 0;
+    * ``hit_rate`` leaves out zero outcomes (no move) **and** zero forecasts (no opinion),
+      so 0.5 is chance whatever the share of flat bars; NaN if nothing is left.
+    """
+    from scipy.stats import spearmanr
+
+    p = np.array(forecast, dtype=np.float64).ravel()  # copies: pandas may hand out read-only views
+    y = np.array(outcome, dtype=np.float64).ravel()
+    if p.shape != y.shape:
+        raise ValueError(f"forecast and outcome must have the same length, got {p.size} and {y.size}")
+    ok = np.isfinite(p) & np.isfinite(y)
+    p, y = p[ok], y[ok]
+    if p.size < 3:
+        raise ValueError(f"need at least 3 finite (forecast, outcome) pairs, got {p.size}")
+    varied = p.std() > 0 and y.std() > 0
+    sst = float(((y - y.mean()) ** 2).sum())
+    directional = (p != 0) & (y != 0)
+    return ForecastSkill(
+        ic=float(np.corrcoef(p, y)[0, 1]) if varied else float("nan"),
+        rank_ic=float(spearmanr(p, y).statistic) if varied else float("nan"),
+        r2=1.0 - float(((y - p) ** 2).sum()) / sst if sst > 0 else float("nan"),
+        hit_rate=float((np.sign(p[directional]) == np.sign(y[directional])).mean()) if directional.any() else float("nan"),
+        n=int(p.size),
+        n_directional=int(directional.sum()),
+    )

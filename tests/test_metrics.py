@@ -206,3 +206,35 @@ def test_summary_and_compare() -> None:
     assert s["annual_turnover"] == 252 and s["exposure"] == 2 and s["bars"] == 5
     table = m.compare({"a": s, "b": s})
     assert list(table.index) == ["a", "b"] and table.loc["a", "sharpe"] == s["sharpe"]
+
+
+def test_forecast_skill_matches_independent_computations() -> None:
+    from scipy.stats import pearsonr, spearmanr
+
+    from flashtrade_lib.metrics import forecast_skill
+
+    rng = np.random.default_rng(7)
+    y = rng.standard_normal(500)
+    p = 0.3 * y + rng.standard_normal(500)
+    p[:10] = 0.0  # no opinion: left out of the hit rate
+    y[10:20] = 0.0  # no move: left out of the hit rate
+    s = forecast_skill(p, y)
+    assert s.ic == pytest.approx(pearsonr(p, y).statistic)
+    assert s.rank_ic == pytest.approx(spearmanr(p, y).statistic)
+    assert s.r2 == pytest.approx(1 - np.sum((y - p) ** 2) / np.sum((y - y.mean()) ** 2))
+    keep = (p != 0) & (y != 0)
+    assert s.n_directional == 480
+    assert s.hit_rate == pytest.approx(np.mean(np.sign(p[keep]) == np.sign(y[keep])))
+    assert s.n == 500
+
+
+def test_forecast_skill_refuses_and_flags_what_it_cannot_score() -> None:
+    from flashtrade_lib.metrics import forecast_skill
+
+    with pytest.raises(ValueError, match="same length"):
+        forecast_skill(np.ones(5), np.ones(4))
+    with pytest.raises(ValueError, match="at least 3 finite"):
+        forecast_skill([1.0, np.nan, 2.0], [1.0, 2.0, np.inf])
+    constant = forecast_skill(np.ones(10), np.arange(10.0))
+    assert np.isnan(constant.ic) and np.isnan(constant.rank_ic)
+    assert constant.hit_rate == pytest.approx(1.0)  # nine positive outcomes, one zero left out
