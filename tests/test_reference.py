@@ -240,20 +240,35 @@ def test_float32_stays_float32_even_with_a_numpy_float64_scale() -> None:
     assert all(g.dtype == np.float32 for g in grads)
 
 
-def test_causal_tiles_above_the_diagonal_are_skipped_not_masked() -> None:
-    """NaNs in keys/values no query may see stay invisible only if their tiles are never computed.
+def test_causal_tiles_above_the_diagonal_are_skipped_not_masked(monkeypatch) -> None:
+    """Tiles no query may see are never computed (not computed and then masked).
 
-    With Nq=8 < Nk=16 and block_k=4, keys 8..15 fill whole tiles above the diagonal.
-    A computed-then-masked tile would give 0·NaN = NaN in P·V; a skipped one gives nothing.
+    With Nq=8 < Nk=16 and block_k=4, keys 8..15 fill whole tiles above the diagonal. The
+    forward and the backward ask ``causal_block_skipped`` before computing a tile; a spy
+    records every tile they computed, and none may lie above the diagonal. (A NaN probe
+    in those keys used to show the same; NaN inputs are now refused on every path.)
     """
+    from flashtrade_lib.attention import reference
+
+    computed: list[tuple[int, int]] = []
+
+    def spy(q_stop: int, k_start: int) -> bool:
+        skipped = causal_block_skipped(q_stop, k_start)
+        if not skipped:
+            computed.append((q_stop, k_start))
+        return skipped
+
+    monkeypatch.setattr(reference, "causal_block_skipped", spy)
     q, k, v = _qkv(8, 16)
-    k[8:], v[8:] = np.nan, np.nan
     o, lse = tiled_attention(q, k, v, causal=True, block_q=3, block_k=4, return_lse=True)
-    ref = naive_attention(q[:, :], k[:8], v[:8], causal=True)
-    np.testing.assert_allclose(o, ref, atol=1e-15)
+    np.testing.assert_allclose(o, naive_attention(q, k[:8], v[:8], causal=True), atol=1e-15)
+    forward = list(computed)
+    assert forward and all(k0 < q1 for q1, k0 in forward)
+    assert forward == [(q1, k0) for _, q1, k0, _ in tile_schedule(8, 16, block_q=3, block_k=4, causal=True)]
+    computed.clear()
     grads = tiled_attention_backward(q, k, v, o, lse, np.ones_like(o), causal=True, block_q=3, block_k=4)
-    assert np.isfinite(grads[0]).all()
-    assert np.isfinite(grads[1][:8]).all() and (grads[1][8:] == 0).all()
+    assert computed and all(k0 < q1 for q1, k0 in computed)
+    assert (grads[1][8:] == 0).all() and (grads[2][8:] == 0).all()  # keys nobody sees get no gradient
 
 
 def test_tile_schedule_counts_causal_tiles() -> None:

@@ -16,6 +16,11 @@ decision is a *pure function* of a :class:`Capabilities` description: GPU cases
 (an fp32 tensor on an Ampere card, flash-attn missing, a Turing GPU) can then be tested
 on a CPU-only machine, and ``"auto"`` can say *why* it chose what it chose.
 
+Each backend is **one record** (:class:`Backend`: why it cannot run, how to run it, why
+it is chosen, whether it materialises the N×N scores) in one table; the names, the
+``"auto"`` ladder, dispatch, the capability report and the benchmarks' candidate lists
+are all derived from it, so a new backend is one :func:`register` call.
+
 Nothing here falls back silently: asking for a backend that cannot run raises
 :class:`BackendUnavailable` (a ``ValueError``) saying why and what to do.
 """
@@ -27,42 +32,53 @@ import math
 import os
 import sys
 import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from flashtrade_lib.attention.arguments import (
+    NonFiniteInputError,
+    check_causal,
+    check_scale,
+    non_finite_message,
+)
+from flashtrade_lib.errors import FlashTradeError
 
 __all__ = [
     "BACKENDS",
     "SDPA_SUBBACKENDS",
+    "Backend",
     "BackendUnavailable",
     "Capabilities",
     "Choice",
     "attention",
+    "backend",
     "capability_report",
     "choose_backend",
     "decide",
     "default_capabilities",
     "describe",
+    "materialises_scores",
     "naive_attention_torch",
     "preference_order",
+    "register",
+    "registered",
+    "unregister",
+    "usable_backends",
     "why_not",
 ]
 
 #: Sub-backends of ``torch.nn.functional.scaled_dot_product_attention`` that can be pinned.
 SDPA_SUBBACKENDS: tuple[str, ...] = ("flash", "efficient", "cudnn", "math")
 
-#: Every name ``attention(..., backend=...)`` accepts besides ``"auto"``.
-BACKENDS: tuple[str, ...] = (
-    "flash_attn",
-    "sdpa",
-    *(f"sdpa:{s}" for s in SDPA_SUBBACKENDS),
-    "triton",
-    "naive",
-)
-
 _HALF = ("float16", "bfloat16")
+_CAST = "cast the inputs with `.to(torch.bfloat16)` (or float16) first"
 _INSTALL_FLASH_ATTN = (
     "install it on a CUDA machine with `pip install flash-attn --no-build-isolation` "
     "(in this repository: `pip install -c constraints.txt '.[gpu]' --no-build-isolation`); "
@@ -70,7 +86,7 @@ _INSTALL_FLASH_ATTN = (
 )
 
 
-class BackendUnavailable(ValueError):
+class BackendUnavailable(FlashTradeError, ValueError):
     """A requested attention backend cannot run these inputs here; the message says why and what to do."""
 
 
@@ -105,6 +121,116 @@ class Choice:
         return f"{self.name}: {self.reason}"
 
 
+#: ``run(q, k, v, *, causal, dropout_p, scale)`` on validated ``(batch, heads, N, d)`` tensors.
+Runner = Callable[..., torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One attention implementation: the single place that says everything about it.
+
+    * ``why_not(caps)`` — why it cannot run inputs described by ``caps`` (``None``: it can).
+      These are the documented requirements; torch's own dispatcher has the last word
+      for pinned SDPA sub-backends, and :func:`attention` raises with its reasons;
+    * ``run`` — how to run it on validated tensors (``scale`` already a float);
+    * ``why_chosen(caps)`` — why it fits, for the ``"auto"`` reason and the capability report;
+    * ``materialises_scores`` — whether it builds the ``N × N`` score matrix (its memory
+      grows as N²: step-cost sweeps predict that memory before running it);
+    * ``auto_on`` — the devices on which ``"auto"`` considers it; table order is
+      preference order (fastest first by reputation);
+    * ``own_kernel`` — ``False`` for a dispatcher over other entries (plain ``"sdpa"``),
+      which kernel benchmarks leave out because they time each kernel it may pick.
+
+    Everything else — :data:`BACKENDS`, :func:`why_not`, :func:`preference_order`,
+    :func:`decide`, dispatch, the capability report, the benchmarks' candidate lists —
+    is derived from the table of these records (:func:`register` adds one).
+    """
+
+    name: str
+    why_not: Callable[[Capabilities], str | None]
+    run: Runner
+    why_chosen: Callable[[Capabilities], str]
+    materialises_scores: bool
+    auto_on: tuple[str, ...] = ()
+    own_kernel: bool = True
+
+
+_REGISTRY: dict[str, Backend] = {}
+
+
+class _Names(Sequence[str]):
+    """The registered backend names, in table order — a live view, so a registered backend appears."""
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return tuple(_REGISTRY)[i]
+
+    def __len__(self) -> int:
+        return len(_REGISTRY)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(tuple(_REGISTRY))
+
+    def __contains__(self, name: object) -> bool:
+        return name in _REGISTRY
+
+    def __repr__(self) -> str:
+        return repr(tuple(_REGISTRY))
+
+
+#: Every name ``attention(..., backend=...)`` accepts besides ``"auto"`` (derived from the table).
+BACKENDS: Sequence[str] = _Names()
+
+
+def register(entry: Backend, *, before: str | None = None) -> Backend:
+    """Add ``entry`` to the table (at the end, or before the backend named ``before``).
+
+    Table order is preference order for ``"auto"``; a name may be registered once.
+    """
+    if not isinstance(entry, Backend):
+        raise TypeError(f"register needs a Backend record, got {type(entry).__name__}")
+    if entry.name == "auto" or entry.name in _REGISTRY:
+        raise ValueError(f"attention backend {entry.name!r} is already registered (or reserved)")
+    if before is not None and before not in _REGISTRY:
+        raise ValueError(f"cannot register before {before!r}: no such backend; choose one of {tuple(_REGISTRY)}")
+    items = list(_REGISTRY.items())
+    at = len(items) if before is None else [n for n, _ in items].index(before)
+    items.insert(at, (entry.name, entry))
+    _REGISTRY.clear()
+    _REGISTRY.update(items)
+    return entry
+
+
+def unregister(name: str) -> Backend:
+    """Remove the backend called ``name`` from the table and return its record."""
+    return _REGISTRY.pop(_known(name))
+
+
+@contextmanager
+def registered(entry: Backend, *, before: str | None = None) -> Iterator[Backend]:
+    """``with registered(toy): ...`` — the backend exists inside the block only (tests, experiments)."""
+    register(entry, before=before)
+    try:
+        yield entry
+    finally:
+        _REGISTRY.pop(entry.name, None)
+
+
+def _known(name: str) -> str:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown attention backend {name!r}; choose one of {('auto', *_REGISTRY)}")
+    return name
+
+
+def backend(name: str) -> Backend:
+    """The record of the backend called ``name``."""
+    return _REGISTRY[_known(name)]
+
+
+def materialises_scores(name: str) -> bool:
+    """Whether backend ``name`` builds the ``N × N`` score matrix (its memory grows as N²)."""
+    return backend(name).materialises_scores
+
+
 # ---------------------------------------------------------------------------
 # The pure decision logic
 # ---------------------------------------------------------------------------
@@ -120,108 +246,9 @@ def _pre_ampere(caps: Capabilities) -> bool:
     return caps.compute_capability is not None and caps.compute_capability < (8, 0)
 
 
-def why_not(backend: str, caps: Capabilities) -> str | None:
-    """Why ``backend`` cannot run inputs described by ``caps`` (``None`` when it can).
-
-    These are the documented requirements of each implementation. Torch's own
-    dispatcher has the last word for the SDPA sub-backends (e.g. alignment rules that
-    change between releases); when it refuses, :func:`attention` raises with its reasons.
-    """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown attention backend {backend!r}; choose one of {('auto', *BACKENDS)}")
-    d = caps.head_dim
-    cast = "cast the inputs with `.to(torch.bfloat16)` (or float16) first"
-    if backend == "naive" or backend == "sdpa:math":
-        return None  # plain tensor ops: any device, dtype, head dim, dropout
-    if backend == "sdpa":
-        return None  # torch picks a sub-backend that fits, down to its math kernel
-    if backend == "flash_attn":
-        if not caps.flash_attn_installed:
-            return f"the flash-attn package is not installed; {_INSTALL_FLASH_ATTN}"
-        if caps.device != "cuda":
-            return (
-                f"flash-attn runs only on CUDA GPUs, and these tensors are on {caps.device}; "
-                "move them with `.cuda()` or use backend='sdpa'"
-            )
-        if _pre_ampere(caps):
-            return (
-                f"flash-attn 2 needs an Ampere (sm80) or newer GPU and this one is {_cc(caps)}; "
-                "use backend='sdpa' (its memory-efficient kernel runs on older GPUs)"
-            )
-        if caps.dtype not in _HALF:
-            return f"flash-attn needs float16 or bfloat16 inputs, got {caps.dtype}; {cast}"
-        if d > 256:
-            return f"flash-attn supports head dims up to 256, got {d}; use backend='sdpa'"
-        return None
-    if backend == "triton":
-        if not caps.triton_installed:
-            return "triton is not installed; `pip install triton` (it ships with CUDA builds of torch)"
-        if caps.dropout_p > 0:
-            return "this book's Triton kernel does not implement dropout; use backend='sdpa' or 'flash_attn'"
-        if not 16 <= d <= 128:
-            return f"this book's Triton kernel supports head dims 16 to 128, got {d}; use backend='sdpa'"
-        if caps.device == "cpu":
-            if not caps.triton_interpret:
-                return (
-                    "Triton kernels need a CUDA GPU; on CPU tensors they run only under the Triton "
-                    "interpreter (correctness only, slow): set os.environ['TRITON_INTERPRET'] = '1' "
-                    "before flashtrade_lib.kernels is first imported (restart the kernel), or use "
-                    "backend='sdpa'"
-                )
-            if caps.dtype not in ("float32", "float16"):
-                return (
-                    f"under the CPU interpreter the Triton kernel takes float32 or float16, got "
-                    f"{caps.dtype} (the interpreter mis-computes bfloat16 matrix products)"
-                )
-            return None
-        if caps.device != "cuda":
-            return f"Triton needs CUDA tensors, these are on {caps.device}"
-        if _pre_ampere(caps):
-            return (
-                f"this book's Triton kernel is written and tested for Ampere (sm80) or newer GPUs "
-                f"and this one is {_cc(caps)}; use backend='sdpa'"
-            )
-        if caps.dtype not in _HALF:
-            return (
-                f"the Triton kernel on a GPU takes float16 or bfloat16 (tensor cores), got "
-                f"{caps.dtype}; {cast} (float32 is accepted only by the CPU interpreter, for tests)"
-            )
-        return None
-    # pinned SDPA sub-backends
-    sub = backend.split(":", 1)[1]
-    if caps.device == "cpu":
-        if sub in ("efficient", "cudnn"):
-            return (
-                f"SDPA's {sub} kernel exists only on CUDA; on CPU torch has 'sdpa:flash' "
-                "and 'sdpa:math' (or use backend='sdpa' and let torch choose)"
-            )
-        if caps.dropout_p > 0:  # sub == "flash"
-            return "SDPA's CPU flash kernel does not support dropout; use 'sdpa' or 'sdpa:math'"
-        if caps.dtype not in ("float32", "float64", *_HALF):
-            return f"SDPA's CPU flash kernel takes floating-point inputs, got {caps.dtype}"
-        return None
-    if caps.device != "cuda":
-        return f"SDPA's {sub} kernel needs CUDA (or CPU for 'flash'), these tensors are on {caps.device}"
-    if sub == "efficient":
-        if caps.dtype == "bfloat16" and _pre_ampere(caps):
-            return f"bfloat16 needs an Ampere (sm80) or newer GPU and this one is {_cc(caps)}; use float16"
-        if caps.dtype == "float64":
-            return f"SDPA's memory-efficient kernel takes float32/float16/bfloat16, got {caps.dtype}"
-        return None
-    # flash or cudnn on CUDA
-    label = {"flash": "flash", "cudnn": "cuDNN"}[sub]
-    if _pre_ampere(caps):
-        return (
-            f"SDPA's {label} kernel needs an Ampere (sm80) or newer GPU and this one is {_cc(caps)}; "
-            "use 'sdpa:efficient'"
-        )
-    if caps.dtype not in _HALF:
-        return f"SDPA's {label} kernel needs float16 or bfloat16 inputs, got {caps.dtype}; {cast}"
-    if sub == "flash" and d > 256:
-        return f"SDPA's flash kernel supports head dims up to 256, got {d}; use 'sdpa:efficient'"
-    if sub == "cudnn" and caps.dropout_p > 0:
-        return "this wrapper does not pin SDPA's cuDNN kernel with dropout; use 'sdpa' or 'sdpa:flash'"
-    return None
+def why_not(name: str, caps: Capabilities) -> str | None:
+    """Why backend ``name`` cannot run inputs described by ``caps`` (``None`` when it can)."""
+    return backend(name).why_not(caps)
 
 
 def preference_order(caps: Capabilities) -> tuple[str, ...]:
@@ -232,33 +259,39 @@ def preference_order(caps: Capabilities) -> tuple[str, ...]:
     before this book's teaching Triton kernel, before naive. ``benchmarks/gpu_attention.py``
     measures the real ordering on a given GPU. On CPU: SDPA (it has a fused CPU flash
     kernel) before naive; the Triton interpreter is never chosen automatically — it is
-    for correctness checks only and is very slow.
+    for correctness checks only and is very slow. (The table's ``auto_on`` fields.)
     """
-    if caps.device == "cuda":
-        return ("flash_attn", "sdpa", "triton", "naive")
-    return ("sdpa", "naive")
+    return tuple(name for name, entry in _REGISTRY.items() if caps.device in entry.auto_on)
 
 
-_WHY_CHOSEN = {
-    "flash_attn": "the flash-attn package's fused FlashAttention kernel fits these inputs",
-    "sdpa": "torch's scaled_dot_product_attention picks its best fused kernel for these inputs",
-    "triton": "this book's Triton FlashAttention kernel fits these inputs",
-    "naive": "plain matmul-softmax-matmul (materialises the N×N scores)",
-}
+def usable_backends(caps: Capabilities, *, own_kernels: bool = False) -> list[str]:
+    """Every backend that can run inputs described by ``caps``, in table order.
+
+    ``own_kernels=True`` leaves out dispatchers (plain ``"sdpa"``) whose kernels are
+    listed on their own — what a kernel benchmark times.
+    """
+    return [
+        name for name, entry in _REGISTRY.items()
+        if entry.why_not(caps) is None and (entry.own_kernel or not own_kernels)
+    ]
 
 
 def decide(caps: Capabilities) -> Choice:
     """The backend ``"auto"`` uses for inputs described by ``caps``, with the reason. Pure function."""
     skipped: list[tuple[str, str]] = []
-    for name in preference_order(caps):
+    order = preference_order(caps)
+    for name in order:
         why = why_not(name, caps)
         if why is None:
-            reason = f"{_WHY_CHOSEN[name]} (first usable of {' > '.join(preference_order(caps))} on {caps.device})"
+            reason = f"{backend(name).why_chosen(caps)} (first usable of {' > '.join(order)} on {caps.device})"
             if skipped:
                 reason += "; skipped " + "; ".join(f"{n} because {w}" for n, w in skipped)
             return Choice(name, reason, tuple(skipped))
         skipped.append((name, why))
-    raise AssertionError("naive attention is always usable")  # pragma: no cover
+    raise BackendUnavailable(
+        f"no attention backend that 'auto' considers on {caps.device} can run these inputs: "
+        + "; ".join(f"{n}: {w}" for n, w in skipped)
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -312,7 +345,25 @@ def choose_backend(
     return decide(describe(q, k, v, causal=causal, dropout_p=dropout_p))
 
 
-def _validate(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool, dropout_p: float) -> None:
+def _check_dropout(dropout_p: object) -> float:
+    if isinstance(dropout_p, (bool, np.bool_)) or not isinstance(dropout_p, (Real, np.floating)):
+        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p!r} (a {type(dropout_p).__name__})")
+    if not 0.0 <= float(dropout_p) < 1.0:  # NaN fails this too
+        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+    return float(dropout_p)
+
+
+def _check_finite(t: torch.Tensor, name: str) -> None:
+    """Refuse NaN or inf in ``t``, exactly as the NumPy reference does (see :mod:`.arguments`)."""
+    bad = ~torch.isfinite(t.detach())
+    if bool(bad.any()):
+        first = tuple(int(i) for i in bad.nonzero()[0])
+        raise NonFiniteInputError(
+            non_finite_message(name, int(bad.sum()), t.numel(), first, float(t.detach()[first]))
+        )
+
+
+def _validate(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: object, dropout_p: object) -> None:
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
@@ -334,17 +385,16 @@ def _validate(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool
         )
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"q and k must have the same head dim, got {q.shape[-1]} and {k.shape[-1]}")
-    if causal and q.shape[2] != k.shape[2]:
+    if check_causal(causal) and q.shape[2] != k.shape[2]:
         raise ValueError(
             f"causal attention here needs as many queries as keys (got {q.shape[2]} and "
             f"{k.shape[2]}): libraries disagree on how to align a causal mask otherwise"
         )
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+    _check_dropout(dropout_p)
 
 
 # ---------------------------------------------------------------------------
-# The implementations
+# The implementations and what each needs
 # ---------------------------------------------------------------------------
 
 
@@ -369,30 +419,35 @@ def naive_attention_torch(
     return torch.matmul(p, v)
 
 
-def _sdpa(q, k, v, *, causal, dropout_p, scale, sub: str | None) -> torch.Tensor:
-    kwargs: dict[str, Any] = {"is_causal": causal, "dropout_p": dropout_p, "scale": scale}
-    if sub is None:
-        return F.scaled_dot_product_attention(q, k, v, **kwargs)
-    from torch.nn.attention import SDPBackend, sdpa_kernel
+def _sdpa_runner(sub: str | None) -> Runner:
+    """Run ``scaled_dot_product_attention``, letting torch choose (``sub=None``) or pinning a kernel."""
 
-    kernel = {
-        "flash": SDPBackend.FLASH_ATTENTION,
-        "efficient": SDPBackend.EFFICIENT_ATTENTION,
-        "cudnn": SDPBackend.CUDNN_ATTENTION,
-        "math": SDPBackend.MATH,
-    }[sub]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            with sdpa_kernel(kernel):
-                return F.scaled_dot_product_attention(q, k, v, **kwargs)
-        except RuntimeError as exc:
-            reasons = " ".join(str(w.message).split(" (Triggered internally")[0] for w in caught)
-            raise BackendUnavailable(
-                f"torch refused to run SDPA's {sub} kernel for these inputs "
-                f"({_dtype_name(q.dtype)}, head dim {q.shape[-1]}, {q.device.type}): "
-                f"{reasons or exc}. Use backend='sdpa' to let torch choose."
-            ) from exc
+    def run(q, k, v, *, causal, dropout_p, scale) -> torch.Tensor:
+        kwargs: dict[str, Any] = {"is_causal": causal, "dropout_p": dropout_p, "scale": scale}
+        if sub is None:
+            return F.scaled_dot_product_attention(q, k, v, **kwargs)
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        kernel = {
+            "flash": SDPBackend.FLASH_ATTENTION,
+            "efficient": SDPBackend.EFFICIENT_ATTENTION,
+            "cudnn": SDPBackend.CUDNN_ATTENTION,
+            "math": SDPBackend.MATH,
+        }[sub]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                with sdpa_kernel(kernel):
+                    return F.scaled_dot_product_attention(q, k, v, **kwargs)
+            except RuntimeError as exc:
+                reasons = " ".join(str(w.message).split(" (Triggered internally")[0] for w in caught)
+                raise BackendUnavailable(
+                    f"torch refused to run SDPA's {sub} kernel for these inputs "
+                    f"({_dtype_name(q.dtype)}, head dim {q.shape[-1]}, {q.device.type}): "
+                    f"{reasons or exc}. Use backend='sdpa' to let torch choose."
+                ) from exc
+
+    return run
 
 
 def _flash_attn(q, k, v, *, causal, dropout_p, scale) -> torch.Tensor:
@@ -406,10 +461,161 @@ def _flash_attn(q, k, v, *, causal, dropout_p, scale) -> torch.Tensor:
     return out.transpose(1, 2)
 
 
-def _triton(q, k, v, *, causal, scale) -> torch.Tensor:
+def _triton(q, k, v, *, causal, dropout_p, scale) -> torch.Tensor:
     from flashtrade_lib.kernels.flash_attention import flash_attention
 
     return flash_attention(q, k, v, causal=causal, scale=scale)
+
+
+def _always(caps: Capabilities) -> str | None:
+    return None  # plain tensor ops (or torch choosing down to its math kernel): any input runs
+
+
+def _flash_attn_why_not(caps: Capabilities) -> str | None:
+    if not caps.flash_attn_installed:
+        return f"the flash-attn package is not installed; {_INSTALL_FLASH_ATTN}"
+    if caps.device != "cuda":
+        return (
+            f"flash-attn runs only on CUDA GPUs, and these tensors are on {caps.device}; "
+            "move them with `.cuda()` or use backend='sdpa'"
+        )
+    if _pre_ampere(caps):
+        return (
+            f"flash-attn 2 needs an Ampere (sm80) or newer GPU and this one is {_cc(caps)}; "
+            "use backend='sdpa' (its memory-efficient kernel runs on older GPUs)"
+        )
+    if caps.dtype not in _HALF:
+        return f"flash-attn needs float16 or bfloat16 inputs, got {caps.dtype}; {_CAST}"
+    if caps.head_dim > 256:
+        return f"flash-attn supports head dims up to 256, got {caps.head_dim}; use backend='sdpa'"
+    return None
+
+
+def _triton_why_not(caps: Capabilities) -> str | None:
+    d = caps.head_dim
+    if not caps.triton_installed:
+        return "triton is not installed; `pip install triton` (it ships with CUDA builds of torch)"
+    if caps.dropout_p > 0:
+        return "this book's Triton kernel does not implement dropout; use backend='sdpa' or 'flash_attn'"
+    if not 16 <= d <= 128:
+        return f"this book's Triton kernel supports head dims 16 to 128, got {d}; use backend='sdpa'"
+    if caps.device == "cpu":
+        if not caps.triton_interpret:
+            return (
+                "Triton kernels need a CUDA GPU; on CPU tensors they run only under the Triton "
+                "interpreter (correctness only, slow): set os.environ['TRITON_INTERPRET'] = '1' "
+                "before flashtrade_lib.kernels is first imported (restart the kernel), or use "
+                "backend='sdpa'"
+            )
+        if caps.dtype not in ("float32", "float16"):
+            return (
+                f"under the CPU interpreter the Triton kernel takes float32 or float16, got "
+                f"{caps.dtype} (the interpreter mis-computes bfloat16 matrix products)"
+            )
+        return None
+    if caps.device != "cuda":
+        return f"Triton needs CUDA tensors, these are on {caps.device}"
+    if _pre_ampere(caps):
+        return (
+            f"this book's Triton kernel is written and tested for Ampere (sm80) or newer GPUs "
+            f"and this one is {_cc(caps)}; use backend='sdpa'"
+        )
+    if caps.dtype not in _HALF:
+        return (
+            f"the Triton kernel on a GPU takes float16 or bfloat16 (tensor cores), got "
+            f"{caps.dtype}; {_CAST} (float32 is accepted only by the CPU interpreter, for tests)"
+        )
+    return None
+
+
+def _sdpa_pinned_why_not(sub: str) -> Callable[[Capabilities], str | None]:
+    """The documented requirements of one pinned SDPA kernel (``flash``, ``efficient``, ``cudnn``)."""
+
+    def why(caps: Capabilities) -> str | None:
+        if caps.device == "cpu":
+            if sub in ("efficient", "cudnn"):
+                return (
+                    f"SDPA's {sub} kernel exists only on CUDA; on CPU torch has 'sdpa:flash' "
+                    "and 'sdpa:math' (or use backend='sdpa' and let torch choose)"
+                )
+            if caps.dropout_p > 0:  # sub == "flash"
+                return "SDPA's CPU flash kernel does not support dropout; use 'sdpa' or 'sdpa:math'"
+            if caps.dtype not in ("float32", "float64", *_HALF):
+                return f"SDPA's CPU flash kernel takes floating-point inputs, got {caps.dtype}"
+            return None
+        if caps.device != "cuda":
+            return f"SDPA's {sub} kernel needs CUDA (or CPU for 'flash'), these tensors are on {caps.device}"
+        if sub == "efficient":
+            if caps.dtype == "bfloat16" and _pre_ampere(caps):
+                return f"bfloat16 needs an Ampere (sm80) or newer GPU and this one is {_cc(caps)}; use float16"
+            if caps.dtype == "float64":
+                return f"SDPA's memory-efficient kernel takes float32/float16/bfloat16, got {caps.dtype}"
+            return None
+        label = {"flash": "flash", "cudnn": "cuDNN"}[sub]
+        if _pre_ampere(caps):
+            return (
+                f"SDPA's {label} kernel needs an Ampere (sm80) or newer GPU and this one is {_cc(caps)}; "
+                "use 'sdpa:efficient'"
+            )
+        if caps.dtype not in _HALF:
+            return f"SDPA's {label} kernel needs float16 or bfloat16 inputs, got {caps.dtype}; {_CAST}"
+        if sub == "flash" and caps.head_dim > 256:
+            return f"SDPA's flash kernel supports head dims up to 256, got {caps.head_dim}; use 'sdpa:efficient'"
+        if sub == "cudnn" and caps.dropout_p > 0:
+            return "this wrapper does not pin SDPA's cuDNN kernel with dropout; use 'sdpa' or 'sdpa:flash'"
+        return None
+
+    return why
+
+
+def _text(text: str) -> Callable[[Capabilities], str]:
+    return lambda caps: text
+
+
+def _triton_why_chosen(caps: Capabilities) -> str:
+    if caps.device == "cpu":
+        return "the Triton interpreter runs the kernel on CPU tensors (correctness only, very slow)"
+    return "this book's Triton FlashAttention kernel fits (fp16/bf16 on an Ampere or newer GPU, head dim 16-128)"
+
+
+def _sdpa_flash_why_chosen(caps: Capabilities) -> str:
+    if caps.device == "cpu":
+        return "torch's fused CPU flash kernel fits (no dropout)"
+    return "torch's fused FlashAttention-2 kernel fits"
+
+
+# The table, in preference order (fastest first by reputation). Adding a backend is one
+# entry here (or one register() call): every list, report and benchmark derives from it.
+for _entry in (
+    Backend(
+        "flash_attn", _flash_attn_why_not, _flash_attn,
+        _text("the flash-attn package's fused FlashAttention kernel fits these inputs"),
+        materialises_scores=False, auto_on=("cuda",),
+    ),
+    Backend(
+        "sdpa", _always, _sdpa_runner(None),
+        _text("torch's scaled_dot_product_attention picks its best fused kernel for these inputs, "
+              "down to its math kernel, so it always runs"),
+        materialises_scores=False, auto_on=("cuda", "cpu"), own_kernel=False,
+    ),
+    Backend("sdpa:flash", _sdpa_pinned_why_not("flash"), _sdpa_runner("flash"), _sdpa_flash_why_chosen,
+            materialises_scores=False),
+    Backend("sdpa:efficient", _sdpa_pinned_why_not("efficient"), _sdpa_runner("efficient"),
+            _text("torch's memory-efficient (xFormers-style) kernel fits"), materialises_scores=False),
+    Backend("sdpa:cudnn", _sdpa_pinned_why_not("cudnn"), _sdpa_runner("cudnn"),
+            _text("torch's cuDNN attention kernel fits (torch checks the cuDNN version when it runs)"),
+            materialises_scores=False),
+    Backend("sdpa:math", _always, _sdpa_runner("math"),
+            _text("torch's reference math kernel runs anywhere (materialises the N×N scores)"),
+            materialises_scores=True),
+    Backend("triton", _triton_why_not, _triton, _triton_why_chosen, materialises_scores=False,
+            auto_on=("cuda",)),
+    Backend("naive", _always, naive_attention_torch,
+            _text("plain matmul-softmax-matmul runs anywhere (materialises the N×N scores)"),
+            materialises_scores=True, auto_on=("cuda", "cpu")),
+):
+    register(_entry)
+del _entry
 
 
 def attention(
@@ -422,53 +628,28 @@ def attention(
     ``0..i`` only (no look-ahead: what a trading model needs). ``dropout_p`` is applied
     whenever it is positive (pass 0.0 at evaluation time). ``backend`` is ``"auto"``
     (see :func:`choose_backend`) or one of :data:`BACKENDS`; a backend that cannot run
-    these inputs raises :class:`BackendUnavailable` saying why and what to do.
+    these inputs raises :class:`BackendUnavailable` saying why and what to do. Inputs
+    holding NaN or inf raise :class:`~flashtrade_lib.attention.arguments.NonFiniteInputError`
+    on every backend, as in the NumPy reference (the backends would disagree on them).
     """
-    if backend != "auto" and backend not in BACKENDS:
-        raise ValueError(f"unknown attention backend {backend!r}; choose one of {('auto', *BACKENDS)}")
-    if scale is not None and not (isinstance(scale, (int, float)) and scale > 0):
-        raise ValueError(f"scale must be a positive number or None (meaning 1/sqrt(d)), got {scale!r}")
+    if backend != "auto":
+        _known(backend)
     caps = describe(q, k, v, causal=causal, dropout_p=dropout_p)
+    scale = check_scale(scale, caps.head_dim)
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        _check_finite(t, name)
     if backend == "auto":
         backend = decide(caps).name
     else:
         why = why_not(backend, caps)
         if why is not None:
             raise BackendUnavailable(f"attention backend {backend!r} cannot run here: {why}")
-    scale = None if scale is None else float(scale)
-    if backend == "naive":
-        return naive_attention_torch(q, k, v, causal=causal, dropout_p=dropout_p, scale=scale)
-    if backend == "sdpa" or backend.startswith("sdpa:"):
-        sub = backend.split(":", 1)[1] if ":" in backend else None
-        return _sdpa(q, k, v, causal=causal, dropout_p=dropout_p, scale=scale, sub=sub)
-    if backend == "flash_attn":
-        return _flash_attn(q, k, v, causal=causal, dropout_p=dropout_p, scale=scale)
-    return _triton(q, k, v, causal=causal, scale=scale)
+    return _REGISTRY[backend].run(q, k, v, causal=caps.causal, dropout_p=caps.dropout_p, scale=scale)
 
 
 # ---------------------------------------------------------------------------
 # The report 00_setup and chapter 4 print
 # ---------------------------------------------------------------------------
-
-_WHY_USABLE = {
-    "flash_attn": "flash-attn is installed and this GPU/dtype fit FlashAttention-2",
-    "sdpa": "torch chooses among its fused kernels, down to the math kernel, so it always runs",
-    "sdpa:flash": "torch's fused FlashAttention-2 kernel fits",
-    "sdpa:efficient": "torch's memory-efficient (xFormers-style) kernel fits",
-    "sdpa:cudnn": "torch's cuDNN attention kernel fits (torch checks the cuDNN version when it runs)",
-    "sdpa:math": "torch's reference math kernel runs anywhere (materialises the N×N scores)",
-    "naive": "plain tensor ops run anywhere (materialises the N×N scores)",
-}
-
-
-def _why_usable(name: str, caps: Capabilities) -> str:
-    if name == "triton":
-        if caps.device == "cpu":
-            return "the Triton interpreter runs the kernel on CPU tensors (correctness only, very slow)"
-        return "the Triton kernel fits (fp16/bf16 on an Ampere or newer GPU, head dim 16-128)"
-    if name == "sdpa:flash" and caps.device == "cpu":
-        return "torch's fused CPU flash kernel fits (no dropout)"
-    return _WHY_USABLE[name]
 
 
 def default_capabilities(head_dim: int = 64, causal: bool = False) -> Capabilities:
@@ -496,14 +677,13 @@ def capability_report(caps: Capabilities | None = None) -> list[dict[str, str]]:
     auto = decide(caps).name
     where = caps.device if caps.compute_capability is None else f"{caps.device} {_cc(caps)}"
     rows = []
-    for name in BACKENDS:
-        why = why_not(name, caps)
+    for name, entry in _REGISTRY.items():
+        why = entry.why_not(caps)
         rows.append({
             "backend": name,
             "usable": "yes" if why is None else "no",
-            "because": _why_usable(name, caps) if why is None else why,
+            "because": entry.why_chosen(caps) if why is None else why,
             "auto": "chosen" if name == auto else "",
             "inputs": f"{caps.dtype}, head dim {caps.head_dim}, {where}",
         })
     return rows
-

@@ -16,15 +16,19 @@ Conventions (the same everywhere in the book):
 * a query row that may attend **no** key returns zeros (not NaN), its weights are
   zeros and its log-sum-exp is ``-inf``;
 * float32 and float64 inputs keep their dtype (the scale is a Python float, so
-  NumPy 2 never promotes float32 to float64).
+  NumPy 2 never promotes float32 to float64);
+* inputs holding NaN or inf, a ``scale`` that is not a finite positive number and a
+  ``causal`` that is not a bool are refused, exactly as the torch backends refuse them
+  (:mod:`flashtrade_lib.attention.arguments` says why).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import numpy as np
+
+from flashtrade_lib.attention.arguments import check_causal, check_finite_array, check_scale
 
 __all__ = [
     "naive_attention",
@@ -57,8 +61,8 @@ def _as_float_array(x: object, name: str) -> np.ndarray:
 
 
 def _check_inputs(
-    q: object, k: object, v: object, mask: object, scale: float | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, float]:
+    q: object, k: object, v: object, mask: object, scale: float | None, causal: object
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, float, bool]:
     q = _as_float_array(q, "q")
     k = _as_float_array(k, "k")
     v = _as_float_array(v, "v")
@@ -84,13 +88,10 @@ def _check_inputs(
             f"empty input: need at least one query, one key and d >= 1, got q{q.shape}, "
             f"k{k.shape}, v{v.shape}"
         )
-    if scale is None:
-        scale = 1.0 / math.sqrt(d)
-    elif isinstance(scale, bool) or not isinstance(scale, (int, float, np.floating)):
-        raise ValueError(f"scale must be a real number or None, got {scale!r}")
-    scale = float(scale)  # a Python float: float32 stays float32 under NumPy 2 promotion
-    if not math.isfinite(scale):
-        raise ValueError(f"scale must be finite, got {scale}")
+    scale = check_scale(scale, d)  # a Python float: float32 stays float32 under NumPy 2 promotion
+    causal = check_causal(causal)
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        check_finite_array(x, name)
     if mask is not None:
         mask = np.asarray(mask)
         if mask.dtype != np.bool_:
@@ -105,7 +106,7 @@ def _check_inputs(
             raise ValueError(
                 f"mask of shape {mask.shape} does not broadcast to (..., Nq, Nk) = {target}"
             ) from None
-    return q, k, v, mask, scale
+    return q, k, v, mask, scale, causal
 
 
 def _check_block(value: object, name: str) -> int:
@@ -180,7 +181,7 @@ def naive_attention(
     the bottleneck chapter 1 measures. ``return_weights=True`` also returns the
     attention weights ``P``.
     """
-    q, k, v, mask, scale = _check_inputs(q, k, v, mask, scale)
+    q, k, v, mask, scale, causal = _check_inputs(q, k, v, mask, scale, causal)
     nq, nk = q.shape[-2], k.shape[-2]
     s = q @ np.swapaxes(k, -1, -2)
     s *= scale
@@ -227,7 +228,7 @@ def tiled_attention(
     ``L = m + log(ell)`` (shape ``(..., Nq)``), all the backward pass needs to rebuild
     ``P`` (chapter 3). Causal tiles above the diagonal are skipped, not computed.
     """
-    q, k, v, mask, scale = _check_inputs(q, k, v, mask, scale)
+    q, k, v, mask, scale, causal = _check_inputs(q, k, v, mask, scale, causal)
     block_q = _check_block(block_q, "block_q")
     block_k = _check_block(block_k, "block_k")
     lead, nq, nk, dv = q.shape[:-2], q.shape[-2], k.shape[-2], v.shape[-1]
@@ -295,7 +296,7 @@ def tiled_attention_backward(
     ``dV`` of a tile are finished before moving on; causal tiles above the diagonal
     are skipped. ``mask``, ``causal`` and ``scale`` must be those of the forward.
     """
-    q, k, v, mask, scale = _check_inputs(q, k, v, mask, scale)
+    q, k, v, mask, scale, causal = _check_inputs(q, k, v, mask, scale, causal)
     block_q = _check_block(block_q, "block_q")
     block_k = _check_block(block_k, "block_k")
     lead, nq, nk, dv_dim = q.shape[:-2], q.shape[-2], k.shape[-2], v.shape[-1]
