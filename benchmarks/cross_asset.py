@@ -32,25 +32,17 @@ bytes, so the formula is checked where it can be. Results go to
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from flashtrade_lib.bench import (
-    fmt_bytes,
-    fmt_seconds,
-    peak_memory,
-    peak_memory_cuda,
-    time_calls,
-    write_record,
-)
+from flashtrade_lib.attention.backends import default_capabilities, usable_backends
+from flashtrade_lib.bench import fmt_bytes, fmt_seconds, write_record
 from flashtrade_lib.cross_asset import CrossAssetTrader, n_tokens
-from flashtrade_lib.lob_model import training_step
 from flashtrade_lib.model import ModelConfig
-from flashtrade_lib.step_cost import naive_step_bytes
+from flashtrade_lib.step_cost import naive_step_bytes, sweep_step_costs, train_step
 
 ROOT = Path(__file__).resolve().parents[1]
 GiB = 2**30
@@ -58,7 +50,7 @@ GiB = 2**30
 
 def make_step(backend: str, assets: int, lookback: int, *, batch: int, d_model: int, n_heads: int,
               n_layers: int, n_features: int, device: str) -> object:
-    """One training step of a freshly initialised ``CrossAssetTrader`` on random data (seeded)."""
+    """One training step (:func:`~flashtrade_lib.step_cost.train_step`) of a fresh ``CrossAssetTrader`` on random data."""
     torch.manual_seed(0)
     cfg = ModelConfig(n_features=n_features, d_model=d_model, n_heads=n_heads, n_layers=n_layers,
                       backend=backend)
@@ -66,16 +58,12 @@ def make_step(backend: str, assets: int, lookback: int, *, batch: int, d_model: 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, lookback, assets, n_features, generator=g).to(device)
     y = torch.randn(batch, assets, generator=g).to(device)
-    step = training_step(model, x, y, "regression")
-    if device == "cpu":
-        return step
+    return train_step(model, x, y, "regression")
 
-    def synced() -> float:
-        out = step()
-        torch.cuda.synchronize()
-        return out
 
-    return synced
+def default_backends() -> list[str]:
+    """The backends ``"auto"`` considers on this device that can run here, from the backend table."""
+    return usable_backends(default_capabilities(head_dim=16, causal=True), auto_only=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--assets", type=int, nargs="+", default=[2, 8, 32, 128])
     p.add_argument("--lookbacks", type=int, nargs="+", default=[32, 128, 512])
-    p.add_argument("--backends", nargs="+", default=["naive", "sdpa"])
+    p.add_argument("--backends", nargs="+", default=None,
+                   help="default: every backend 'auto' considers on this device that can run here")
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--d-model", type=int, default=32)
     p.add_argument("--n-heads", type=int, default=2)
@@ -97,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     device = "cuda" if cuda else "cpu"
+    args.backends = args.backends or default_backends()
     if device == "cpu":
         torch.set_num_threads(min(2, torch.get_num_threads()))
     out = args.out or ROOT / "benchmarks" / "results" / f"cross_asset_{device}.json"
@@ -105,47 +95,26 @@ def main(argv: list[str] | None = None) -> int:
     print(f"device {device}; backends {args.backends}; {sizes}", flush=True)
     started = time.perf_counter()
 
-    rows: list[dict] = []
-    for assets in args.assets:
-        for lookback in args.lookbacks:
-            n = n_tokens(lookback, assets)
-            predicted = naive_step_bytes(n, batch=args.batch, n_heads=args.n_heads, n_layers=args.n_layers)
-            steps = {}
-            for b in args.backends:
-                row = {"assets": assets, "lookback": lookback, "tokens": n, "backend": b}
-                if b.startswith("naive") or b == "sdpa:math":
-                    row["predicted_nxn_bytes"] = predicted
-                    if predicted > args.oom_gib * GiB:
-                        rows.append({**row, "status": "predicted OOM", "reason": (
-                            f"predicted {predicted / GiB:.1f} GiB of N×N buffers > {args.oom_gib:g} GiB")})
-                        continue
-                    if predicted > args.max_run_gib * GiB:
-                        rows.append({**row, "status": "not run (time)", "reason": (
-                            f"predicted {predicted / GiB:.1f} GiB of N×N buffers > run limit "
-                            f"{args.max_run_gib:g} GiB")})
-                        continue
-                if n > args.max_tokens:
-                    rows.append({**row, "status": "not run (time)",
-                                 "reason": f"{n} tokens > --max-tokens {args.max_tokens}"})
-                    continue
-                steps[b] = make_step(b, assets, lookback, device=device, **sizes)
-                steps[b]()  # allocate gradients and optimizer state before measuring
-            if not steps:
-                continue
-            timings = time_calls(steps, repeat=args.repeat, warmup=0)
-            for b, fn in steps.items():
-                mem = peak_memory_cuda(fn) if cuda else peak_memory(fn)
-                row = {"assets": assets, "lookback": lookback, "tokens": n, "backend": b, "status": "ok",
-                       "step_s": timings[b].median_s, "step_times_s": list(timings[b].times_s),
-                       "peak_bytes": int(mem)}
-                if b.startswith("naive") or b == "sdpa:math":
-                    row["predicted_nxn_bytes"] = predicted
-                    row["measured_over_predicted"] = mem / predicted
-                rows.append(row)
-            steps.clear()
-            gc.collect()
-            print(f"  assets {assets:4d} lookback {lookback:5d}: {n:7,d} tokens done "
-                  f"({time.perf_counter() - started:.0f} s)", flush=True)
+    def step_at(b: str, point: dict) -> object:
+        return make_step(b, point["assets"], point["lookback"], device=device, **sizes)
+
+    def too_long(b: str, point: dict) -> tuple[str, str] | None:
+        if point["tokens"] > args.max_tokens:
+            return "not run (time)", f"{point['tokens']} tokens > --max-tokens {args.max_tokens}"
+        return None
+
+    def done(point: dict) -> None:
+        print(f"  assets {point['assets']:4d} lookback {point['lookback']:5d}: {point['tokens']:7,d} tokens done "
+              f"({time.perf_counter() - started:.0f} s)", flush=True)
+
+    grid = [{"assets": a, "lookback": lb, "tokens": n_tokens(lb, a)} for a in args.assets for lb in args.lookbacks]
+    rows = sweep_step_costs(
+        grid, args.backends, step_at,
+        nxn_bytes=lambda p: naive_step_bytes(p["tokens"], batch=args.batch, n_heads=args.n_heads,
+                                             n_layers=args.n_layers),
+        nxn_limits=[(args.oom_gib * GiB, "predicted OOM"), (args.max_run_gib * GiB, "not run (time)")],
+        skip=too_long, repeat=args.repeat, device=device, on_point=done,
+    )
 
     def cell(a: int, lb: int, b: str) -> dict | None:
         return next((r for r in rows if r["assets"] == a and r["lookback"] == lb and r["backend"] == b), None)

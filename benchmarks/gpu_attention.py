@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/gpu_attention.py            # the full sweep (a few minutes on a GPU)
     .venv/bin/python benchmarks/gpu_attention.py --quick    # N in {1024, 4096}, head dim 64 only
 
-Backends: this book's Triton kernel, each SDPA sub-backend (flash, efficient, cuDNN, math),
-flash-attn when installed, and naive matmul-softmax-matmul. bf16, batch × N = 16k tokens and
+Backends: every kernel in the backend table (:func:`candidates`) — this book's Triton kernel,
+each SDPA sub-backend (flash, efficient, cuDNN, math), flash-attn when installed, and naive
+matmul-softmax-matmul. bf16, batch × N = 16k tokens and
 heads × d = 2048 (the FlashAttention papers' set-up), causal and not, head dim 64 and 128.
 A backend that runs out of GPU memory is recorded as ``"oom"``; one that cannot run these
 inputs as ``"unavailable"`` with the reason.
@@ -27,9 +28,20 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BACKENDS = ["triton", "sdpa:flash", "sdpa:efficient", "sdpa:cudnn", "sdpa:math", "flash_attn", "naive"]
 TOKENS = 16384  # batch × N
 MODEL_DIM = 2048  # heads × d
+
+
+def candidates() -> list[str]:
+    """The kernels to time: every registered backend except dispatchers over the others.
+
+    Read from the backend table (:mod:`flashtrade_lib.attention.backends`), so a newly
+    registered backend is benchmarked without touching this script; one that cannot
+    run on this GPU is recorded as ``"unavailable"`` with its reason.
+    """
+    from flashtrade_lib.attention.backends import BACKENDS, backend
+
+    return [name for name in BACKENDS if backend(name).own_kernel]
 
 
 def attention_flops(batch: int, heads: int, n: int, d: int, *, causal: bool, mode: str) -> float:
@@ -110,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seqlens", type=int, nargs="+", default=[1024, 2048, 4096, 8192, 16384])
     parser.add_argument("--head-dims", type=int, nargs="+", default=[64, 128])
-    parser.add_argument("--backends", nargs="+", default=BACKENDS, choices=BACKENDS)
+    parser.add_argument("--backends", nargs="+", default=candidates(), choices=candidates())
     parser.add_argument("--quick", action="store_true", help="N in {1024, 4096}, head dim 64")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default: benchmarks/results/...)")
     args = parser.parse_args(argv)

@@ -44,11 +44,11 @@ ROOT = Path(__file__).resolve().parents[1]
 GiB = 2**30
 
 
-def _gpu_backends() -> list[str]:
-    from flashtrade_lib.attention.backends import default_capabilities, why_not
+def default_backends() -> list[str]:
+    """The backends ``"auto"`` considers on this device that can run here, from the backend table."""
+    from flashtrade_lib.attention.backends import default_capabilities, usable_backends
 
-    caps = default_capabilities(head_dim=16, causal=True)
-    return [b for b in ("naive", "sdpa", "flash_attn", "triton") if why_not(b, caps) is None]
+    return usable_backends(default_capabilities(head_dim=16, causal=True), auto_only=True)
 
 
 def fit_naive(rows: list[dict], batch: int, heads: int, layers: int) -> float | None:
@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contexts", type=int, nargs="+",
                         default=[512, 1024, 2048, 4096, 8192, 16384] if cuda else [512, 1024, 2048, 4096])
     parser.add_argument("--backends", nargs="+", default=None,
-                        help="default: naive and sdpa on CPU; every usable backend on a GPU")
+                        help="default: every backend 'auto' considers on this device that can run here "
+                             "(sdpa and naive on CPU)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--d-model", type=int, default=64)
     parser.add_argument("--n-heads", type=int, default=4)
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     device = "cuda" if cuda else "cpu"
-    backends = args.backends or (_gpu_backends() if cuda else ["naive", "sdpa"])
+    backends = args.backends or default_backends()
     out = args.out or ROOT / "benchmarks" / "results" / f"train_context_{device}.json"
     sizes = {"batch": args.batch, "d_model": args.d_model, "n_heads": args.n_heads, "n_layers": args.n_layers}
     print(f"device {device}; backends {backends}; {sizes}; contexts {args.contexts}", flush=True)

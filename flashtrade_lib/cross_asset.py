@@ -40,6 +40,16 @@ model exist at all.
 Baselines, thin wrappers over :class:`~flashtrade_lib.model.FlashAttentionTrader`:
 :class:`ChannelMixingTrader` (features of all assets concatenated per bar) and
 :class:`PerAssetTrader` (one shared single-series model applied to each asset).
+
+**Order books** are the same layout with price levels in place of assets: each
+(snapshot, level) pair is a token, so :class:`OrderBookTrader` *is* the cross-asset
+model (same blocks, bar-rotary time positions, level embeddings, one summary token
+per snapshot, plain ``causal=True`` attention); only the read-out differs — one
+prediction per window, the sign of the next mid-price move, read from the summary
+token of the last snapshot, which has seen every level of every snapshot. Its
+per-token features are :func:`flashtrade_lib.data.lob_sim.lob_features`; windows of
+``(snapshots, levels, features)`` are cut by :class:`flashtrade_lib.data.WindowDataset`,
+the same lazy views as for one series.
 """
 
 from __future__ import annotations
@@ -61,6 +71,7 @@ __all__ = [
     "CrossAssetTrader",
     "ChannelMixingTrader",
     "PerAssetTrader",
+    "OrderBookTrader",
     "BarRotaryEmbedding",
     "n_tokens",
 ]
@@ -215,3 +226,24 @@ class PerAssetTrader(FlashAttentionTrader):
         b, t, a, f = x.shape
         out = super().forward(x.transpose(1, 2).reshape(b * a, t, f))
         return {k: v.view(b, a) for k, v in out.items()}
+
+
+class OrderBookTrader(CrossAssetTrader):
+    """:class:`~flashtrade_lib.cross_asset.CrossAssetTrader` over (snapshot, level) tokens, one prediction per window.
+
+    ``forward(x)`` takes ``(batch, snapshots, n_levels, n_features)`` and returns the
+    usual dict (``regression``, ``direction`` logit, ``allocation``), each ``(batch, 1)``,
+    read from the summary token of the last snapshot. Train it with the ``direction``
+    objective on ``next_move`` (``+1`` up, ``-1`` down).
+    """
+
+    def __init__(self, config: ModelConfig, n_levels: int) -> None:
+        super().__init__(config, n_levels)
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        summary = self.encode(x)[:, -1, self.n_assets]  # (batch, d): sees every level of every snapshot
+        return {
+            "regression": self.heads["regression"](summary) * self.target_scale,
+            "direction": self.heads["direction"](summary),
+            "allocation": torch.tanh(self.heads["allocation"](summary)),
+        }

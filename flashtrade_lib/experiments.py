@@ -11,22 +11,22 @@ and, when a ground-truth forecast is given (a synthetic market's
 :meth:`~flashtrade_lib.data.SyntheticMarket.oracle_forecast`), the oracle's scores
 on the same test bars.
 
-:func:`step_costs` is the other side of the trade-off: time and peak memory of one
-training step of the same model at each lookback, for each attention backend,
-measured interleaved with :mod:`flashtrade_lib.bench`.
+The other side of the trade-off — time and peak memory of one training step of the
+same model at each lookback, per attention backend — is the book's one step-cost
+sweep, :func:`flashtrade_lib.step_cost.measure_train_context`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["SweepModel", "skill", "lookback_sweep", "summarise", "step_costs"]
+__all__ = ["SweepModel", "lookback_sweep", "summarise"]
 
 
 @dataclass(frozen=True)
@@ -49,30 +49,12 @@ class SweepModel:
     device: str = "cpu"
 
 
-def skill(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """Out-of-sample skill of a forecast: IC, R² and directional accuracy.
+def _skill_columns(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """The sweep's skill columns ``ic, r2, hit`` from the book's one metric (:func:`~flashtrade_lib.metrics.forecast_skill`)."""
+    from flashtrade_lib.metrics import forecast_skill
 
-    * ``ic`` — Pearson correlation of forecast and outcome (the *information coefficient*),
-    * ``r2`` — ``1 - SSE / Σ(y - ȳ)²``, the same definition as the synthetic oracle's R²
-      (negative when the forecast is worse than the test mean),
-    * ``hit`` — fraction of bars (with a non-zero outcome) whose sign was forecast right.
-    """
-    p = np.asarray(pred, dtype=np.float64).ravel()
-    y = np.array(target, dtype=np.float64).ravel()  # a writable copy (pandas hands out read-only views)
-    if p.shape != y.shape:
-        raise ValueError(f"pred and target must have the same length, got {p.shape} and {y.shape}")
-    ok = np.isfinite(p) & np.isfinite(y)
-    p, y = p[ok], y[ok]
-    if len(y) < 3:
-        raise ValueError(f"need at least 3 finite (forecast, outcome) pairs, got {len(y)}")
-    sst = float(((y - y.mean()) ** 2).sum())
-    ic = float(np.corrcoef(p, y)[0, 1]) if p.std() > 0 and y.std() > 0 else 0.0
-    nz = y != 0
-    return {
-        "ic": ic,
-        "r2": 1.0 - float(((y - p) ** 2).sum()) / sst if sst > 0 else float("nan"),
-        "hit": float((np.sign(p[nz]) == np.sign(y[nz])).mean()) if nz.any() else float("nan"),
-    }
+    s = forecast_skill(pred, target)
+    return {"ic": s.ic, "r2": s.r2, "hit": s.hit_rate}
 
 
 def _frame(x: Any, name: str) -> pd.DataFrame:
@@ -154,7 +136,7 @@ def lookback_sweep(
         test_bars = times[fold.test]
         oracle_scores = {}
         if orc is not None:
-            oracle_scores = {f"oracle_{m}": v for m, v in skill(orc[test_bars], y[test_bars]).items()}
+            oracle_scores = {f"oracle_{m}": v for m, v in _skill_columns(orc[test_bars], y[test_bars]).items()}
         for lb in lbs:
             ds = WindowDataset(scaled, y.astype(np.float32), lb, horizon=horizon, times=times)
             for seed in seeds:
@@ -175,7 +157,7 @@ def lookback_sweep(
                 rows.append({
                     "lookback": lb, "seed": int(seed), "fold": k,
                     "n_train": len(fold.train), "n_test": len(fold.test),
-                    **skill(out["regression"][:, 0], out["target"][:, 0]),
+                    **_skill_columns(out["regression"][:, 0], out["target"][:, 0]),
                     **oracle_scores,
                     "train_loss": float(np.mean(result.step_losses[-20:])),
                     "seconds": time.perf_counter() - start,
@@ -198,45 +180,3 @@ def summarise(results: pd.DataFrame, metric: str = "ic", *, z: float = 1.96) -> 
     half = z * out["sd"].fillna(0.0) / np.sqrt(out["n"])
     out["ci_low"], out["ci_high"] = out["mean"] - half, out["mean"] + half
     return out
-
-
-def step_costs(
-    lookbacks: Sequence[int],
-    backends: Sequence[str] = ("naive", "sdpa"),
-    *,
-    n_features: int = 1,
-    batch: int = 32,
-    model: SweepModel | None = None,
-    repeat: int = 3,
-    device: str = "cpu",
-) -> pd.DataFrame:
-    """Median time and peak extra memory of one training step per ``(lookback, backend)``.
-
-    The same model sizes as :func:`lookback_sweep` (``model``), on random inputs
-    (:func:`flashtrade_lib.step_cost.train_step`). Backends are timed interleaved at each
-    lookback (:func:`flashtrade_lib.bench.time_calls`), so their ratio is meaningful
-    on a busy machine; memory is the peak extra resident memory (CPU) or CUDA
-    allocation (GPU) of one step, measured after a warm-up step.
-    """
-    from flashtrade_lib.bench import peak_memory, peak_memory_cuda, time_calls
-    from flashtrade_lib.step_cost import train_step
-
-    spec = model or SweepModel()
-    if not backends:
-        raise ValueError("backends must name at least one attention backend, e.g. ('naive', 'sdpa')")
-    rows = []
-    for lb in sorted({int(v) for v in lookbacks}):
-        steps = {
-            b: train_step(b, lb, batch=batch, d_model=spec.d_model, n_heads=spec.n_heads,
-                          n_layers=spec.n_layers, n_features=n_features, device=device)
-            for b in backends
-        }
-        for fn in steps.values():
-            fn()  # allocate gradients and optimiser state before measuring
-        timings = time_calls(steps, repeat=repeat, warmup=0)
-        for b, fn in steps.items():
-            mem = peak_memory_cuda(fn) if device.startswith("cuda") else peak_memory(fn)
-            rows.append({"lookback": lb, "backend": b, "step_s": timings[b].median_s,
-                         "peak_bytes": int(mem), "batch": batch, **{
-                             k: v for k, v in asdict(spec).items() if k in ("d_model", "n_heads", "n_layers")}})
-    return pd.DataFrame(rows)

@@ -177,7 +177,7 @@ class TrainableModel(Protocol):
 
     :class:`~flashtrade_lib.model.FlashAttentionTrader` has it, and so do the models of
     chapter 10 (:class:`~flashtrade_lib.cross_asset.CrossAssetTrader`, its baselines and
-    :class:`~flashtrade_lib.lob_model.OrderBookTrader`). Checkpoints are narrower: they
+    :class:`~flashtrade_lib.cross_asset.OrderBookTrader`). Checkpoints are narrower: they
     rebuild a ``FlashAttentionTrader`` from its config, so ``checkpoint_dir`` needs one.
     """
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from flashtrade_lib.data import simulate_market
-from flashtrade_lib.experiments import SweepModel, lookback_sweep, skill, step_costs, summarise
+from flashtrade_lib.experiments import SweepModel, lookback_sweep, summarise
+from flashtrade_lib.metrics import forecast_skill
 
 LAG = 16
 
@@ -44,13 +45,14 @@ def test_covering_the_lag_recovers_the_signal(sweep: pd.DataFrame) -> None:
 
 
 def test_skill_definitions() -> None:
+    """The sweep's ic, r2 and hit columns are the book's one forecast-skill metric."""
     y = np.array([1.0, -2.0, 3.0, -4.0, 5.0])
-    perfect = skill(y, y)
-    assert perfect == {"ic": pytest.approx(1.0), "r2": pytest.approx(1.0), "hit": 1.0}
-    flipped = skill(-y, y)
-    assert flipped["ic"] == pytest.approx(-1.0) and flipped["hit"] == 0.0 and flipped["r2"] < 0
+    perfect = forecast_skill(y, y)
+    assert (perfect.ic, perfect.r2, perfect.hit_rate) == (pytest.approx(1.0), pytest.approx(1.0), 1.0)
+    flipped = forecast_skill(-y, y)
+    assert flipped.ic == pytest.approx(-1.0) and flipped.hit_rate == 0.0 and flipped.r2 < 0
     with pytest.raises(ValueError, match="same length"):
-        skill(y[:3], y)
+        forecast_skill(y[:3], y)
 
 
 def test_summarise_interval_brackets_mean(sweep: pd.DataFrame) -> None:
@@ -68,11 +70,3 @@ def test_bad_inputs_are_explained() -> None:
         lookback_sweep(x, np.zeros(99), [4])
     with pytest.raises(ValueError, match="lookbacks"):
         lookback_sweep(x, np.zeros(100), [0])
-
-
-def test_step_costs_rows_per_lookback_and_backend() -> None:
-    torch.set_num_threads(1)
-    costs = step_costs([8, 32], ("naive", "sdpa"), batch=4, repeat=1)
-    assert len(costs) == 4
-    assert set(costs["backend"]) == {"naive", "sdpa"}
-    assert (costs["step_s"] > 0).all() and (costs["peak_bytes"] >= 0).all()

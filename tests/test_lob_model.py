@@ -1,4 +1,7 @@
-"""The order-book model: shapes, causal features, lazy windows, and real out-of-sample skill on the simulator."""
+"""The order-book model: shapes, causal features, lazy windows, and real out-of-sample skill on the simulator.
+
+(The model lives beside the cross-asset model it specialises, its features beside the
+order-book simulator, its windows are the one lazy-window dataset of chapter 5.)"""
 
 from __future__ import annotations
 
@@ -8,25 +11,20 @@ import numpy as np
 import pytest
 import torch
 
-from flashtrade_lib.cross_asset import n_tokens
-from flashtrade_lib.data.lob_sim import simulate_lob
-from flashtrade_lib.lob_model import (
-    LOB_FEATURES,
-    OrderBookTrader,
-    TokenWindows,
-    direction_accuracy,
-    lob_features,
-    training_step,
-)
+from flashtrade_lib.cross_asset import OrderBookTrader, n_tokens
+from flashtrade_lib.data import WindowDataset
+from flashtrade_lib.data.lob_sim import LOB_FEATURES, lob_features, simulate_lob
+from flashtrade_lib.metrics import forecast_skill
 from flashtrade_lib.model import ModelConfig
+from flashtrade_lib.step_cost import train_step
 from flashtrade_lib.train import TrainConfig, predict, train
 
 
-def _windows(sim, lookback: int) -> TokenWindows:
+def _windows(sim, lookback: int) -> WindowDataset:
     feats = lob_features(sim.snapshots, sim.tick)
     t = np.arange(lookback - 1, len(feats))
     t = t[sim.next_move[t] != 0]
-    return TokenWindows(feats, sim.next_move.astype(np.float32), lookback, t)
+    return WindowDataset(feats, sim.next_move.astype(np.float32), lookback, horizon=1, times=t)
 
 
 def test_features_are_causal_and_as_documented() -> None:
@@ -48,16 +46,20 @@ def test_features_are_causal_and_as_documented() -> None:
 
 def test_windows_are_views_ending_at_the_decision_time() -> None:
     feats = np.arange(10 * 2 * 3, dtype=np.float32).reshape(10, 2, 3)
-    ds = TokenWindows(feats, np.arange(10.0), lookback=4)
+    ds = WindowDataset(feats, np.arange(10.0), lookback=4, horizon=1)
     assert len(ds) == 7
     x, y = ds[0]
     assert x.shape == (4, 2, 3) and float(y) == 3.0
     np.testing.assert_array_equal(x.numpy(), feats[0:4])
     assert x.data_ptr() == ds.x[0].data_ptr()  # a view, no copy
-    with pytest.raises(ValueError, match="decision times"):
-        TokenWindows(feats, np.arange(10.0), 4, times=np.array([2]))
+    strided = ds.strided_view()
+    assert strided.shape == (7, 4, 2, 3) and strided.data_ptr() == ds.x.data_ptr()
+    np.testing.assert_array_equal(strided[3].numpy(), feats[3:7])
+    assert ds.nbytes_if_materialised() == 7 * 4 * 2 * 3 * 4
+    with pytest.raises(ValueError, match="decision bars"):
+        WindowDataset(feats, np.arange(10.0), 4, horizon=1, times=np.array([2]))
     with pytest.raises(ValueError, match="NaN"):
-        TokenWindows(np.full((5, 2, 3), np.nan), np.zeros(5), 2)
+        WindowDataset(np.full((5, 2, 3), np.nan), np.zeros(5), 2, horizon=1)
 
 
 def test_shapes_token_count_and_no_look_ahead() -> None:
@@ -80,17 +82,18 @@ def test_training_step_runs_and_updates_weights() -> None:
     torch.manual_seed(0)
     model = OrderBookTrader(ModelConfig(n_features=4, d_model=16, n_heads=2, n_layers=1, backend="sdpa"), 3)
     before = [p.detach().clone() for p in model.parameters()]
-    step = training_step(model, torch.randn(2, 4, 3, 4), torch.tensor([1.0, -1.0]), "direction")
+    step = train_step(model, torch.randn(2, 4, 3, 4), torch.tensor([1.0, -1.0]), "direction")
     assert math.isfinite(step())
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     with pytest.raises(ValueError, match="unknown objective"):
-        training_step(model, torch.randn(2, 4, 3, 4), torch.zeros(2), "sharpe")
+        train_step(model, torch.randn(2, 4, 3, 4), torch.zeros(2), "sharpe")
 
 
-def test_direction_accuracy_ignores_no_opinion_and_no_move() -> None:
-    assert direction_accuracy(np.array([1.0, -2.0, 0.0, 3.0]), np.array([1, 1, 1, 0])) == (0.5, 2)
-    with pytest.raises(ValueError, match="nothing to score"):
-        direction_accuracy(np.zeros(3), np.ones(3))
+def test_hit_rate_ignores_no_opinion_and_no_move() -> None:
+    skill = forecast_skill(np.array([1.0, -2.0, 0.0, 3.0]), np.array([1, 1, 1, 0]))
+    assert (skill.hit_rate, skill.n_directional) == (0.5, 2)
+    nothing = forecast_skill(np.zeros(3), np.ones(3))  # no opinion anywhere: nothing to score
+    assert math.isnan(nothing.hit_rate) and nothing.n_directional == 0
 
 
 def test_model_trained_on_the_simulator_beats_chance_out_of_sample() -> None:
@@ -108,7 +111,8 @@ def test_model_trained_on_the_simulator_beats_chance_out_of_sample() -> None:
     assert np.mean(losses[-50:]) < np.mean(losses[:50])
     with torch.no_grad():
         prob_up = predict(model, test_set, batch_size=512, device="cpu")["direction"][:, 0]
-    acc, n = direction_accuracy(prob_up - 0.5, test_sim.next_move[test_set.times])
+    skill = forecast_skill(prob_up - 0.5, test_sim.next_move[test_set.times])
+    acc, n = skill.hit_rate, skill.n_directional
     se = math.sqrt(0.25 / n)
     assert acc > 0.5 + 4 * se, f"accuracy {acc:.3f} on {n} windows is not clearly above chance"
     # and it cannot exceed what is there: the simulator's documented signal is ~0.67-0.68

@@ -5,8 +5,16 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
-from flashtrade_lib.step_cost import measure_train_context, naive_step_bytes, train_step
+from flashtrade_lib.model import FlashAttentionTrader, ModelConfig
+from flashtrade_lib.step_cost import (
+    measure_train_context,
+    naive_step_bytes,
+    random_batch_step,
+    sweep_step_costs,
+    train_step,
+)
 
 
 def test_naive_step_bytes_is_the_documented_formula() -> None:
@@ -17,11 +25,16 @@ def test_naive_step_bytes_is_the_documented_formula() -> None:
 
 
 def test_train_step_learns_and_refuses_amp_on_cpu() -> None:
-    step = train_step("naive", 16, batch=2, d_model=16, n_heads=2, n_layers=1)
+    step = random_batch_step("naive", 16, batch=2, d_model=16, n_heads=2, n_layers=1)
     losses = [step() for _ in range(5)]
     assert all(math.isfinite(v) for v in losses)
     with pytest.raises(ValueError, match="amp=True needs device='cuda'"):
-        train_step("sdpa", 16, amp=True)
+        random_batch_step("sdpa", 16, amp=True)
+    model = FlashAttentionTrader(ModelConfig(n_features=3, d_model=16, n_heads=2, n_layers=1))
+    with pytest.raises(ValueError, match="amp=True needs device='cuda'"):
+        train_step(model, torch.randn(2, 4, 3), torch.zeros(2), amp=True)
+    with pytest.raises(ValueError, match="unknown objective"):
+        train_step(model, torch.randn(2, 4, 3), torch.zeros(2), "sharpe")
 
 
 def test_sweep_measures_small_contexts_and_skips_what_would_not_fit() -> None:
@@ -33,3 +46,27 @@ def test_sweep_measures_small_contexts_and_skips_what_would_not_fit() -> None:
     skipped = by[(4096, "naive")]
     assert skipped["status"] == "skipped" and "predicted" in skipped["reason"]
     assert skipped["predicted_nxn_bytes"] == naive_step_bytes(4096, batch=1, n_heads=2, n_layers=1)
+
+
+def test_sweep_is_model_agnostic_and_records_what_it_refused() -> None:
+    """The one sweep over any grid: N×N limits for score-materialising backends, other refusals by skip."""
+    calls: list[tuple[str, int]] = []
+
+    def make(backend: str, point) -> object:
+        calls.append((backend, point["n"]))
+        model = FlashAttentionTrader(ModelConfig(n_features=2, d_model=8, n_heads=1, n_layers=1, backend=backend))
+        return train_step(model, torch.randn(1, point["n"], 2), torch.zeros(1))
+
+    rows = sweep_step_costs(
+        [{"n": 8}, {"n": 64}], ("naive", "sdpa", "sdpa:math"), make,
+        nxn_bytes=lambda p: float(p["n"]) ** 2, nxn_limits=[(1000.0, "predicted OOM")],
+        skip=lambda b, p: ("not run (time)", "too long") if b == "sdpa" and p["n"] > 10 else None, repeat=1,
+    )
+    by = {(r["n"], r["backend"]): r for r in rows}
+    assert {k: r["status"] for k, r in by.items()} == {
+        (8, "naive"): "ok", (8, "sdpa"): "ok", (8, "sdpa:math"): "ok",
+        (64, "naive"): "predicted OOM", (64, "sdpa"): "not run (time)", (64, "sdpa:math"): "predicted OOM",
+    }
+    assert sorted(calls) == [("naive", 8), ("sdpa", 8), ("sdpa:math", 8)]  # refused steps are never built
+    assert by[(8, "naive")]["predicted_nxn_bytes"] == 64.0 and "measured_over_predicted" in by[(8, "naive")]
+    assert "predicted_nxn_bytes" not in by[(8, "sdpa")]  # sdpa does not materialise the scores

@@ -264,15 +264,20 @@ def preference_order(caps: Capabilities) -> tuple[str, ...]:
     return tuple(name for name, entry in _REGISTRY.items() if caps.device in entry.auto_on)
 
 
-def usable_backends(caps: Capabilities, *, own_kernels: bool = False) -> list[str]:
+def usable_backends(caps: Capabilities, *, kernels_only: bool = False, auto_only: bool = False) -> list[str]:
     """Every backend that can run inputs described by ``caps``, in table order.
 
-    ``own_kernels=True`` leaves out dispatchers (plain ``"sdpa"``) whose kernels are
-    listed on their own — what a kernel benchmark times.
+    What benchmarks and tests iterate instead of lists of their own. ``kernels_only``
+    leaves out dispatchers (plain ``"sdpa"``) whose kernels are listed on their own —
+    what a kernel benchmark times; ``auto_only`` keeps those ``"auto"`` considers on
+    this device (:func:`preference_order`) — what a model-level sweep compares.
     """
+    auto = preference_order(caps)
     return [
         name for name, entry in _REGISTRY.items()
-        if entry.why_not(caps) is None and (entry.own_kernel or not own_kernels)
+        if entry.why_not(caps) is None
+        and (entry.own_kernel or not kernels_only)
+        and (name in auto or not auto_only)
     ]
 
 

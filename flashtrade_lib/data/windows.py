@@ -7,6 +7,10 @@ all their rows, so there is no reason to copy them: sample ``i`` is the slice
 ``x[t - lookback + 1 : t + 1]`` of one ``(time, features)`` tensor (a view, no copy),
 and only the DataLoader's batch of ``B`` windows is ever materialised.
 
+The same mechanism cuts windows of several tokens per bar: ``features`` of shape
+``(time, tokens, F)`` — the assets of a panel, or the levels of an order book — give
+windows ``(lookback, tokens, F)`` for the models of chapter 10.
+
 Sample ``i`` is the decision bar ``t = times[i]``: the window holds bars up to and
 including ``t`` (everything known when deciding), the target is the label of bar
 ``t`` (e.g. the forward ``h``-bar log return), whose span ``[t, t + horizon]`` is in
@@ -45,7 +49,7 @@ def _as_float32_tensor(a: Any, name: str) -> torch.Tensor:
 
 
 class WindowDataset(Dataset):
-    """``(window, target)`` pairs cut lazily from ``features`` ``(T, F)`` and ``targets`` ``(T,)``/``(T, k)``.
+    """``(window, target)`` pairs cut lazily from ``features`` ``(T, F)`` (or ``(T, tokens, F)``) and ``targets`` ``(T,)``/``(T, k)``.
 
     ``lookback`` bars per window; ``horizon`` is the number of bars the target spans
     (for :attr:`label_intervals`). ``times`` restricts the decision bars (default: all
@@ -64,8 +68,11 @@ class WindowDataset(Dataset):
     ) -> None:
         self.x = _as_float32_tensor(features, "features")
         self.y = _as_float32_tensor(targets, "targets")
-        if self.x.ndim != 2:
-            raise ValueError(f"features must be 2-D (time, features), got shape {tuple(self.x.shape)}")
+        if self.x.ndim not in (2, 3):
+            raise ValueError(
+                f"features must be 2-D (time, features) or 3-D (time, tokens, features), got shape "
+                f"{tuple(self.x.shape)}"
+            )
         if self.y.shape[0] != self.x.shape[0] or self.y.ndim not in (1, 2):
             raise ValueError(
                 f"targets must have shape (T,) or (T, k) with T = {self.x.shape[0]} rows like the "
@@ -76,7 +83,7 @@ class WindowDataset(Dataset):
         if int(horizon) != horizon or horizon < 1:
             raise ValueError(f"horizon must be a positive whole number of bars, got {horizon}")
         self.lookback, self.horizon = int(lookback), int(horizon)
-        finite_rows = torch.isfinite(self.x).all(dim=1).cpu().numpy()
+        finite_rows = torch.isfinite(self.x).flatten(1).all(dim=1).cpu().numpy()
         yf = torch.isfinite(self.y)
         finite_y = (yf if yf.ndim == 1 else yf.all(dim=1)).cpu().numpy()
         valid = valid_decision_times(finite_rows, finite_y, self.lookback)
@@ -107,16 +114,16 @@ class WindowDataset(Dataset):
         return np.stack([self.times, self.times + self.horizon], axis=1)
 
     def strided_view(self) -> torch.Tensor:
-        """All ``T - lookback + 1`` windows as one ``(n, lookback, F)`` tensor that *shares memory*
+        """All ``T - lookback + 1`` windows as one ``(n, lookback, ...)`` tensor that *shares memory*
         with the features (``as_strided``): vectorised access without materialising anything.
         Row ``j`` is the window ending at bar ``j + lookback - 1``; indexing it with an array
         of rows (fancy indexing) copies, so keep batches small.
         """
         n = self.x.shape[0] - self.lookback + 1
-        f = self.x.shape[1]
-        return self.x.as_strided((n, self.lookback, f), (f, f, 1))
+        row = self.x.stride(0)
+        return self.x.as_strided((n, self.lookback, *self.x.shape[1:]), (row, *self.x.stride()))
 
     def nbytes_if_materialised(self, dtype: torch.dtype = torch.float32) -> int:
         """What ``(samples, lookback, F)`` would cost as one array: the seed chapter's mistake."""
         itemsize = torch.empty((), dtype=dtype).element_size()
-        return len(self) * self.lookback * self.x.shape[1] * itemsize
+        return len(self) * self.lookback * self.x[0].numel() * itemsize
