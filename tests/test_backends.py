@@ -17,24 +17,31 @@ from hypothesis import strategies as st
 from flashtrade_lib.attention import attention
 from flashtrade_lib.attention.backends import (
     BACKENDS,
+    Backend,
     BackendUnavailable,
     Capabilities,
     capability_report,
     choose_backend,
     decide,
     describe,
+    materialises_scores,
     naive_attention_torch,
     preference_order,
+    register,
+    registered,
+    unregister,
+    usable_backends,
     why_not,
 )
-
-CPU_BACKENDS = ["naive", "sdpa", "sdpa:flash", "sdpa:math", "auto"]
 
 A100 = Capabilities(device="cuda", dtype="bfloat16", head_dim=64, compute_capability=(8, 0),
                     flash_attn_installed=True, triton_installed=True)
 H100 = dataclasses.replace(A100, compute_capability=(9, 0))
 T4 = dataclasses.replace(A100, compute_capability=(7, 5), dtype="float16")
 LAPTOP = Capabilities(device="cpu", dtype="float32", head_dim=64, triton_installed=True)
+
+# every backend of the table that runs fp32 CPU tensors without the Triton interpreter, and "auto"
+CPU_BACKENDS = [*usable_backends(LAPTOP), "auto"]
 
 
 def _qkv(b=2, h=3, n_q=37, n_k=None, d=24, dtype=torch.float32, seed=0):
@@ -350,3 +357,93 @@ def test_plot_tflops_draws_one_line_per_backend_and_panel():
     fig = plot_tflops(record, head_dim=64)
     assert len(fig.data) == 2 * 4
     assert "head dim 64" in fig.layout.title.text
+
+
+# ------------------------------------------------------------------ the table is the one place
+
+
+def test_cpu_backends_come_from_the_table():
+    assert CPU_BACKENDS == ["sdpa", "sdpa:flash", "sdpa:math", "naive", "auto"]
+    assert [b for b in BACKENDS if materialises_scores(b)] == ["sdpa:math", "naive"]
+    assert usable_backends(H100, kernels_only=True) == [
+        "flash_attn", "sdpa:flash", "sdpa:efficient", "sdpa:cudnn", "sdpa:math", "triton", "naive"]
+    assert usable_backends(LAPTOP, auto_only=True) == ["sdpa", "naive"]
+
+
+def _toy_backend(calls: list) -> Backend:
+    """A backend registered in one place: float64 softmax attention, CPU only, counting its calls."""
+
+    def run(q, k, v, *, causal, dropout_p, scale):
+        calls.append((tuple(q.shape), causal))
+        return naive_attention_torch(q.double(), k.double(), v.double(), causal=causal, scale=scale).to(q.dtype)
+
+    def why_not_toy(caps):
+        return None if caps.device == "cpu" and caps.dropout_p == 0 else "the toy runs on CPU without dropout"
+
+    return Backend("toy", why_not_toy, run, lambda caps: "the toy fits (float64 softmax on CPU)",
+                   materialises_scores=True, auto_on=("cpu",))
+
+
+def test_a_backend_registered_in_one_place_is_dispatched_reported_and_benchmarked(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from flashtrade_lib.model import FlashAttentionTrader, ModelConfig
+
+    calls: list = []
+    q, k, v = _qkv(n_q=9, d=16)
+    with registered(_toy_backend(calls)):
+        # dispatched: by name, by the model's config, never by "auto" ahead of the table's order
+        out = attention(q, k, v, causal=True, backend="toy")
+        torch.testing.assert_close(out.double(), _softmax_reference(q, k, v, True), atol=1e-6, rtol=1e-6)
+        assert calls == [((2, 3, 9, 16), True)]
+        model = FlashAttentionTrader(ModelConfig(n_features=3, d_model=16, n_heads=2, n_layers=1, backend="toy"))
+        assert model(torch.randn(2, 5, 3))["regression"].shape == (2, 1) and len(calls) == 2
+        assert decide(LAPTOP).name == "sdpa" and preference_order(LAPTOP)[-1] == "toy"
+        with pytest.raises(BackendUnavailable, match="the toy runs on CPU without dropout"):
+            attention(q, k, v, dropout_p=0.1, backend="toy")
+        # reported: in the names, the capability report and the N×N flag
+        assert "toy" in BACKENDS and BACKENDS[-1] == "toy"
+        row = {r["backend"]: r for r in capability_report(LAPTOP)}["toy"]
+        assert row["usable"] == "yes" and "float64 softmax" in row["because"]
+        assert {r["backend"]: r for r in capability_report(H100)}["toy"]["usable"] == "no"
+        assert materialises_scores("toy")
+        # benchmarked: a benchmark script's default candidates include it, and it is measured
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / "cross_asset.py"
+        spec = importlib.util.spec_from_file_location("cross_asset_benchmark_toy", path)
+        bench = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(bench)
+        assert "toy" in bench.default_backends()
+        out_file = tmp_path / "toy.json"
+        assert bench.main(["--assets", "1", "--lookbacks", "4", "--repeat", "1", "--d-model", "8",
+                           "--n-heads", "1", "--n-layers", "1", "--batch", "1", "--out", str(out_file)]) == 0
+        rows = json.loads(out_file.read_text())["rows"]
+        toy = [r for r in rows if r["backend"] == "toy"]
+        assert len(toy) == 1 and toy[0]["status"] == "ok" and "predicted_nxn_bytes" in toy[0]
+        n_calls = len(calls)
+        assert n_calls > 2  # the benchmark's steps ran through the toy
+    # cleanly unregistered: gone from every derived list, and unknown again
+    assert "toy" not in BACKENDS and "toy" not in preference_order(LAPTOP)
+    assert "toy" not in {r["backend"] for r in capability_report(LAPTOP)}
+    with pytest.raises(ValueError, match="unknown attention backend 'toy'"):
+        attention(q, k, v, backend="toy")
+    with pytest.raises(ValueError, match="unknown attention backend"):
+        ModelConfig(n_features=3, d_model=16, n_heads=2, backend="toy")
+    assert len(calls) == n_calls
+
+
+def test_register_refuses_duplicates_and_keeps_order():
+    with pytest.raises(ValueError, match="already registered"):
+        register(dataclasses.replace(_toy_backend([]), name="naive"))
+    with pytest.raises(ValueError, match="no such backend"):
+        register(_toy_backend([]), before="nope")
+    register(_toy_backend([]), before="naive")
+    try:
+        assert list(BACKENDS)[-2:] == ["toy", "naive"]
+        assert decide(LAPTOP).name == "sdpa"
+    finally:
+        assert unregister("toy").name == "toy"
+    assert "toy" not in BACKENDS
+    with pytest.raises(TypeError, match="Backend record"):
+        register("toy")
