@@ -53,7 +53,7 @@ def _prediction_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float
 
 
 def _load(checkpoint: str, backend: str | None) -> Any:
-    from flashtrade_lib.train import load_checkpoint
+    from flashtrade_lib.checkpoints import load_checkpoint
 
     try:
         return load_checkpoint(checkpoint, backend=backend)

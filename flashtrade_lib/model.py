@@ -19,15 +19,15 @@ Positions are encoded with rotary embeddings (RoPE, Su et al. 2021), see
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from flashtrade_lib.config import PlainConfig
+
 __all__ = [
-    "PlainConfig",
     "ModelConfig",
     "RotaryEmbedding",
     "TransformerBlock",
@@ -36,26 +36,6 @@ __all__ = [
 ]
 
 HEADS = ("regression", "direction", "allocation")
-_C = TypeVar("_C", bound="PlainConfig")
-
-
-class PlainConfig:
-    """``to_dict``/``from_dict`` for a config dataclass (``ModelConfig``, ``TrainConfig``).
-
-    Plain types only, so a checkpoint loads with ``torch.load(weights_only=True)``;
-    an unknown field is an error that lists the known ones, never silently dropped.
-    """
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
-
-    @classmethod
-    def from_dict(cls: type[_C], data: Mapping[str, Any]) -> _C:
-        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} fields {unknown}; known fields: {sorted(known)}")
-        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -98,6 +78,8 @@ class ModelConfig(PlainConfig):
                 f"head dim d_model/n_heads = {self.d_model // self.n_heads} is odd; rotary "
                 "embeddings rotate pairs of channels, so it must be even"
             )
+        if not isinstance(self.causal, bool):
+            raise ValueError(f"ModelConfig.causal must be True or False, got {self.causal!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
         from flashtrade_lib.attention.backends import BACKENDS

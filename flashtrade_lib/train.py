@@ -12,9 +12,13 @@ take with the same ``batch_size`` and ``seed`` (up to floating-point summation
 order). That is what makes the 2-process test able to compare against a
 single-process run.
 
-Checkpoints (:func:`save_checkpoint`, :func:`load_checkpoint`) hold plain types
-only — weights, the model config as a dict, metadata, versions — so they load with
-``torch.load(weights_only=True)``, which cannot execute code hidden in a file.
+Training that fails, fails: a non-finite loss (or attention inputs gone NaN) stops
+the run with :class:`TrainingDiverged` before the bad step is applied. Every run has
+a ``run_id``, written into its checkpoints; before the first step the checkpoint
+directory is checked (:func:`flashtrade_lib.checkpoints.check_output_dir`), so an older
+run's checkpoint there is refused — or, with ``TrainConfig(overwrite=True)``, removed
+and reported in :attr:`TrainResult.replaced`. Checkpoints themselves (safe, atomic,
+validated on load) live in :mod:`flashtrade_lib.checkpoints`.
 :func:`predict` runs a trained model over a dataset.
 
 Building datasets from market data lives in :mod:`flashtrade_lib.tasks`; timing and
@@ -25,13 +29,11 @@ from __future__ import annotations
 
 import math
 import os
-import platform
-import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -40,29 +42,28 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
-from flashtrade_lib.model import HEADS, FlashAttentionTrader, ModelConfig, PlainConfig
+from flashtrade_lib.attention.arguments import NonFiniteInputError
+from flashtrade_lib.checkpoints import check_output_dir, check_plain, save_checkpoint
+from flashtrade_lib.config import PlainConfig
+from flashtrade_lib.errors import FlashTradeError
+from flashtrade_lib.model import HEADS, FlashAttentionTrader
 
 __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainableModel",
+    "TrainingDiverged",
     "train",
     "compute_loss",
     "lr_at",
     "predict",
-    "save_checkpoint",
-    "load_checkpoint",
-    "Checkpoint",
-    "CHECKPOINT_NAME",
 ]
 
 OBJECTIVES = ("regression", "direction", "allocation", "multi")
-CHECKPOINT_NAME = "checkpoint.pt"
-_FORMAT = "flashtrade-checkpoint"
-_FORMAT_VERSION = 1
-# Fields that may differ between a checkpoint and the model it is loaded into: they
-# do not change the weights (the attention backend is a run-time choice).
-_RUNTIME_FIELDS = ("backend", "dropout")
+
+
+class TrainingDiverged(FlashTradeError, RuntimeError):
+    """The loss (or what the model computes from its inputs) became NaN or inf: the run is stopped, not continued."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,9 @@ class TrainConfig(PlainConfig):
     CPU), ``"bf16"``, ``"fp16"`` or ``"off"``; mixed precision is GPU-only.
     ``patience`` epochs without a better validation loss stop training (``None``
     never stops early); the best weights are restored at the end.
-    ``checkpoint_dir`` (``None``: nothing is written) receives the best checkpoint.
+    ``checkpoint_dir`` (``None``: nothing is written) receives the best checkpoint; a
+    checkpoint an earlier run left there is refused before training starts, unless
+    ``overwrite=True`` (then it is removed first, and :attr:`TrainResult.replaced` says so).
     """
 
     epochs: int = 5
@@ -104,6 +107,7 @@ class TrainConfig(PlainConfig):
     progress: bool = True
     checkpoint_dir: str | None = None
     standardize_target: bool = True
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -132,13 +136,15 @@ class TrainConfig(PlainConfig):
             raise ValueError(f"TrainConfig.amp must be auto, bf16, fp16 or off, got {self.amp!r}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"TrainConfig.device must be auto, cpu or cuda[:i], got {self.device!r}")
+        if not isinstance(self.overwrite, bool):
+            raise ValueError(f"TrainConfig.overwrite must be True or False, got {self.overwrite!r}")
         if self.num_workers < 0:
             raise ValueError(f"TrainConfig.num_workers must be >= 0, got {self.num_workers!r}")
 
 
 @dataclass
 class TrainResult:
-    """What a run did: one row per epoch in ``history``, and where the best model is."""
+    """What a run did: one row per epoch in ``history``, where the best model is, and the run's id."""
 
     history: list[dict[str, float]]
     best_epoch: int
@@ -149,6 +155,8 @@ class TrainResult:
     world_size: int
     checkpoint: str | None = None
     step_losses: list[float] = field(default_factory=list)
+    run_id: str = ""
+    replaced: str | None = None  #: what an ``overwrite=True`` run removed from its checkpoint directory
 
     @property
     def train_losses(self) -> list[float]:
@@ -430,6 +438,10 @@ def train(
     if len(train_set) == 0:  # type: ignore[arg-type]
         raise ValueError("the training dataset is empty")
     rank, local_rank, world = _dist_env()
+    run_id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+    replaced = None
+    if config.checkpoint_dir and (rank == 0 or not config.overwrite):  # before anything is trained
+        replaced = check_output_dir(config.checkpoint_dir, overwrite=config.overwrite)
     if config.batch_size % world:
         raise ValueError(
             f"batch_size={config.batch_size} (the global batch) is not divisible by the "
@@ -503,8 +515,8 @@ def train(
     step_losses: list[float] = []
     best_val, best_epoch, best_state, bad_epochs = math.inf, -1, None, 0
     stopped_early, checkpoint_path, step = False, None, 0
-    base_meta = dict(metadata or {})
-    _check_plain(base_meta, "metadata")
+    base_meta = {**(metadata or {}), "run_id": run_id}
+    check_plain(base_meta, "metadata")
 
     epochs = _progress(range(config.epochs), enabled=show, desc="epochs", unit="epoch")
     for epoch in epochs:
@@ -517,9 +529,16 @@ def train(
         )
         for batch in bar:
             x, y = _split(batch)
-            with _autocast(amp, device):
-                out = net(x.to(device, non_blocking=True))
+            try:
+                with _autocast(amp, device):
+                    out = net(x.to(device, non_blocking=True))
+            except NonFiniteInputError as exc:
+                raise _diverged(f"attention received non-finite values ({exc})", step, epoch, config,
+                                checkpoint_path) from exc
             loss = compute_loss(out, y, config.objective, target_std)
+            value = _global_mean(loss.detach(), world)  # every process sees the same value
+            if not math.isfinite(value):
+                raise _diverged(f"the {config.objective} loss is {value}", step, epoch, config, checkpoint_path)
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -535,13 +554,15 @@ def train(
                 optimizer.step()
             scheduler.step()
             step += 1
-            value = _global_mean(loss.detach(), world)
             step_losses.append(value)
             running += value
             bar.set_postfix(loss=f"{value:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
         row = {"epoch": epoch + 1, "train_loss": running / steps_per_epoch, "lr": scheduler.get_last_lr()[0]}
         if val_set is not None and len(val_set) > 0:  # type: ignore[arg-type]
             row["val_loss"] = _evaluate(model, val_set, config, device, amp, target_std, rank, world)
+            if not math.isfinite(row["val_loss"]):
+                raise _diverged(f"the validation loss is {row['val_loss']}", step - 1, epoch, config,
+                                checkpoint_path)
         history.append(row)
         epochs.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k.endswith("loss")})
 
@@ -580,6 +601,19 @@ def train(
         world_size=world,
         checkpoint=checkpoint_path,
         step_losses=step_losses,
+        run_id=run_id,
+        replaced=replaced,
+    )
+
+
+def _diverged(what: str, step: int, epoch: int, config: TrainConfig, checkpoint: str | None) -> TrainingDiverged:
+    """The one message for a run that must stop: what went non-finite, where, what is kept, what to try."""
+    kept = (f"the last good checkpoint is {checkpoint}" if checkpoint
+            else "no checkpoint of this run was written")
+    return TrainingDiverged(
+        f"training diverged: {what} at step {step + 1} (epoch {epoch + 1}); the run is stopped and "
+        f"{kept}. Lower the learning rate (lr={config.lr:g}), keep gradient clipping on, and check "
+        "the inputs and targets for NaN or inf"
     )
 
 
@@ -634,141 +668,3 @@ def predict(
     if not parts["target"]:
         raise ValueError("predict got an empty dataset")
     return {k: np.concatenate(v) for k, v in parts.items()}
-
-
-# --------------------------------------------------------------------------- checkpoints
-
-
-@dataclass
-class Checkpoint:
-    """A loaded checkpoint: the model (eval mode), its config, metadata and saved versions."""
-
-    model: FlashAttentionTrader
-    config: ModelConfig
-    metadata: dict[str, Any]
-    versions: dict[str, Any]
-    path: Path
-
-
-def _versions() -> dict[str, Any]:
-    from flashtrade_lib import __version__
-    from flashtrade_lib.env import package_version
-
-    return {
-        "flashtrade_lib": __version__,
-        "torch": str(torch.__version__),
-        "numpy": np.__version__,
-        "pandas": package_version("pandas"),
-        "python": platform.python_version(),
-    }
-
-
-_PLAIN = (str, int, float, bool, type(None))
-
-
-def _check_plain(value: Any, where: str) -> None:
-    """Checkpoint metadata must be plain Python so ``weights_only=True`` can load it."""
-    if isinstance(value, _PLAIN):
-        return
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise ValueError(f"{where} has a non-string key {k!r}; use str keys")
-            _check_plain(v, f"{where}[{k!r}]")
-        return
-    if isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            _check_plain(v, f"{where}[{i}]")
-        return
-    raise ValueError(
-        f"{where} is a {type(value).__name__}; checkpoint metadata may only hold str, int, "
-        "float, bool, None, lists and dicts (convert timestamps with str(), arrays with .tolist())"
-    )
-
-
-def save_checkpoint(
-    model: FlashAttentionTrader,
-    directory: str | os.PathLike[str],
-    *,
-    metadata: Mapping[str, Any] | None = None,
-    name: str = CHECKPOINT_NAME,
-) -> Path:
-    """Write ``directory/name`` atomically (temp file + rename); returns its path.
-
-    A crash half-way leaves the previous checkpoint intact, never a truncated file.
-    ``metadata`` — data range, feature names, target, anything the predictions
-    depend on — must be plain types (checked, with a clear error).
-    """
-    if not isinstance(model, FlashAttentionTrader):
-        raise TypeError(f"save_checkpoint needs a FlashAttentionTrader, got {type(model).__name__}")
-    meta = dict(metadata or {})
-    _check_plain(meta, "metadata")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": _FORMAT,
-        "format_version": _FORMAT_VERSION,
-        "model_config": model.config.to_dict(),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "metadata": meta,
-        "versions": _versions(),
-    }
-    target = directory / name
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
-
-
-def load_checkpoint(
-    path: str | os.PathLike[str],
-    model: FlashAttentionTrader | None = None,
-    *,
-    backend: str | None = None,
-    map_location: str | torch.device = "cpu",
-) -> Checkpoint:
-    """Load a checkpoint file (or ``directory/checkpoint.pt``) with ``weights_only=True``.
-
-    With ``model`` given, its config must match the saved one (except the run-time
-    fields ``backend`` and ``dropout``), otherwise a ``ValueError`` lists the
-    differences; the weights are loaded into it. Without ``model`` one is built
-    from the saved config, with ``backend`` overriding the saved backend.
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}; train first or pass the right path")
-    payload = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise ValueError(f"{path} is not a flashtrade checkpoint (no 'format': {_FORMAT!r} entry)")
-    if payload.get("format_version") != _FORMAT_VERSION:
-        raise ValueError(
-            f"{path} has checkpoint format version {payload.get('format_version')}, this "
-            f"library reads version {_FORMAT_VERSION}"
-        )
-    saved = ModelConfig.from_dict(payload["model_config"])
-    if model is None:
-        config = saved.replace(backend=backend) if backend else saved
-        model = FlashAttentionTrader(config)
-    else:
-        ours, theirs = model.config.to_dict(), saved.to_dict()
-        diff = {
-            k: (theirs[k], ours[k]) for k in ours if k not in _RUNTIME_FIELDS and ours[k] != theirs[k]
-        }
-        if diff:
-            detail = "; ".join(f"{k}: checkpoint {a!r} vs model {b!r}" for k, (a, b) in diff.items())
-            raise ValueError(
-                f"checkpoint {path} does not match the model config ({detail}); build the model "
-                "from the checkpoint with load_checkpoint(path) instead"
-            )
-    model.load_state_dict(payload["state_dict"])
-    model.eval()
-    return Checkpoint(model, model.config, payload["metadata"], payload["versions"], path)

@@ -10,15 +10,13 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 import flashtrade_lib.train as train_mod
+from flashtrade_lib.checkpoints import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from flashtrade_lib.model import FlashAttentionTrader, ModelConfig
 from flashtrade_lib.train import (
-    CHECKPOINT_NAME,
     TrainConfig,
     compute_loss,
-    load_checkpoint,
     lr_at,
     predict,
-    save_checkpoint,
     train,
 )
 
