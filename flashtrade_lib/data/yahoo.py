@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flashtrade_lib.data.bybit import to_ms
+from flashtrade_lib.data.times import to_ms
 
 __all__ = [
     "INTERVALS",
