@@ -70,8 +70,9 @@ def get_within(session: requests.Session, url: str, params: Mapping[str, Any], *
     """GET ``url`` and read the whole body within ``deadline`` seconds, or raise.
 
     The request runs in a helper thread so the caller's wait is bounded even while
-    headers trickle in; at the deadline the response (if any) is closed, which ends
-    the helper at the server's next byte — its own socket timeout is ``deadline`` too.
+    headers trickle in. At the deadline the connection's socket is shut down (once
+    headers have arrived; before that the helper ends at its own socket timeout,
+    ``deadline`` too, or when the server stops) and never goes back to the pool.
     """
     box: dict[str, Any] = {}
 
@@ -85,6 +86,9 @@ def get_within(session: requests.Session, url: str, params: Mapping[str, Any], *
                 if not chunk:
                     break
                 chunks.append(chunk)
+            if box.get("abandoned"):
+                resp.raw.close()  # closes the connection: it is not handed back to the pool
+                return
             box["reply"] = Reply(resp.status_code, dict(resp.headers), b"".join(chunks))
             resp.close()
         except BaseException as exc:  # handed to the caller's thread
@@ -95,13 +99,21 @@ def get_within(session: requests.Session, url: str, params: Mapping[str, Any], *
     worker.join(deadline)
     if worker.is_alive():
         box["abandoned"] = True
-        resp = box.get("resp")
-        if resp is not None:
-            resp.close()
+        _shut_down(box.get("resp"))
         raise DeadlineExceeded(f"no complete answer within {deadline:g} s")
     if "error" in box:
         raise box["error"]
     return box["reply"]
+
+
+def _shut_down(resp: requests.Response | None) -> None:
+    """End a read blocked in another thread: shut the socket down (close alone would not)."""
+    sock = getattr(getattr(getattr(resp, "raw", None), "connection", None), "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
