@@ -188,10 +188,10 @@ class BarCache:
             meta = json.loads((table.schema.metadata or {}).get(_META_KEY, b"{}"))
             coverage = (int(meta["covered_start_ms"]), int(meta["covered_end_ms"]))
             df = table.to_pandas()
+        except (OSError, pa.ArrowException) as exc:  # before ValueError: ArrowInvalid is one
+            raise CorruptCacheError(path, f"not a readable parquet file ({exc})") from None
         except (KeyError, TypeError, ValueError):
             raise CorruptCacheError(path, "no valid flashtrade coverage metadata") from None
-        except (OSError, pa.ArrowException) as exc:
-            raise CorruptCacheError(path, f"not a readable parquet file ({exc})") from None
         problem = _check_bars(df, coverage)
         if problem is not None:
             raise CorruptCacheError(path, problem)
