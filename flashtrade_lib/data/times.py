@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["to_ms", "fmt_ms"]
+__all__ = ["check_time_order", "fmt_ms", "to_ms"]
 
 
 def to_ms(when: Any, name: str = "time") -> int:
@@ -43,3 +43,18 @@ def to_ms(when: Any, name: str = "time") -> int:
 def fmt_ms(ms: int) -> str:
     """A millisecond time as a readable UTC timestamp, for messages."""
     return str(pd.Timestamp(ms, unit="ms", tz="UTC"))
+
+
+def check_time_order(index: pd.Index, what: str) -> None:
+    """Refuse an index that is not strictly increasing: computing in file order would leak.
+
+    A trailing window over unsorted rows mixes future bars into the past; a duplicated
+    timestamp counts one bar twice. Both are refused, never silently sorted.
+    """
+    if index.has_duplicates:
+        first = index[index.duplicated()][0]
+        raise ValueError(
+            f"{what}: {int(index.duplicated().sum())} duplicated timestamps (first: {first}); drop them first"
+        )
+    if not index.is_monotonic_increasing:
+        raise ValueError(f"{what}: timestamps are not sorted; call .sort_index() first")
