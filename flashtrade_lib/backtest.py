@@ -47,9 +47,12 @@ import numpy as np
 import pandas as pd
 
 from flashtrade_lib import metrics as _metrics
+from flashtrade_lib.errors import FlashTradeError
 
 __all__ = [
     "BacktestResult",
+    "MAX_COST_BPS",
+    "RuinError",
     "backtest",
     "backtest_loop",
     "market_returns",
@@ -405,6 +408,33 @@ class BacktestResult:
 
 # ---------------------------------------------------------------------- the backtest
 
+MAX_COST_BPS = 1000.0
+"""The largest cost per unit traded (fees + half spread + slippage) a backtest accepts: 10 %.
+No venue charges that much; a larger number is a unit mistake, and would ruin any strategy."""
+
+
+class RuinError(FlashTradeError, ValueError):
+    """Equity reached zero or below: the account is wiped out, and no later bar can be trusted."""
+
+
+def _check_ruin(net: np.ndarray, gross: np.ndarray, costs: np.ndarray, funding: np.ndarray,
+                index: pd.Index) -> None:
+    """Refuse a result whose equity reached ``<= 0`` on any bar, the last included.
+
+    Equity is ``capital * prod(1 + net)``: it is ``<= 0`` from the first bar with
+    ``net <= -1`` (costs and funding counted) — or ``gross <= -1``, where the
+    positions themselves lost everything within the bar.
+    """
+    if len(net) == 0 or (net.min() > -1.0 and gross.min() > -1.0):
+        return
+    t = int(np.flatnonzero((net <= -1.0) | (gross <= -1.0))[0])
+    raise RuinError(
+        f"the portfolio lost 100% or more in one bar (bar {t}, {index[t]}: gross {gross[t]:+.1%}, "
+        f"costs {costs[t]:.1%}, funding {funding[t]:+.1%}); equity cannot go below zero — reduce "
+        "leverage (max_gross, max_weight) or check the returns and costs"
+    )
+
+
 
 _BLOCK = 8192  # bars per block: a block's work arrays stay in the CPU cache
 
@@ -436,12 +466,8 @@ def _simulate_block(
         pre[:, 0] = 0.0
     if account_drift:
         growth = 1.0 + out["gross"][prev]
-        if growth.size and growth.min() <= 0:
-            t = prev.start + int(np.flatnonzero(growth <= 0)[0])
-            raise ValueError(
-                f"the portfolio lost 100% or more in one bar (bar {t}); equity cannot go "
-                "below zero — reduce leverage (max_gross) or check the returns"
-            )
+        if growth.size and growth.min() <= 0:  # ruin: reported by _check_ruin after the loop
+            growth[growth <= 0] = 1.0
         np.add(r[:, prev], 1.0, out=pre[:, first:])
         pre[:, first:] *= h[:, prev]
         pre[:, first:] /= growth
@@ -507,6 +533,13 @@ def backtest(
         + _per_asset(spread_bps, returns.columns, "spread_bps") / 2
         + _per_asset(slippage_bps, returns.columns, "slippage_bps")
     )
+    if (bps > MAX_COST_BPS).any():
+        worst = returns.columns[int(np.argmax(bps))]
+        raise ValueError(
+            f"trading costs of {bps.max():g} bps per unit traded (asset {worst!r}) are beyond the "
+            f"sane bound of {MAX_COST_BPS:g} bps ({MAX_COST_BPS / 100:g} % of the traded value); costs "
+            "are in basis points (5 = 0.05 %) — was a percentage or a price given?"
+        )
     f, funding_rates = None, None
     if funding is not None:
         f = _align_signals(funding, returns, "funding")
@@ -551,6 +584,7 @@ def backtest(
         out[k] for k in ("net", "gross", "costs", "funding", "turnover")
     )
     idx, cols = returns.index, returns.columns
+    _check_ruin(net, gross, costs, fund, idx)
     equity = np.add(net, 1.0)
     np.cumprod(equity, out=equity)
     equity *= capital
