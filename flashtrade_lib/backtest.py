@@ -30,8 +30,9 @@ held weights are a shifted *view* of the targets (no copy); the two steps that l
 trailing volatility window, a callable position rule) run on the full arrays first.
 
 :func:`backtest_loop` implements the same rules one bar at a time in plain Python:
-the tests and ``benchmarks/backtest.py`` check the two agree. :func:`seed_style_backtest`
-reproduces the seed chapter's mistakes **on purpose**, so chapter 8 can measure them.
+the tests and ``benchmarks/backtest.py`` check the two agree. The seed chapter's
+mistakes, reproduced **on purpose** for chapter 8, live apart in
+:mod:`flashtrade_lib.seed_mistakes`.
 """
 
 from __future__ import annotations
@@ -46,9 +47,12 @@ import numpy as np
 import pandas as pd
 
 from flashtrade_lib import metrics as _metrics
+from flashtrade_lib.errors import FlashTradeError
 
 __all__ = [
     "BacktestResult",
+    "MAX_COST_BPS",
+    "RuinError",
     "backtest",
     "backtest_loop",
     "market_returns",
@@ -56,8 +60,6 @@ __all__ = [
     "tanh_weights",
     "vol_target_scale",
     "apply_caps",
-    "SeedStyleResult",
-    "seed_style_backtest",
 ]
 
 MarketKind = Literal["prices", "simple_returns", "log_returns"]
@@ -406,6 +408,33 @@ class BacktestResult:
 
 # ---------------------------------------------------------------------- the backtest
 
+MAX_COST_BPS = 1000.0
+"""The largest cost per unit traded (fees + half spread + slippage) a backtest accepts: 10 %.
+No venue charges that much; a larger number is a unit mistake, and would ruin any strategy."""
+
+
+class RuinError(FlashTradeError, ValueError):
+    """Equity reached zero or below: the account is wiped out, and no later bar can be trusted."""
+
+
+def _check_ruin(net: np.ndarray, gross: np.ndarray, costs: np.ndarray, funding: np.ndarray,
+                index: pd.Index) -> None:
+    """Refuse a result whose equity reached ``<= 0`` on any bar, the last included.
+
+    Equity is ``capital * prod(1 + net)``: it is ``<= 0`` from the first bar with
+    ``net <= -1`` (costs and funding counted) — or ``gross <= -1``, where the
+    positions themselves lost everything within the bar.
+    """
+    if len(net) == 0 or (net.min() > -1.0 and gross.min() > -1.0):
+        return
+    t = int(np.flatnonzero((net <= -1.0) | (gross <= -1.0))[0])
+    raise RuinError(
+        f"the portfolio lost 100% or more in one bar (bar {t}, {index[t]}: gross {gross[t]:+.1%}, "
+        f"costs {costs[t]:.1%}, funding {funding[t]:+.1%}); equity cannot go below zero — reduce "
+        "leverage (max_gross, max_weight) or check the returns and costs"
+    )
+
+
 
 _BLOCK = 8192  # bars per block: a block's work arrays stay in the CPU cache
 
@@ -437,12 +466,8 @@ def _simulate_block(
         pre[:, 0] = 0.0
     if account_drift:
         growth = 1.0 + out["gross"][prev]
-        if growth.size and growth.min() <= 0:
-            t = prev.start + int(np.flatnonzero(growth <= 0)[0])
-            raise ValueError(
-                f"the portfolio lost 100% or more in one bar (bar {t}); equity cannot go "
-                "below zero — reduce leverage (max_gross) or check the returns"
-            )
+        if growth.size and growth.min() <= 0:  # ruin: reported by _check_ruin after the loop
+            growth[growth <= 0] = 1.0
         np.add(r[:, prev], 1.0, out=pre[:, first:])
         pre[:, first:] *= h[:, prev]
         pre[:, first:] /= growth
@@ -508,6 +533,13 @@ def backtest(
         + _per_asset(spread_bps, returns.columns, "spread_bps") / 2
         + _per_asset(slippage_bps, returns.columns, "slippage_bps")
     )
+    if (bps > MAX_COST_BPS).any():
+        worst = returns.columns[int(np.argmax(bps))]
+        raise ValueError(
+            f"trading costs of {bps.max():g} bps per unit traded (asset {worst!r}) are beyond the "
+            f"sane bound of {MAX_COST_BPS:g} bps ({MAX_COST_BPS / 100:g} % of the traded value); costs "
+            "are in basis points (5 = 0.05 %) — was a percentage or a price given?"
+        )
     f, funding_rates = None, None
     if funding is not None:
         f = _align_signals(funding, returns, "funding")
@@ -552,6 +584,7 @@ def backtest(
         out[k] for k in ("net", "gross", "costs", "funding", "turnover")
     )
     idx, cols = returns.index, returns.columns
+    _check_ruin(net, gross, costs, fund, idx)
     equity = np.add(net, 1.0)
     np.cumprod(equity, out=equity)
     equity *= capital
@@ -672,79 +705,3 @@ def backtest_loop(
     res = {k: np.asarray(v) for k, v in out.items()}
     res["positions"] = np.asarray(out_h)
     return res
-
-
-# ----------------------------------------------------- the seed chapter, WRONG on purpose
-
-
-@dataclass(frozen=True)
-class SeedStyleResult:
-    """What the seed chapter's backtest reported (see :func:`seed_style_backtest`)."""
-
-    returns: pd.Series
-    sharpe: float
-    total_return: float
-    annualisation: float
-
-
-def seed_style_backtest(
-    log_returns: pd.DataFrame,
-    signals: pd.DataFrame,
-    *,
-    horizon: int = 24,
-    overlapping: bool = True,
-    log_as_simple: bool = True,
-    annualisation: float = 252.0,
-    transaction_cost: float = 0.001,
-    position_size: float = 0.1,
-    scale: float = 10.0,
-) -> SeedStyleResult:
-    """**WRONG ON PURPOSE** — the seed chapter's backtest, to measure its mistakes.
-
-    Do not use this to evaluate a strategy. It reproduces, with a switch for each,
-    the three mistakes of the seed chapter's ``backtest_flash_attention_strategy``:
-
-    1. ``overlapping=True``: every bar books the *next ``horizon`` bars'* return
-       (the training target) as that bar's P&L, so each market move is counted
-       ``horizon`` times (≈ 24× over-counting for a 24-bar target). ``False`` books
-       the next *one* bar's return, as an honest backtest does.
-    2. ``log_as_simple=True``: those summed **log** returns are multiplied by the
-       weights as if they were simple returns. ``False`` converts with ``expm1``
-       (per asset, before weighting).
-    3. ``annualisation=252``: the Sharpe ratio of *hourly 24/7* bars is annualised
-       with ``sqrt(252)`` trading days. Pass ``periods_per_year(index)`` (8760) to fix it.
-
-    Like the seed: weights ``tanh(scale * signal) * position_size``, cost
-    ``transaction_cost × |Δweight|`` per bar, Sharpe = ``sqrt(A) * mean / std``
-    of the per-bar equity changes. The weight decided at bar ``t`` (features up to
-    ``t``) is applied to the returns of bars ``t+1 … t+horizon`` — the seed's own
-    timing, so the difference from an honest backtest is only the three mistakes.
-    """
-    lr = _as_frame(log_returns, "log_returns")
-    _check_time_index(lr.index, "log_returns")
-    x = lr.to_numpy(dtype=float)
-    if np.isnan(x).any():
-        raise ValueError("log_returns has NaN values; drop the first bar of a diff first")
-    s = _align_signals(signals, lr)
-    h = horizon if overlapping else 1
-    # target at t: sum of log returns of bars t+1 .. t+h (NaN where the future is missing)
-    csum = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
-    n = x.shape[0]
-    valid = n - h
-    if valid < 2:
-        raise ValueError(f"need more than horizon+1 = {h + 1} bars, got {n}")
-    fwd = csum[1 + h : n + 1] - csum[1:valid + 1]  # rows t = 0 .. valid-1
-    realised = fwd if log_as_simple else np.expm1(fwd)
-    w = np.tanh(scale * s[:valid]) * position_size
-    dw = np.abs(np.diff(np.vstack([np.zeros((1, w.shape[1])), w]), axis=0)).sum(axis=1)
-    # the seed's capital update: capital * (1 + w·y) - cost * |Δw| * capital
-    step = (w * realised).sum(axis=1) - transaction_cost * dw
-    rets = pd.Series(step, index=lr.index[:valid], name="seed_style_return")
-    sd = rets.std()
-    sharpe = float(math.sqrt(annualisation) * rets.mean() / (sd + 1e-8))
-    return SeedStyleResult(
-        returns=rets,
-        sharpe=sharpe,
-        total_return=float(np.prod(1 + step) - 1),
-        annualisation=float(annualisation),
-    )

@@ -208,6 +208,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from flashtrade_lib.backtest import backtest
+    from flashtrade_lib.data.sources import get_source
     from flashtrade_lib.metrics import compare
 
     ckpt = _load(args.checkpoint, args.backend)
@@ -221,7 +222,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     raw = frame[column] - (0.5 if args.signal == "direction" else 0.0)
     # bars without a prediction (a NaN in their window) hold no position
     signals = raw.reindex(prices.index).fillna(0.0).to_frame(symbol)
-    calendar = "fx" if ckpt.metadata["source"] == "eurusd-1h" else "crypto"
+    calendar = get_source(ckpt.metadata["source"]).calendar
     common = {"market_is": "prices", "cost_bps": args.cost_bps, "calendar": calendar}
     model_bt = backtest(prices, signals, position=args.position, scale=args.scale, **common)
     hold = backtest(prices, pd.DataFrame(1.0, index=prices.index, columns=[symbol]), position="sign", **common)

@@ -224,12 +224,16 @@ def annualised_volatility(returns: pd.Series | np.ndarray, periods: float) -> fl
 
 
 def sharpe(returns: pd.Series | np.ndarray, periods: float, rf: float = 0.0) -> float:
-    """Annualised Sharpe ratio; ``rf`` is an *annual* risk-free rate. NaN if the std is 0."""
+    """Annualised Sharpe ratio; ``rf`` is an *annual* risk-free rate.
+
+    NaN if the std is 0 — or only rounding noise (a constant series' float std is
+    ~1e-19, not 0, and would give a Sharpe of ~1e17).
+    """
     r = _returns(returns)
     periods = _check_periods(periods)
     excess = r - _rf_per_bar(rf, periods)
     sd = np.std(r, ddof=1) if r.size > 1 else 0.0
-    if sd == 0:
+    if sd <= 16 * np.finfo(np.float64).eps * float(np.max(np.abs(r), initial=0.0)):
         return float("nan")
     return float(excess.mean() / sd * math.sqrt(periods))
 

@@ -67,12 +67,6 @@ def install() -> None:
     socket.getaddrinfo = _guarded_getaddrinfo
 
 
-def uninstall() -> None:
-    """Restore normal networking."""
-    socket.socket.connect = _original_connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = _original_connect_ex  # type: ignore[method-assign]
-    socket.getaddrinfo = _original_getaddrinfo
-
-
 def is_installed() -> bool:
+    """Whether :func:`install` has been called in this process."""
     return socket.socket.connect is _guarded_connect

@@ -16,9 +16,12 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset, Subset
 
+from flashtrade_lib.data.sources import get_source, source_names
+
 __all__ = ["SOURCES", "MarketData", "market_datasets", "market_datasets_from_metadata"]
 
-SOURCES = ("crypto-30m", "eurusd-1h", "synthetic")
+SOURCES = source_names(offline=True)
+"""Every registered source a model can be trained on offline (:mod:`flashtrade_lib.data.sources`)."""
 
 
 @dataclass
@@ -67,9 +70,10 @@ def market_datasets(
 ) -> MarketData:
     """Bars → causal features → standardised lazy windows → purged splits, in one call.
 
-    ``source`` is a bundled set (``crypto-30m``: five coins, 30-minute bars;
-    ``eurusd-1h``) or ``synthetic`` (:func:`~flashtrade_lib.data.simulate_market`
-    with ``n_bars``, ``n_assets``, ``planted_lag``, ``echo_coef``, ``seed``). The
+    ``source`` is a registered offline source (:data:`SOURCES`): a bundled set
+    (``crypto-30m``: five coins, 30-minute bars; ``eurusd-1h``) or ``synthetic``
+    (:func:`~flashtrade_lib.data.simulate_market` with ``n_bars``, ``n_assets``,
+    ``planted_lag``, ``echo_coef``, ``seed`` — the options its entry names). The
     features of *every* asset feed the model; the target is ``symbol``'s forward
     ``horizon``-bar log return (default symbol: the first asset). ``last_bars``
     keeps only the most recent bars (CPU-sized runs). The scaler is fitted on the
@@ -81,23 +85,19 @@ def market_datasets(
 
     from flashtrade_lib import data as fd
 
-    if source not in SOURCES:
-        raise ValueError(f"unknown data source {source!r}; choose one of {', '.join(SOURCES)}")
-    market = None
-    if source == "synthetic":
-        market = fd.simulate_market(
-            n_bars, n_assets, seed, planted_lag=planted_lag, echo_coef=echo_coef
-        )
-        bars = market.panel
-    else:
-        bars = fd.load_bundled(source)
+    entry = get_source(source, offline=True)
+    task_options = {"n_bars": n_bars, "n_assets": n_assets, "seed": seed,
+                    "planted_lag": planted_lag, "echo_coef": echo_coef}
+    options = {k: v for k, v in task_options.items() if k in entry.options}
+    loaded = entry.load(**options)
+    bars, market = loaded.bars, loaded.truth
     if last_bars is not None:
         if last_bars < lookback + horizon + 10:
             raise ValueError(
                 f"last_bars={last_bars} is too few for lookback={lookback} and horizon={horizon}"
             )
         bars = bars.iloc[-last_bars:]
-    feats = fd.make_features(bars)
+    feats = fd.make_features(bars, allow_gaps=entry.market_closes)
     close = bars["close"]
     if isinstance(close, pd.Series):  # one asset (EURUSD): flat columns
         name = str(bars.attrs.get("symbol", "EURUSD"))
@@ -150,11 +150,8 @@ def market_datasets(
         "splits": {"train": span(split.train), "val": span(split.val), "test": span(split.test)},
         "scaler": {"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
     }
-    if source == "synthetic":
-        metadata["synthetic"] = {
-            "n_bars": n_bars, "n_assets": n_assets, "planted_lag": planted_lag,
-            "echo_coef": echo_coef, "seed": seed,
-        }
+    if options:  # the source's own options, so predict can rebuild the same bars
+        metadata[source] = options
     return MarketData(
         dataset=ds,
         split=split,
@@ -178,5 +175,5 @@ def market_datasets_from_metadata(metadata: Mapping[str, Any]) -> MarketData:
         "fractions": tuple(metadata.get("fractions", (0.7, 0.15, 0.15))),
         "scaler": metadata["scaler"],
     }
-    kwargs.update(metadata.get("synthetic", {}))
+    kwargs.update(metadata.get(metadata["source"], {}))
     return market_datasets(metadata["source"], **kwargs)

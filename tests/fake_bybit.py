@@ -13,6 +13,11 @@ tests never touch the internet. Faults are queued and consumed one per request:
 ``"malformed_json"``  a truncated JSON body
 ``"bad_row"``  a row with a non-numeric price
 ``"10001"``   parameter error
+``"empty"``   a well-formed page with no rows (as if the history ended there)
+``"retry_after"``  HTTP 429 with ``Retry-After: 3600`` (an hour: the client must cap it)
+``"trickle"``  a correct answer whose body arrives one byte every ``trickle_s`` seconds
+``"trickle_headers"``  the status line and headers arrive one byte every ``trickle_s`` seconds
+``""``        no fault (serve this request normally; lets a fault hit a later request)
 
 Data faults: ``repeat_boundary=True`` adds, to every page, the bar just newer than
 ``end`` (i.e. the oldest bar of the previous page again); ``missing`` removes bars.
@@ -63,6 +68,7 @@ class FakeBybit:
         faults: list[str] | None = None,
         repeat_boundary: bool = False,
         slow_s: float = 0.5,
+        trickle_s: float = 0.02,
     ) -> None:
         self.bars = {s: np.asarray(b, dtype=np.float64) for s, b in bars.items()}
         self.interval_ms = interval_ms
@@ -72,6 +78,7 @@ class FakeBybit:
         self.faults = list(faults or [])
         self.repeat_boundary = repeat_boundary
         self.slow_s = slow_s
+        self.trickle_s = trickle_s
         self.requests: list[dict[str, str]] = []
         self.rows_served = 0
         self._lock = threading.Lock()
@@ -122,6 +129,25 @@ class FakeBybit:
         except (BrokenPipeError, ConnectionResetError):  # the client timed out and left
             pass
 
+    def _trickle(self, h: BaseHTTPRequestHandler, body: bytes, *, headers_too: bool) -> None:
+        """Send a 200 answer one byte at a time: each byte beats any per-read timeout."""
+        head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        try:
+            if not headers_too:
+                h.wfile.write(head)
+                h.wfile.flush()
+            for i in range(len(head) if headers_too else 0):
+                h.wfile.write(head[i : i + 1])
+                h.wfile.flush()
+                time.sleep(self.trickle_s)
+            for i in range(len(body)):
+                h.wfile.write(body[i : i + 1])
+                h.wfile.flush()
+                time.sleep(self.trickle_s)
+        except (BrokenPipeError, ConnectionResetError, OSError):  # the client gave up: good
+            pass
+
     def _envelope(self, code: int, msg: str, rows: list[list[str]] | None = None,
                   symbol: str = "", category: str = "") -> bytes:
         result: dict[str, Any] = {"symbol": symbol, "category": category, "list": rows or []}
@@ -139,6 +165,9 @@ class FakeBybit:
             return False
         if fault in ("429", "500", "403"):
             self._send(h, int(fault), b"fault injected")
+            return True
+        if fault == "retry_after":
+            self._send(h, 429, b"slow down", {"Retry-After": "3600"})
             return True
         if fault == "malformed_json":
             self._send(h, 200, malformed)
@@ -188,7 +217,11 @@ class FakeBybit:
         rows = [[str(int(r[0]))] + [repr(float(x)) for x in r[1:]] for r in sel]
         if fault == "bad_row" and rows:
             rows[0][4] = "not-a-price"
+        if fault == "empty":
+            rows = []
         with self._lock:
             self.rows_served += len(rows)
-        self._send(h, 200, self._envelope(0, "OK", rows, symbol, category),
-                   {"X-Bapi-Limit-Status": "599"})
+        body = self._envelope(0, "OK", rows, symbol, category)
+        if fault in ("trickle", "trickle_headers"):
+            return self._trickle(h, body, headers_too=fault == "trickle_headers")
+        self._send(h, 200, body, {"X-Bapi-Limit-Status": "599"})

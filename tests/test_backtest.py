@@ -11,10 +11,10 @@ from flashtrade_lib.backtest import (
     backtest,
     backtest_loop,
     market_returns,
-    seed_style_backtest,
     sign_weights,
 )
 from flashtrade_lib.exercises import check
+from flashtrade_lib.seed_mistakes import seed_style_backtest
 
 EXACT = {"rtol": 0, "atol": 1e-12}
 IDX4 = pd.date_range("2024-01-01", periods=4, freq="h")

@@ -12,8 +12,8 @@ from flashtrade_lib.data.bybit import (
     BybitBannedError,
     BybitError,
     fetch_klines,
-    to_ms,
 )
+from flashtrade_lib.data.times import to_ms
 
 FAST = {"max_retries": 3, "backoff_factor": 0.001, "timeout": 2.0}
 

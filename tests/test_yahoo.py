@@ -170,7 +170,7 @@ def test_cache_downloads_once_and_works_offline(fake_yf, tmp_path) -> None:
     b = cached_yahoo("^GSPC", "1d", "2024-03-10", "2024-04-15", cache_dir=tmp_path, now=NOW)
     assert len(fake_yf.calls) == 1  # the second range is inside the cached one
     pd.testing.assert_frame_equal(b, a.loc["2024-03-10":"2024-04-15"])
-    assert (tmp_path / "yahoo" / "yf" / "_5EGSPC_1d.parquet").is_file()
+    assert (tmp_path / "yahoo" / "_5EGSPC_1d.parquet").is_file()  # no made-up category level
     c = cached_yahoo("^GSPC", "1d", "2024-03-04", "2024-04-30", cache_dir=tmp_path, offline=True)
     pd.testing.assert_frame_equal(a, c)
     with pytest.raises(CacheMissError):

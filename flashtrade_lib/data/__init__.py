@@ -21,9 +21,11 @@ float columns ``open, high, low, close, volume``)
 
 * :func:`load_crypto` ``(symbols=None, *, max_ffill=12, freq=None)`` — bundled 30-minute
   Bitfinex bars of BTC, ETH, LTC, XRP, EOS (2017-10 → 2019-10); ``load_bundled("crypto-30m")``
-  and ``load_bundled("eurusd-1h")`` name the bundled sets (:mod:`~flashtrade_lib.data.datasets`).
+  and ``load_bundled("eurusd-1h")`` name the bundled sets (:mod:`~flashtrade_lib.data.bundled`);
+  every source — bundled, synthetic, live — is one entry of :mod:`~flashtrade_lib.data.sources`.
 * :func:`align_panel` ``(frames, *, freq=None, max_ffill=12)`` — timestamp join of per-asset
-  bars, gaps flagged and forward-filled for at most ``max_ffill`` bars (:mod:`~flashtrade_lib.data.panel`).
+  bars, gaps flagged and forward-filled for at most ``max_ffill`` bars (:mod:`~flashtrade_lib.data.panel`);
+  :func:`align_bars` does the same for one asset (a ``gap`` column).
 * :func:`simulate_market` ``(n_bars, n_assets, seed, *, planted_lag=1008, echo_coef=0.3,
   lead_lag=None, ...)`` -> :class:`SyntheticMarket` with ``.panel``, ``.log_returns``,
   ``.signal`` (the true conditional mean), ``.oracle_r2``, ``.oracle_forecast(h)``
@@ -75,17 +77,22 @@ _EXPORTS = {
     "BybitError": "bybit",
     "BybitAPIError": "bybit",
     "BybitBannedError": "bybit",
-    "KlineCache": "cache",
+    "BarCache": "cache",
+    "CorruptCacheError": "cache",
     "CacheMissError": "cache",
     "cached_klines": "cache",
     "default_cache_dir": "cache",
-    "CRYPTO_SYMBOLS": "datasets",
-    "load_bundled": "datasets",
-    "load_crypto": "datasets",
-    "load_crypto_bars": "datasets",
-    "load_eurusd": "datasets",
-    "resample_ohlcv": "datasets",
+    "CRYPTO_SYMBOLS": "bundled",
+    "load_bundled": "bundled",
+    "load_crypto": "bundled",
+    "load_crypto_bars": "bundled",
+    "load_eurusd": "bundled",
+    "resample_ohlcv": "bundled",
     "align_panel": "panel",
+    "align_bars": "panel",
+    "DataSource": "sources",
+    "get_source": "sources",
+    "source_names": "sources",
     "SyntheticMarket": "synthetic",
     "simulate_market": "synthetic",
     "FEATURES": "features",

@@ -7,13 +7,20 @@ never existed at decision time) and replaced failed downloads with random data. 
 
 * pages walk **backwards** from ``end`` with ``end = oldest startTime - 1`` until
   ``start`` is reached or the exchange has nothing older, and are merged by open
-  time, so no bar is lost or counted twice;
+  time, so no bar is lost or counted twice. "Nothing older" needs proof: a page
+  shorter than ``limit`` (the exchange gave all it has in the range), or an empty
+  page when no ``start`` was asked for. An empty page after a full one, inside the
+  asked range, is retried and then an error — never silently the end of history;
 * the still-open candle is dropped (server time from the response decides);
 * arguments are validated before any request is sent;
-* HTTP 429/5xx, timeouts and connection errors are retried by urllib3's ``Retry``
-  with exponential backoff; Bybit's in-body rate limit (``retCode`` 10006) and
-  server error (10016) are retried too, waiting until ``X-Bapi-Limit-Reset-Timestamp``
-  when Bybit sends it; HTTP 403 (an IP ban) is raised at once, never hammered;
+* every request has one overall deadline (``timeout``: a server that trickles bytes
+  cannot stall the client, see :mod:`.http`); HTTP 429/5xx, timeouts and dropped
+  connections are retried with exponential backoff, waiting what ``Retry-After``
+  asks but never more than ``max_wait``; Bybit's in-body rate limit (``retCode``
+  10006) and server error (10016) are retried too, until
+  ``X-Bapi-Limit-Reset-Timestamp`` when Bybit sends it; a whole fetch has one retry
+  budget; HTTP 403 (an IP ban), a host name that does not resolve and a network that
+  is off fail at once, never hammered;
 * anything unexpected raises an error that names the request. Nothing is ever
   substituted for missing data.
 
@@ -22,17 +29,20 @@ API reference: https://bybit-exchange.github.io/docs/v5/market/kline
 
 from __future__ import annotations
 
-import datetime as dt
+import json
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
+
+from flashtrade_lib.data import http
+from flashtrade_lib.data.http import make_session
+from flashtrade_lib.data.times import fmt_ms, to_ms
+from flashtrade_lib.errors import FlashTradeError
 
 __all__ = [
     "BYBIT_URL",
@@ -42,10 +52,10 @@ __all__ = [
     "BybitError",
     "BybitAPIError",
     "BybitBannedError",
+    "BybitNetworkError",
     "fetch_klines",
     "make_session",
     "interval_to_timedelta",
-    "to_ms",
 ]
 
 BYBIT_URL = "https://api.bybit.com"
@@ -62,7 +72,7 @@ _ALIASES = {"1m": "1", "3m": "3", "5m": "5", "15m": "15", "30m": "30", "1h": "60
             "4h": "240", "6h": "360", "12h": "720", "1d": "D", "1w": "W", "1mo": "M"}
 
 
-class BybitError(RuntimeError):
+class BybitError(FlashTradeError, RuntimeError):
     """A request to Bybit failed in a way retrying did not (or must not) fix."""
 
 
@@ -78,6 +88,10 @@ class BybitBannedError(BybitError):
     """HTTP 403: Bybit refuses this IP (a temporary ban, or a blocked region). Never retried."""
 
 
+class BybitNetworkError(BybitError):
+    """Bybit cannot be reached at all (no DNS, no network, blocked): failed at once, never retried."""
+
+
 def interval_to_timedelta(interval: str) -> pd.DateOffset | pd.Timedelta:
     """Length of one bar: minutes for numeric intervals, 1 day/week, or one calendar month."""
     if interval == "D":
@@ -87,31 +101,6 @@ def interval_to_timedelta(interval: str) -> pd.DateOffset | pd.Timedelta:
     if interval == "M":
         return pd.DateOffset(months=1)
     return pd.Timedelta(minutes=int(interval))
-
-
-def to_ms(when: Any, name: str = "time") -> int:
-    """Milliseconds since the epoch (UTC) from an int (already ms), str, datetime or Timestamp.
-
-    Naive datetimes and strings without a zone are taken as UTC, because Bybit's
-    timestamps are UTC.
-    """
-    if isinstance(when, bool):
-        raise TypeError(f"{name} must be a time, got a bool")
-    if isinstance(when, (int, np.integer)):
-        if when < 0:
-            raise ValueError(f"{name}={when} is negative; pass milliseconds since 1970-01-01 UTC")
-        return int(when)
-    if isinstance(when, (str, dt.datetime, dt.date, pd.Timestamp, np.datetime64)):
-        try:
-            ts = pd.Timestamp(when)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"could not read {name}={when!r} as a time: {exc}") from exc
-        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-        return int(ts.value // 1_000_000)
-    raise TypeError(
-        f"{name} must be milliseconds (int), a date string, a datetime or a pandas Timestamp; "
-        f"got {type(when).__name__}"
-    )
 
 
 def _validate(symbol: Any, interval: Any, category: Any) -> tuple[str, str, str]:
@@ -141,41 +130,27 @@ def _validate(symbol: Any, interval: Any, category: Any) -> tuple[str, str, str]
     return symbol, interval, category
 
 
-def make_session(
-    *, max_retries: int = 5, backoff_factor: float = 0.5, backoff_max: float = 60.0
-) -> requests.Session:
-    """A ``requests`` session that retries 429/5xx, timeouts and connection errors.
+class _RetryBudget:
+    """Retries left for a whole fetch (every page, every kind of fault): a fetch cannot retry forever."""
 
-    urllib3 sleeps ``backoff_factor * 2**(n-1)`` seconds before retry ``n`` (capped at
-    ``backoff_max``) and honours a ``Retry-After`` header. 403 is deliberately not in
-    the list: an IP ban gets longer if you keep knocking.
-    """
-    if max_retries < 0:
-        raise ValueError(f"max_retries must be >= 0, got {max_retries}")
-    if backoff_factor < 0:
-        raise ValueError(f"backoff_factor must be >= 0, got {backoff_factor}")
-    retry = Retry(
-        total=max_retries,
-        connect=max_retries,
-        read=max_retries,
-        status=max_retries,
-        backoff_factor=backoff_factor,
-        backoff_max=backoff_max,
-        status_forcelist=RETRY_STATUS,
-        allowed_methods=frozenset({"GET"}),
-        respect_retry_after_header=True,
-        raise_on_status=False,  # we turn the final bad status into a message for people
-    )
-    session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    session.headers["User-Agent"] = "flashtrade-book (+https://github.com/) requests"
-    return session
+    def __init__(self, retries: int) -> None:
+        self.left = retries
+
+    def spend(self, what: str) -> None:
+        if self.left <= 0:
+            raise BybitError(
+                f"{what}: this download used up its retry budget; Bybit or the connection is "
+                "unreliable right now. Try again in a few minutes; bars already cached are kept."
+            )
+        self.left -= 1
 
 
 def _describe(url: str, params: dict[str, Any]) -> str:
     return f"GET {url}?" + "&".join(f"{k}={v}" for k, v in params.items())
+
+
+def _backoff(attempt: int, backoff_factor: float, max_wait: float) -> float:
+    return float(min(backoff_factor * 2**attempt, max_wait))
 
 
 def _get_result(
@@ -187,47 +162,69 @@ def _get_result(
     max_retries: int,
     backoff_factor: float,
     max_wait: float,
+    budget: _RetryBudget | None = None,
 ) -> tuple[Any, int | None]:
     """One v5 request with Bybit's error and retry rules: (``result``, server time in ms or None).
 
     Shared by every public endpoint (klines here, order books in :mod:`.orderbook`).
+    ``timeout`` bounds the whole request; every wait is at most ``max_wait``; each
+    retry also spends one from ``budget`` (the whole fetch's), when given.
     """
     what = _describe(url, params)
+    budget = _RetryBudget(max_retries) if budget is None else budget
     for attempt in range(max_retries + 1):
+        last = attempt == max_retries
         try:
-            resp = session.get(url, params=params, timeout=timeout)
-        except requests.exceptions.RequestException as exc:
-            raise BybitError(
-                f"{what} failed after retries ({type(exc).__name__}: {exc}). "
-                "Check your connection, or raise `timeout` / `max_retries`."
-            ) from exc
-        if resp.status_code == 403:
+            reply = http.get_within(session, url, params, deadline=timeout)
+        except Exception as exc:
+            transient, why = http.classify(exc)
+            if not transient:
+                raise BybitNetworkError(
+                    f"{what} failed: {why}. Retrying will not help: connect to the internet "
+                    "and try again, or work offline from cached or bundled data."
+                ) from exc
+            if last:
+                raise BybitError(
+                    f"{what} failed after retries ({why}). Check your connection, or try again "
+                    "later; bars already cached are kept."
+                ) from exc
+            budget.spend(what)
+            time.sleep(_backoff(attempt, backoff_factor, max_wait))
+            continue
+        if reply.status == 403:
             raise BybitBannedError(
                 f"{what} returned HTTP 403: Bybit is refusing this IP address (a temporary ban "
                 "after too many requests, or a region Bybit does not serve). Do not retry in a "
                 "loop: wait several minutes, fetch less at a time, and use the on-disk cache "
-                "(flashtrade_lib.data.cache) so data is downloaded only once."
+                "so data is downloaded only once."
             )
-        if resp.status_code != 200:
-            retried = f" after {max_retries} retries" if resp.status_code in RETRY_STATUS else ""
-            raise BybitError(f"{what} returned HTTP {resp.status_code}{retried}: {resp.text[:200]!r}")
+        if reply.status in RETRY_STATUS and not last:
+            budget.spend(what)
+            asked = http.retry_after_seconds(reply.headers)
+            wait = _backoff(attempt, backoff_factor, max_wait) if asked is None else asked
+            time.sleep(min(wait, max_wait))
+            continue
+        if reply.status != 200:
+            retried = f" after {max_retries} retries" if reply.status in RETRY_STATUS else ""
+            raise BybitError(f"{what} returned HTTP {reply.status}{retried}: {reply.text[:200]!r}")
         try:
-            payload = resp.json()
+            payload = json.loads(reply.body)
         except ValueError as exc:
             raise BybitError(
-                f"{what} returned malformed JSON ({exc}); first bytes: {resp.text[:120]!r}"
+                f"{what} returned malformed JSON ({exc}); first bytes: {reply.text[:120]!r}"
             ) from exc
         if not isinstance(payload, dict) or "retCode" not in payload:
             raise BybitError(f"{what} returned JSON without a 'retCode' envelope: {str(payload)[:200]}")
         code = payload.get("retCode")
         if code in RETRY_RET_CODES:
-            if attempt == max_retries:
+            if last:
                 raise BybitAPIError(
                     f"{what}: {RETRY_RET_CODES[code]} (retCode {code}: {payload.get('retMsg')!r}) "
                     f"persisted after {max_retries} retries; wait a minute and try again.",
                     code,
                 )
-            time.sleep(_wait_seconds(resp, attempt, backoff_factor, max_wait))
+            budget.spend(what)
+            time.sleep(_wait_seconds(reply.headers, attempt, backoff_factor, max_wait))
             continue
         if code != 0:
             advice = ""
@@ -240,6 +237,43 @@ def _get_result(
         server_time = payload.get("time")
         return payload.get("result"), int(server_time) if isinstance(server_time, (int, float)) else None
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _check_retry_settings(timeout: float, max_retries: int, backoff_factor: float, max_wait: float) -> None:
+    """Refuse settings that would make a wait unbounded or meaningless, before any request."""
+    for name, value in (("timeout", timeout), ("max_wait", max_wait)):
+        if not (isinstance(value, (int, float)) and 0 < value < float("inf")):
+            raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+    if not (isinstance(backoff_factor, (int, float)) and 0 <= backoff_factor < float("inf")):
+        raise ValueError(f"backoff_factor must be a finite number >= 0, got {backoff_factor!r}")
+
+
+def _page_with_proof(
+    session: requests.Session, url: str, params: dict[str, Any], partway: bool, request: dict[str, Any]
+) -> tuple[np.ndarray, int | None]:
+    """A parsed kline page; an empty one only when the emptiness is believable.
+
+    Empty is believable when no ``start`` was asked for (no history before ``end``) or
+    when it is the first page (no bars in the whole range). Part-way through a ranged
+    download, after a full page, it is retried; still empty, it is an error naming the
+    bars that could not be fetched.
+    """
+    for attempt in range(request["max_retries"] + 1):
+        rows, server_ms = _get_page(session, url, params, **request)
+        data = _parse_rows(rows, _describe(url, params))
+        if len(data) or "start" not in params or not partway:
+            return data, server_ms
+        if attempt < request["max_retries"]:
+            request["budget"].spend(_describe(url, params))
+            time.sleep(_backoff(attempt, request["backoff_factor"], request["max_wait"]))
+    raise BybitError(
+        f"{_describe(url, params)} returned no bars {request['max_retries'] + 1} times, although the "
+        f"page before was full: the bars from {fmt_ms(params['start'])} to {fmt_ms(params['end'])} "
+        "could not be downloaded. Try again later; if the symbol was listed at "
+        f"{fmt_ms(params['end'] + 1)}, ask for a start from then."
+    )
 
 
 def _get_page(
@@ -256,14 +290,15 @@ def _get_page(
     return rows, server_time
 
 
-def _wait_seconds(resp: requests.Response, attempt: int, backoff_factor: float, max_wait: float) -> float:
-    reset = resp.headers.get("X-Bapi-Limit-Reset-Timestamp")
+def _wait_seconds(headers: Mapping[str, str], attempt: int, backoff_factor: float, max_wait: float) -> float:
+    """Until Bybit's ``X-Bapi-Limit-Reset-Timestamp`` if sent, else exponential backoff; at most ``max_wait``."""
+    reset = headers.get("X-Bapi-Limit-Reset-Timestamp")
     if reset is not None:
         try:
             return float(min(max(int(reset) / 1000.0 - time.time(), 0.0), max_wait))
         except ValueError:
             pass
-    return float(min(backoff_factor * 2**attempt, max_wait))
+    return _backoff(attempt, backoff_factor, max_wait)
 
 
 def _parse_rows(rows: Iterable[Any], what: str) -> np.ndarray:
@@ -301,6 +336,7 @@ def fetch_klines(
     max_retries: int = 5,
     backoff_factor: float = 0.5,
     max_wait: float = 60.0,
+    retry_budget: int | None = None,
     limit: int = MAX_LIMIT,
     progress: bool | None = None,
 ) -> pd.DataFrame:
@@ -309,18 +345,22 @@ def fetch_klines(
     ``start``/``end`` are inclusive bounds on the bar *open* time (ms, strings or
     datetimes, UTC). ``start=None`` walks back to the first bar Bybit has;
     ``end=None`` means now. Columns are float64 ``open, high, low, close, volume,
-    turnover``. ``session`` (built by :func:`make_session` when omitted) decides the
-    HTTP retry policy; ``max_retries``/``backoff_factor`` also bound the in-body
-    rate-limit retries. ``progress=None`` shows a tqdm bar only for long fetches.
+    turnover``. ``timeout`` (seconds) bounds each request as a whole; a failed
+    request is retried up to ``max_retries`` times, waiting ``backoff_factor * 2**n``
+    seconds (or what the server asks) but at most ``max_wait``; the whole fetch
+    retries at most ``retry_budget`` times (default ``4 * max_retries``).
+    ``progress=None`` shows a tqdm bar only for long fetches.
 
-    ``df.attrs`` records the request and ``covered_end_ms`` — the last open time the
-    answer is complete up to (closed candles only) — which the cache uses.
+    ``df.attrs`` records the request and the range the answer is proven complete on,
+    ``covered_start_ms`` .. ``covered_end_ms`` (closed candles only), which the cache uses.
     """
     symbol, interval, category = _validate(symbol, interval, category)
     if not 1 <= int(limit) <= MAX_LIMIT:
         raise ValueError(f"limit must be between 1 and {MAX_LIMIT} (Bybit's page cap), got {limit}")
-    if timeout <= 0:
-        raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+    _check_retry_settings(timeout, max_retries, backoff_factor, max_wait)
+    retry_budget = 4 * max_retries if retry_budget is None else retry_budget
+    if retry_budget < 0:
+        raise ValueError(f"retry_budget must be >= 0, got {retry_budget}")
     start_ms = None if start is None else to_ms(start, "start")
     end_ms = int(time.time() * 1000) if end is None else to_ms(end, "end")
     if start_ms is not None and start_ms >= end_ms:
@@ -333,8 +373,10 @@ def fetch_klines(
 
     own_session = session is None
     if session is None:
-        session = make_session(max_retries=max_retries, backoff_factor=backoff_factor)
+        session = make_session()
     url = base_url.rstrip("/") + KLINE_PATH
+    request = {"timeout": timeout, "max_retries": max_retries, "backoff_factor": backoff_factor,
+               "max_wait": max_wait, "budget": _RetryBudget(retry_budget)}
 
     bar_ms = None if interval == "M" else int(interval_to_timedelta(interval).total_seconds() * 1000)
     expected = None if (start_ms is None or bar_ms is None) else (end_ms - start_ms) // bar_ms + 1
@@ -354,20 +396,20 @@ def fetch_klines(
                 params["start"] = start_ms
             params["end"] = cur_end
             params["limit"] = int(limit)
-            rows, page_time = _get_page(
-                session, url, params, timeout=timeout, max_retries=max_retries,
-                backoff_factor=backoff_factor, max_wait=max_wait,
-            )
+            data, page_time = _page_with_proof(session, url, params, bool(pages), request)
             if page_time is not None and server_ms is None:
                 server_ms = page_time
-            data = _parse_rows(rows, _describe(url, params))
             if len(data) == 0:
-                break
+                break  # nothing in [start, cur_end], or no history before cur_end: proven
             pages.append(data)
-            oldest = int(data[:, 0].min())
-            bar.update(int(((data[:, 0] >= oldest) & (data[:, 0] <= cur_end)).sum()))
+            times = data[:, 0]
+            in_range = (times <= cur_end) & (times >= (start_ms if start_ms is not None else 0))
+            oldest = int(times.min())
+            bar.update(int(in_range.sum()))
             if start_ms is not None and oldest <= start_ms:
                 break
+            if int(in_range.sum()) < int(limit):
+                break  # a short page: the exchange has nothing older in the range
             if prev_oldest is not None and oldest >= prev_oldest:
                 raise BybitError(
                     f"{_describe(url, params)} made no progress (oldest bar {oldest} is not older "
@@ -393,6 +435,7 @@ def fetch_klines(
     df = pd.DataFrame(data[:, 1:], index=index, columns=list(COLUMNS))
     df.attrs.update(
         source="bybit", category=category, symbol=symbol, interval=interval,
-        start_ms=start_ms, end_ms=end_ms, covered_end_ms=closed_until, server_time_ms=server_ms,
+        start_ms=start_ms, end_ms=end_ms, covered_start_ms=0 if start_ms is None else start_ms,
+        covered_end_ms=closed_until, server_time_ms=server_ms,
     )
     return df

@@ -1,21 +1,34 @@
-"""On-disk parquet cache for downloaded bars: download once, then work offline.
+"""On-disk parquet cache for downloaded bars of any venue: download once, then work offline.
 
 Why: Bybit bans IPs that ask too often, notebooks are re-run many times, and a
 reader on a train has no network. The cache keeps one parquet file per
-``(source, category, symbol, interval)`` plus the *time range it covers* (stored in
-the file's metadata — a range can legitimately contain no bars, e.g. before a
-listing, and must not be re-downloaded). A request fetches only the part of the
-range that is not covered yet. Writes go to a temporary file in the same folder and
-are moved into place with :func:`os.replace` (atomic on POSIX and Windows), so a
-crash mid-write leaves the previous file intact. In offline mode the cache answers
-from disk or raises; it never substitutes other data.
+``(source, symbol, interval)`` — ``source`` names the venue and market, e.g.
+``"bybit/linear"`` or ``"yahoo"`` — plus the *time range it covers* (stored in the
+file's metadata — a range can legitimately contain no bars, e.g. before a listing,
+and must not be re-downloaded). A request fetches only the part of the range that
+is not covered yet, and the range recorded as covered is only what the answers
+prove (a fetcher states it in ``attrs["covered_start_ms"/"covered_end_ms"]``).
 
+Nothing is lost:
+
+* writes go to a temporary file in the same folder and are moved into place with
+  :func:`os.replace` (atomic on POSIX and Windows), so a crash mid-write leaves the
+  previous file intact; temporary files left by a killed writer are removed by the
+  next writer of that key;
+* a per-key file lock (:mod:`filelock`) serialises read–fetch–merge–write, so two
+  processes updating one key never drop each other's bars;
+* every file is validated when read (schema, sorted unique index, rows inside the
+  covered range, finite positive prices): a bad one raises :class:`CorruptCacheError`,
+  and ``refresh=True`` refetches and replaces it.
+
+In offline mode the cache answers from disk or raises; it never substitutes other data.
 The cache lives in ``$FLASHTRADE_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/flashtrade``
 or ``~/.cache/flashtrade`` — outside the repository.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -25,22 +38,46 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from filelock import FileLock, Timeout
 
-from flashtrade_lib.data.bybit import fetch_klines, to_ms
+from flashtrade_lib.data.times import fmt_ms, to_ms
+from flashtrade_lib.errors import FlashTradeError
 
-__all__ = ["KlineCache", "CacheMissError", "cached_klines", "default_cache_dir"]
+__all__ = [
+    "BarCache",
+    "CacheLockedError",
+    "CacheMissError",
+    "CorruptCacheError",
+    "cached_klines",
+    "default_cache_dir",
+    "write_parquet_atomic",
+]
 
 _META_KEY = b"flashtrade"
 _SAFE = re.compile(r"^[A-Za-z0-9_\-]+$")
+_PRICES = ("open", "high", "low", "close")
 
 Fetcher = Callable[..., pd.DataFrame]
 
 
-class CacheMissError(LookupError):
+class CacheMissError(FlashTradeError, LookupError):
     """Offline mode was asked for bars the cache does not hold."""
+
+
+class CorruptCacheError(FlashTradeError, ValueError):
+    """A cache file is unreadable or inconsistent; it is never used, only reported."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        super().__init__(f"corrupt cache file {path}: {what}; delete it or refetch with refresh=True")
+        self.path = path
+
+
+class CacheLockedError(FlashTradeError, TimeoutError):
+    """Another process held a cache key's lock longer than ``lock_timeout``."""
 
 
 def default_cache_dir() -> Path:
@@ -52,15 +89,12 @@ def default_cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "flashtrade"
 
 
-def _fmt(ms: int) -> str:
-    return str(pd.Timestamp(ms, unit="ms", tz="UTC"))
-
-
 def write_parquet_atomic(df: pd.DataFrame, path: Path, meta: dict[str, Any]) -> None:
     """Write ``df`` (index kept) with JSON ``meta`` in the schema, atomically.
 
-    The table goes to a temporary file in the same folder, is fsynced, then renamed over
-    ``path`` (``os.replace`` is atomic): a crash mid-write leaves the previous file intact.
+    The table goes to a temporary file ``.<name>.<random>.tmp`` in the same folder, is
+    fsynced, then renamed over ``path`` (``os.replace`` is atomic): a crash mid-write
+    leaves the previous file intact.
     """
     table = pa.Table.from_pandas(df, preserve_index=True)
     schema_meta = dict(table.schema.metadata or {})
@@ -78,56 +112,140 @@ def write_parquet_atomic(df: pd.DataFrame, path: Path, meta: dict[str, Any]) -> 
         raise
 
 
-class KlineCache:
-    """Parquet files of bars keyed by source/category/symbol/interval, with their covered range."""
+def _check_bars(df: pd.DataFrame, coverage: tuple[int, int]) -> str | None:
+    """What is wrong with cached bars, or ``None``: the checks every read runs."""
+    if not isinstance(df.index, pd.DatetimeIndex):
+        return f"the index is {type(df.index).__name__}, not bar open times"
+    missing = [c for c in (*_PRICES, "volume") if c not in df.columns]
+    if missing:
+        return f"columns {missing} are missing"
+    if not df.index.is_monotonic_increasing:
+        return "the bars are not sorted by time"
+    if df.index.has_duplicates:
+        return f"{int(df.index.duplicated().sum())} duplicated timestamps"
+    c0, c1 = coverage
+    if c0 > c1:
+        return f"the covered range is reversed ({fmt_ms(c0)} > {fmt_ms(c1)})"
+    if len(df):
+        t = df.index.as_unit("ms").asi8
+        if t[0] < c0 or t[-1] > c1:
+            return (f"bars from {df.index[0]} to {df.index[-1]} lie outside the covered range "
+                    f"{fmt_ms(c0)} .. {fmt_ms(c1)}")
+    try:
+        prices = df[list(_PRICES)].to_numpy(dtype=np.float64)
+        volume = df["volume"].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        return f"non-numeric bars ({exc})"
+    if not (np.isfinite(prices).all() and (prices > 0).all()):
+        return "prices that are not finite and positive"
+    if not (np.isfinite(volume).all() and (volume >= 0).all()):
+        return "volumes that are not finite and non-negative"
+    return None
 
-    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+
+def _proven(part: pd.DataFrame, lo: int, hi: int) -> tuple[pd.DataFrame, tuple[int, int]]:
+    """The bars of a fetched part and the range it proves complete (within ``[lo, hi]``).
+
+    A fetcher states its proof in ``attrs`` (:func:`~flashtrade_lib.data.bybit.fetch_klines`
+    does); one that states nothing vouches for the whole range it was asked for.
+    """
+    p0 = max(lo, int(part.attrs.get("covered_start_ms", lo)))
+    p1 = min(hi, int(part.attrs.get("covered_end_ms", hi)))
+    t = part.index.as_unit("ms").asi8 if len(part) else np.empty(0, np.int64)
+    return part[(t >= p0) & (t <= p1)], (p0, p1)
+
+
+class BarCache:
+    """Parquet files of bars keyed by ``(source, symbol, interval)``, with their covered range.
+
+    ``lock_timeout`` bounds how long :meth:`get` waits for another process updating
+    the same key.
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None, *, lock_timeout: float = 900.0) -> None:
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+        self.lock_timeout = float(lock_timeout)
+        self._locks: dict[Path, FileLock] = {}
 
-    def path(self, source: str, category: str, symbol: str, interval: str) -> Path:
-        for name, value in (("source", source), ("category", category), ("symbol", symbol),
-                            ("interval", interval)):
+    def path(self, source: str, symbol: str, interval: str) -> Path:
+        """``<root>/<source parts>/<symbol>_<interval>.parquet``; ``source`` may hold ``/``."""
+        parts = source.split("/") if isinstance(source, str) else [source]
+        for name, value in [*(("source", p) for p in parts), ("symbol", symbol), ("interval", interval)]:
             if not isinstance(value, str) or not _SAFE.match(value):
                 raise ValueError(f"{name}={value!r} cannot be part of a cache path (letters, digits, '_', '-')")
-        return self.root / source / category / f"{symbol}_{interval}.parquet"
+        return self.root.joinpath(*parts) / f"{symbol}_{interval}.parquet"
 
-    def read(self, source: str, category: str, symbol: str, interval: str
-             ) -> tuple[pd.DataFrame, tuple[int, int]] | None:
-        """(bars, (covered_start_ms, covered_end_ms)) or ``None`` when nothing is cached."""
-        path = self.path(source, category, symbol, interval)
+    def read(self, source: str, symbol: str, interval: str) -> tuple[pd.DataFrame, tuple[int, int]] | None:
+        """(bars, (covered_start_ms, covered_end_ms)) or ``None`` when nothing is cached.
+
+        Raises :class:`CorruptCacheError` for a file that fails any check.
+        """
+        path = self.path(source, symbol, interval)
         if not path.exists():
             return None
-        table = pq.read_table(path)
-        meta = json.loads((table.schema.metadata or {}).get(_META_KEY, b"{}"))
-        if "covered_start_ms" not in meta:
-            raise ValueError(f"{path} has no flashtrade coverage metadata; delete it and fetch again")
-        df = table.to_pandas()
+        try:
+            table = pq.read_table(path)
+            meta = json.loads((table.schema.metadata or {}).get(_META_KEY, b"{}"))
+            coverage = (int(meta["covered_start_ms"]), int(meta["covered_end_ms"]))
+            df = table.to_pandas()
+        except (OSError, pa.ArrowException) as exc:  # before ValueError: ArrowInvalid is one
+            raise CorruptCacheError(path, f"not a readable parquet file ({exc})") from None
+        except (KeyError, TypeError, ValueError):
+            raise CorruptCacheError(path, "no valid flashtrade coverage metadata") from None
+        problem = _check_bars(df, coverage)
+        if problem is not None:
+            raise CorruptCacheError(path, problem)
         df.index = pd.DatetimeIndex(df.index, name="open_time").tz_convert("UTC")
-        return df, (int(meta["covered_start_ms"]), int(meta["covered_end_ms"]))
+        return df, coverage
 
-    def write(self, df: pd.DataFrame, coverage: tuple[int, int], source: str, category: str,
-              symbol: str, interval: str) -> Path:
-        """Atomically replace the cached file: temp file in the same folder, fsync, ``os.replace``."""
-        path = self.path(source, category, symbol, interval)
+    def _lock(self, path: Path) -> FileLock:
+        if path not in self._locks:
+            self._locks[path] = FileLock(str(path) + ".lock", timeout=self.lock_timeout)
+        return self._locks[path]
+
+    def _locked(self, path: Path) -> FileLock:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_parquet_atomic(df, path, {
-            "covered_start_ms": int(coverage[0]), "covered_end_ms": int(coverage[1]),
-            "source": source, "category": category, "symbol": symbol, "interval": interval,
-            "written_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        })
+        lock = self._lock(path)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise CacheLockedError(
+                f"another process has been updating {path} for over {self.lock_timeout:g} s; "
+                "wait for it to finish (or stop it) and run again"
+            ) from None
+        return lock
+
+    def write(self, df: pd.DataFrame, coverage: tuple[int, int], source: str, symbol: str,
+              interval: str) -> Path:
+        """Atomically replace the cached file (under the key's lock); orphaned temp files go."""
+        path = self.path(source, symbol, interval)
+        problem = _check_bars(df, coverage)
+        if problem is not None:
+            raise ValueError(f"refusing to cache bars for {path}: {problem}")
+        lock = self._locked(path)
+        try:
+            for orphan in path.parent.glob(f".{path.name}.*.tmp"):  # writers hold the lock: a killed one's
+                orphan.unlink(missing_ok=True)
+            write_parquet_atomic(df, path, {
+                "covered_start_ms": int(coverage[0]), "covered_end_ms": int(coverage[1]),
+                "source": source, "symbol": symbol, "interval": interval,
+                "written_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            })
+        finally:
+            lock.release()
         return path
 
     def get(
         self,
         symbol: str,
-        interval: str = "60",
+        interval: str,
         start: Any = None,
         end: Any = None,
         *,
-        category: str = "linear",
-        source: str = "bybit",
+        source: str,
+        fetch: Fetcher,
         offline: bool | None = None,
-        fetch: Fetcher | None = None,
+        refresh: bool = False,
         **fetch_kwargs: Any,
     ) -> pd.DataFrame:
         """Bars with open time in ``[start, end]``, downloading only what the cache lacks.
@@ -135,66 +253,78 @@ class KlineCache:
         ``offline=None`` reads ``$FLASHTRADE_OFFLINE`` (``1`` = offline). Offline,
         ``start=None``/``end=None`` mean "from/to the edge of what is cached"; an
         explicit range the cache does not fully cover raises :class:`CacheMissError`.
-        ``fetch`` (default :func:`~flashtrade_lib.data.bybit.fetch_klines`) is called as
-        ``fetch(symbol, interval, start_ms, end_ms, category=..., **fetch_kwargs)``.
+        ``fetch`` is called as ``fetch(symbol, interval, start_ms or None, end_ms,
+        **fetch_kwargs)``. ``refresh=True`` ignores (and replaces) the cached file.
         """
         interval = str(interval)
         if offline is None:
             offline = os.environ.get("FLASHTRADE_OFFLINE", "0") == "1"
-        cached = self.read(source, category, symbol, interval)
-        path = self.path(source, category, symbol, interval)
+        path = self.path(source, symbol, interval)
         s = 0 if start is None else to_ms(start, "start")
         if offline:
-            if cached is None:
-                raise CacheMissError(
-                    f"offline mode: nothing cached for {source}/{category}/{symbol}/{interval} "
-                    f"(looked for {path}). Run once with offline=False (and network access) to "
-                    "download it, or point FLASHTRADE_CACHE_DIR at a folder that has it."
-                )
-            df, (c0, c1) = cached
-            lo = c0 if start is None else s
-            hi = c1 if end is None else to_ms(end, "end")
-            if lo < c0 or hi > c1:
-                raise CacheMissError(
-                    f"offline mode: the cache for {symbol} {interval} covers {_fmt(c0)} .. "
-                    f"{_fmt(c1)}, but {_fmt(lo)} .. {_fmt(hi)} was asked for. Ask for a range "
-                    "inside it, or run with offline=False to download the rest."
-                )
-            return _slice(df, lo, hi)
-
+            if refresh:
+                raise ValueError("refresh=True needs the network; it cannot be combined with offline mode")
+            return self._offline(path, source, symbol, interval, start, end)
         e = int(time.time() * 1000) if end is None else to_ms(end, "end")
         if s >= e:
-            raise ValueError(f"start ({_fmt(s)}) must be before end ({_fmt(e)})")
-        fetch = fetch_klines if fetch is None else fetch
-        frames: list[pd.DataFrame] = []
-        if cached is None:
-            new_cov = (s, e)
-            missing = [(s, e)]
-        else:
-            df_old, (c0, c1) = cached
-            frames = [df_old]
-            new_cov = (min(s, c0), max(e, c1))
-            missing = []
-            if new_cov[0] < c0:
-                missing.append((new_cov[0], c0 - 1))
-            if new_cov[1] > c1:
-                missing.append((c1 + 1, new_cov[1]))
-        cov_end = new_cov[1]
-        for lo, hi in missing:
-            part = fetch(symbol, interval, None if lo == 0 else lo, hi, category=category, **fetch_kwargs)
-            frames.append(part)
-            if hi == new_cov[1]:
-                # an answer is complete only up to its last *closed* candle
-                cov_end = min(cov_end, int(part.attrs.get("covered_end_ms", hi)))
-        if not missing:
-            return _slice(frames[0], s, e)
-        nonempty = [f for f in frames if len(f)]
-        merged = pd.concat(nonempty) if nonempty else frames[-1]
-        merged = merged[~merged.index.duplicated(keep="last")].sort_index()
-        if cached is not None:
-            cov_end = max(cov_end, cached[1][1])
-        self.write(merged, (new_cov[0], cov_end), source, category, symbol, interval)
+            raise ValueError(f"start ({fmt_ms(s)}) must be before end ({fmt_ms(e)})")
+        lock = self._locked(path)
+        try:
+            cached = None if refresh else self.read(source, symbol, interval)
+            if cached is None:
+                frames, coverage, missing = [], None, [(s, e)]
+            else:
+                df_old, (c0, c1) = cached
+                frames, coverage = [df_old], (c0, c1)
+                missing = [r for r in ((s, c0 - 1), (c1 + 1, e)) if r[0] <= r[1]]
+            if not missing:
+                return _slice(df_old, s, e)
+            for lo, hi in missing:
+                part = fetch(symbol, interval, None if lo == 0 else lo, hi, **fetch_kwargs)
+                bars, proof = _proven(part, lo, hi)
+                frames.append(bars)
+                coverage = _join(coverage, proof, path)
+            nonempty = [f for f in frames if len(f)]
+            merged = pd.concat(nonempty) if nonempty else frames[-1]
+            merged = merged[~merged.index.duplicated(keep="last")].sort_index()
+            merged.attrs = {}
+            self.write(merged, coverage, source, symbol, interval)
+        finally:
+            lock.release()
         return _slice(merged, s, e)
+
+    def _offline(self, path: Path, source: str, symbol: str, interval: str, start: Any, end: Any) -> pd.DataFrame:
+        cached = self.read(source, symbol, interval)
+        if cached is None:
+            raise CacheMissError(
+                f"offline mode: nothing cached for {source}/{symbol}/{interval} (looked for {path}). "
+                "Run once with offline=False (and network access) to download it, or point "
+                "FLASHTRADE_CACHE_DIR at a folder that has it."
+            )
+        df, (c0, c1) = cached
+        lo = c0 if start is None else to_ms(start, "start")
+        hi = c1 if end is None else to_ms(end, "end")
+        if lo < c0 or hi > c1:
+            raise CacheMissError(
+                f"offline mode: the cache for {symbol} {interval} covers {fmt_ms(c0)} .. {fmt_ms(c1)}, "
+                f"but {fmt_ms(lo)} .. {fmt_ms(hi)} was asked for. Ask for a range inside it, or run with "
+                "offline=False to download the rest."
+            )
+        return _slice(df, lo, hi)
+
+
+def _join(coverage: tuple[int, int] | None, proof: tuple[int, int], path: Path) -> tuple[int, int]:
+    """The covered range after adding a fetched part's proven range (they must touch)."""
+    if coverage is None:
+        return proof
+    if proof[0] > proof[1]:  # the part proved nothing (e.g. only still-open candles)
+        return coverage
+    if proof[0] > coverage[1] + 1 or proof[1] < coverage[0] - 1:
+        raise RuntimeError(
+            f"{path}: a fetch proved {fmt_ms(proof[0])} .. {fmt_ms(proof[1])}, which does not touch the "
+            f"cached {fmt_ms(coverage[0])} .. {fmt_ms(coverage[1])}; nothing was written"
+        )
+    return min(coverage[0], proof[0]), max(coverage[1], proof[1])
 
 
 def _slice(df: pd.DataFrame, lo: int, hi: int) -> pd.DataFrame:
@@ -213,8 +343,15 @@ def cached_klines(
     category: str = "linear",
     cache_dir: str | os.PathLike[str] | None = None,
     offline: bool | None = None,
+    refresh: bool = False,
     **fetch_kwargs: Any,
 ) -> pd.DataFrame:
-    """:func:`~flashtrade_lib.data.bybit.fetch_klines` through the on-disk cache (see :class:`KlineCache`)."""
-    return KlineCache(cache_dir).get(symbol, interval, start, end, category=category,
-                                     offline=offline, **fetch_kwargs)
+    """:func:`~flashtrade_lib.data.bybit.fetch_klines` through the on-disk cache (see :class:`BarCache`).
+
+    Bars are cached under source ``bybit/<category>``.
+    """
+    from flashtrade_lib.data.bybit import fetch_klines
+
+    fetch = functools.partial(fetch_klines, category=category)
+    return BarCache(cache_dir).get(symbol, str(interval), start, end, source=f"bybit/{category}",
+                                   fetch=fetch, offline=offline, refresh=refresh, **fetch_kwargs)

@@ -12,6 +12,12 @@ returns, volume / moving-average volume, close / moving-average close, and Wilde
 RSI. Bars the panel flagged as gaps (filled, volume 0) flow through unchanged;
 unfilled (NaN) bars make the windows touching them NaN, and
 :class:`~flashtrade_lib.data.windows.WindowDataset` skips windows containing NaN.
+
+Inputs are checked first: timestamps must be sorted and unique (a trailing window
+over rows in file order would mix future bars into the past), volume must not be
+negative, and one asset's bars with missing slots must be put on a grid with
+:func:`~flashtrade_lib.data.panel.align_bars` (which flags them, as a panel does) —
+unless the market was closed then (``allow_gaps=True``, e.g. FX weekends).
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from flashtrade_lib.data.times import check_time_order
 
 __all__ = [
     "FEATURES",
@@ -73,12 +81,34 @@ def rsi(close: pd.Series | pd.DataFrame, window: int = 14) -> pd.Series | pd.Dat
     return out.where(loss != 0, 100.0).where(gain.notna())
 
 
+def _check_bars(bars: pd.DataFrame, allow_gaps: bool) -> None:
+    """Sorted unique timestamps, no negative volume, and no unflagged holes in one asset's bars."""
+    check_time_order(bars.index, "bars")
+    volume = bars["volume"].to_numpy(dtype=np.float64)
+    if (volume < 0).any():
+        raise ValueError(f"bars have {int((volume < 0).sum())} negative volumes; volume is a count, fix the data")
+    flat = not isinstance(bars.columns, pd.MultiIndex)
+    if flat and not allow_gaps and "gap" not in bars.columns and isinstance(bars.index, pd.DatetimeIndex):
+        steps = np.diff(bars.index.as_unit("ns").asi8)
+        if len(steps) > 1:
+            step = np.median(steps)
+            holes = np.flatnonzero(steps > step)
+            if len(holes):
+                raise ValueError(
+                    f"bars have {len(holes)} holes in their {pd.Timedelta(int(step))} grid (first after "
+                    f"{bars.index[holes[0]]}): a return across a hole is not a one-bar return. Flag "
+                    "them with align_bars(bars) (a 'gap' column, as a panel has), or pass "
+                    "allow_gaps=True if the market was closed then (e.g. FX weekends)"
+                )
+
+
 def make_features(
     bars: pd.DataFrame,
     *,
     vol_window: int = 24,
     ma_window: int = 24,
     rsi_window: int = 14,
+    allow_gaps: bool = False,
 ) -> pd.DataFrame:
     """The five causal features of one OHLCV frame or of every symbol of a panel.
 
@@ -86,6 +116,9 @@ def make_features(
     ``(feature, symbol)``; for one asset, flat columns named as in :data:`FEATURES`.
     ``features.to_numpy(np.float32)`` is then the ``(time, features)`` array the
     windows are cut from. The first ``max(windows)`` rows are NaN (warm-up).
+    Unsorted or duplicated timestamps, negative volume and (for one asset) unflagged
+    holes in the bar grid are refused; ``allow_gaps=True`` accepts holes where the
+    market was closed.
     """
     if isinstance(bars.columns, pd.MultiIndex):
         fields = set(bars.columns.get_level_values(0))
@@ -93,6 +126,7 @@ def make_features(
             raise ValueError(f"a panel needs 'close' and 'volume' fields, got {sorted(fields)}")
     elif not {"close", "volume"} <= set(bars.columns):
         raise ValueError(f"bars need 'close' and 'volume' columns, got {list(bars.columns)}")
+    _check_bars(bars, allow_gaps)
     close, volume = bars["close"], bars["volume"]
     parts = {
         "log_return": log_returns(close),

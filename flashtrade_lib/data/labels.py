@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from flashtrade_lib.data.times import check_time_order
+
 __all__ = ["forward_log_return", "label_intervals"]
 
 
@@ -20,12 +22,14 @@ def forward_log_return(close: pd.Series | pd.DataFrame | np.ndarray, horizon: in
     """``log(close_{t+h}) - log(close_t)`` aligned to the decision bar ``t``; the last ``h`` rows are NaN.
 
     Log returns add over time (the ``h``-bar return is the sum of the one-bar ones),
-    which is why labels, P&L and the oracle all use them.
+    which is why labels, P&L and the oracle all use them. A Series/DataFrame must have
+    sorted, unique timestamps: "h rows later" is "h bars later" only then.
     """
     if int(horizon) != horizon or horizon < 1:
         raise ValueError(f"horizon must be a positive whole number of bars, got {horizon}")
     horizon = int(horizon)
     if isinstance(close, (pd.Series, pd.DataFrame)):
+        check_time_order(close.index, "close")
         if (close <= 0).to_numpy().any():
             raise ValueError("close prices must be positive to take logs")
         logp = np.log(close)

@@ -150,12 +150,11 @@ def fetch_orderbook(
     raises :class:`~flashtrade_lib.data.bybit.BybitAPIError` (``retCode`` 10001).
     """
     symbol, category, depth = _validate(symbol, category, depth)
-    if timeout <= 0:
-        raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
     if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
         raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+    bybit._check_retry_settings(timeout, max_retries, backoff_factor, max_wait)
     if session is None:
-        session = make_session(max_retries=max_retries, backoff_factor=backoff_factor)
+        session = make_session()
     url = base_url.rstrip("/") + ORDERBOOK_PATH
     params = {"category": category, "symbol": symbol, "limit": depth}
     result, _ = bybit._get_result(
@@ -225,10 +224,7 @@ def record_orderbook(
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{symbol}_{depth}_{stamp}.parquet"
     if "session" not in fetch_kwargs:  # one connection pool for the whole recording
-        fetch_kwargs["session"] = make_session(
-            max_retries=fetch_kwargs.get("max_retries", 5),
-            backoff_factor=fetch_kwargs.get("backoff_factor", 0.5),
-        )
+        fetch_kwargs["session"] = make_session()
     snaps: list[OrderBookSnapshot] = []
     polled: list[int] = []
     skipped = 0

@@ -20,7 +20,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["OHLCV", "align_panel", "panel_symbols"]
+from flashtrade_lib.data.times import check_time_order
+
+__all__ = ["OHLCV", "align_bars", "align_panel"]
 
 OHLCV = ("open", "high", "low", "close", "volume")
 
@@ -51,10 +53,7 @@ def align_panel(
             raise ValueError(f"{sym}: missing columns {missing}; expected {list(OHLCV)}")
         if not isinstance(f.index, pd.DatetimeIndex) or f.index.tz is None:
             raise ValueError(f"{sym}: index must be a tz-aware (UTC) DatetimeIndex of bar open times")
-        if f.index.has_duplicates:
-            raise ValueError(f"{sym}: {int(f.index.duplicated().sum())} duplicated timestamps; drop them first")
-        if not f.index.is_monotonic_increasing:
-            raise ValueError(f"{sym}: timestamps are not sorted; call .sort_index() first")
+        check_time_order(f.index, sym)
     step = pd.Timedelta(freq) if freq is not None else _infer_freq(frames)
     lo = min(f.index[0] for f in frames.values() if len(f))
     hi = max(f.index[-1] for f in frames.values() if len(f))
@@ -84,6 +83,16 @@ def align_panel(
     return out[order]
 
 
-def panel_symbols(panel: pd.DataFrame) -> list[str]:
-    """The symbols of a panel, in column order."""
-    return list(dict.fromkeys(panel.columns.get_level_values("symbol")))
+def align_bars(
+    bars: pd.DataFrame, *, freq: str | pd.Timedelta | None = None, max_ffill: int = 12
+) -> pd.DataFrame:
+    """One asset's bars on a regular grid with missing slots flagged in a ``gap`` column.
+
+    :func:`align_panel` for a single asset (same grid, fill and flag rules), with flat
+    columns ``open, high, low, close, volume, gap``.
+    """
+    name = str(bars.attrs.get("symbol", "asset"))
+    out = align_panel({name: bars}, freq=freq, max_ffill=max_ffill).xs(name, axis=1, level="symbol")
+    out.columns.name = None
+    out.attrs = dict(bars.attrs)
+    return out

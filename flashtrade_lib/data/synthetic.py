@@ -48,7 +48,7 @@ class SyntheticMarket:
     """Simulated bars plus the ground truth a model can be compared with."""
 
     panel: pd.DataFrame
-    """OHLCV panel with the same layout as :func:`~flashtrade_lib.data.datasets.load_crypto`."""
+    """OHLCV panel with the same layout as :func:`~flashtrade_lib.data.bundled.load_crypto`."""
     log_returns: pd.DataFrame
     """``log(close_t / close_{t-1})`` per asset (bar 0 relative to the start price)."""
     signal: pd.DataFrame

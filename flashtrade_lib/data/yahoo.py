@@ -16,7 +16,7 @@ rate-limits and has undocumented history limits. So this loader
   volume``, prices adjusted for splits and dividends (``auto_adjust=True``);
 * keeps **closed bars only** (a bar whose open time + length is in the future is
   still forming);
-* goes through the same on-disk cache as Bybit (:class:`~flashtrade_lib.data.cache.KlineCache`,
+* goes through the same on-disk cache as Bybit (:class:`~flashtrade_lib.data.cache.BarCache`,
   source ``"yahoo"``), so a range is downloaded once;
 * raises clear errors for unknown tickers (Yahoo answers "no data"), unsupported
   interval/range combinations and network failures — never substitutes data.
@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flashtrade_lib.data.bybit import to_ms
+from flashtrade_lib.data.times import to_ms
+from flashtrade_lib.errors import FlashTradeError
 
 __all__ = [
     "INTERVALS",
@@ -64,7 +65,7 @@ _DAY_MS = 86_400_000
 _FIELDS = {"Open": "open", "High": "high", "Low": "low", "Close": "close", "Volume": "volume"}
 
 
-class YahooError(RuntimeError):
+class YahooError(FlashTradeError, RuntimeError):
     """A Yahoo Finance download failed, or returned something that is not bars."""
 
 
@@ -244,19 +245,18 @@ def cached_yahoo(
     cache_dir: str | os.PathLike[str] | None = None, offline: bool | None = None, **fetch_kwargs: Any,
 ) -> pd.DataFrame:
     """:func:`fetch_yahoo` through the on-disk cache (source ``yahoo``); offline reads the cache only."""
-    from flashtrade_lib.data.cache import KlineCache
+    from flashtrade_lib.data.cache import BarCache
 
     if offline is None:
         offline = os.environ.get("FLASHTRADE_OFFLINE", "0") == "1"
     if not offline:
         validate_request(interval, start, end, now=fetch_kwargs.get("now"))
 
-    def fetch(key: str, interval: str, start_ms: int | None, end_ms: int, *, category: str,
-              **kwargs: Any) -> pd.DataFrame:
+    def fetch(key: str, interval: str, start_ms: int | None, end_ms: int, **kwargs: Any) -> pd.DataFrame:
         return fetch_yahoo(_from_key(key), interval, start_ms, end_ms, **kwargs)
 
-    return KlineCache(cache_dir).get(_cache_key(ticker), interval, start, end, category="yf",
-                                     source="yahoo", offline=offline, fetch=fetch, **fetch_kwargs)
+    return BarCache(cache_dir).get(_cache_key(ticker), interval, start, end, source="yahoo",
+                                   offline=offline, fetch=fetch, **fetch_kwargs)
 
 
 def yahoo_panel(

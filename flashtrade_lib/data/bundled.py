@@ -109,14 +109,18 @@ def load_eurusd() -> pd.DataFrame:
 
 
 def load_bundled(name: str, **kwargs: Any) -> pd.DataFrame:
-    """``"crypto-30m"`` -> :func:`load_crypto` panel; ``"eurusd-1h"`` -> :func:`load_eurusd` bars."""
-    if name == "crypto-30m":
-        return load_crypto(**kwargs)
-    if name == "eurusd-1h":
-        if kwargs:
-            raise TypeError(f"load_bundled('eurusd-1h') takes no options, got {sorted(kwargs)}")
-        return load_eurusd()
-    raise ValueError(f"unknown bundled dataset {name!r}; available: 'crypto-30m', 'eurusd-1h'")
+    """A bundled set by its registered name (:mod:`~flashtrade_lib.data.sources`), e.g.
+    ``"crypto-30m"`` -> :func:`load_crypto` panel, ``"eurusd-1h"`` -> :func:`load_eurusd` bars."""
+    from flashtrade_lib.data.sources import get_source
+
+    try:
+        source = get_source(name, kind="bundled")
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("unknown data source", "unknown bundled dataset")) from None
+    unknown = sorted(set(kwargs) - set(source.options))
+    if unknown:
+        raise TypeError(f"load_bundled({name!r}) takes no options {unknown}; it takes {list(source.options)}")
+    return source.load(**kwargs).bars
 
 
 def resample_ohlcv(bars: pd.DataFrame, rule: str, *, min_bars: int = 1) -> pd.DataFrame:

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flashtrade_lib.data import datasets
-from flashtrade_lib.data.datasets import (
+from flashtrade_lib.data import bundled as datasets
+from flashtrade_lib.data.bundled import (
     CRYPTO_SYMBOLS,
     bundled_file,
     load_bundled,
