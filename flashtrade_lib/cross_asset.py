@@ -54,17 +54,16 @@ the same lazy views as for one series.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
 from flashtrade_lib.model import (
-    HEADS,
     FlashAttentionTrader,
     ModelConfig,
+    OutputHeads,
     RotaryEmbedding,
     TransformerBlock,
+    init_weights,
 )
 
 __all__ = [
@@ -101,15 +100,8 @@ class BarRotaryEmbedding(RotaryEmbedding):
         super().__init__(head_dim, base)
         self.tokens_per_bar = int(tokens_per_bar)
 
-    def cos_sin(self, n: int, device: torch.device) -> tuple[Tensor, Tensor]:
-        if self._cache is not None and self._cache[0] == n and self._cache[1] == device:
-            return self._cache[2], self._cache[3]
-        pos = torch.div(torch.arange(n, device=device), self.tokens_per_bar, rounding_mode="floor")
-        angles = torch.outer(pos.float(), self.inv_freq.to(device))
-        angles = torch.cat([angles, angles], dim=-1)
-        cos, sin = angles.cos(), angles.sin()
-        self._cache = (n, device, cos, sin)
-        return cos, sin
+    def positions(self, n: int, device: torch.device) -> Tensor:
+        return torch.div(torch.arange(n, device=device), self.tokens_per_bar, rounding_mode="floor").float()
 
 
 class CrossAssetTrader(nn.Module):
@@ -147,16 +139,9 @@ class CrossAssetTrader(nn.Module):
         rope = BarRotaryEmbedding(config.head_dim, n_assets + 1, config.rope_base)
         self.blocks = nn.ModuleList(TransformerBlock(config, rope) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(d)
-        self.heads = nn.ModuleDict({name: nn.Linear(d, 1) for name in HEADS})
+        self.heads = OutputHeads(d, 1)
         self.register_buffer("target_scale", torch.ones(()))
-        for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(module.weight, std=0.02)
-                if getattr(module, "bias", None) is not None:
-                    nn.init.zeros_(module.bias)
-        for block in self.blocks:
-            for layer in (block.proj, block.mlp[-1]):
-                nn.init.normal_(layer.weight, std=0.02 / math.sqrt(2 * config.n_layers))
+        init_weights(self)
 
     def tokens(self, x: Tensor) -> Tensor:
         """The time-major token sequence ``(batch, lookback * (n_assets + 1), d_model)``."""
@@ -177,11 +162,7 @@ class CrossAssetTrader(nn.Module):
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         last = self.encode(x)[:, -1]  # (b, a+1, d): the bar at which the decision is made
         rep = last[:, : self.n_assets] + last[:, self.n_assets :]
-        return {
-            "regression": self.heads["regression"](rep).squeeze(-1) * self.target_scale,
-            "direction": self.heads["direction"](rep).squeeze(-1),
-            "allocation": torch.tanh(self.heads["allocation"](rep).squeeze(-1)),
-        }
+        return {k: v.squeeze(-1) for k, v in self.heads(rep, self.target_scale).items()}
 
     def n_parameters(self) -> int:
         """Number of trainable parameters."""
@@ -242,8 +223,4 @@ class OrderBookTrader(CrossAssetTrader):
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         summary = self.encode(x)[:, -1, self.n_assets]  # (batch, d): sees every level of every snapshot
-        return {
-            "regression": self.heads["regression"](summary) * self.target_scale,
-            "direction": self.heads["direction"](summary),
-            "allocation": torch.tanh(self.heads["allocation"](summary)),
-        }
+        return self.heads(summary, self.target_scale)

@@ -32,6 +32,8 @@ __all__ = [
     "RotaryEmbedding",
     "TransformerBlock",
     "FlashAttentionTrader",
+    "OutputHeads",
+    "init_weights",
     "HEADS",
 ]
 
@@ -134,11 +136,19 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("inv_freq", inv_freq.float(), persistent=False)
         self._cache: tuple[int, torch.device, Tensor, Tensor] | None = None
 
+    def positions(self, n: int, device: torch.device) -> Tensor:
+        """The position of each of ``n`` tokens, float32: token ``i`` is at position ``i``.
+
+        The one thing a variant changes (chapter 10's bar positions:
+        :class:`~flashtrade_lib.cross_asset.BarRotaryEmbedding`).
+        """
+        return torch.arange(n, device=device, dtype=torch.float32)
+
     def cos_sin(self, n: int, device: torch.device) -> tuple[Tensor, Tensor]:
         """``cos`` and ``sin`` of shape ``(n, head_dim)`` in float32, cached per length."""
         if self._cache is not None and self._cache[0] == n and self._cache[1] == device:
             return self._cache[2], self._cache[3]
-        pos = torch.arange(n, device=device, dtype=torch.float32)
+        pos = self.positions(n, device)
         angles = torch.outer(pos, self.inv_freq.to(device))  # (n, head_dim / 2)
         angles = torch.cat([angles, angles], dim=-1)  # (n, head_dim)
         cos, sin = angles.cos(), angles.sin()
@@ -198,6 +208,46 @@ class TransformerBlock(nn.Module):
         return self.finish(x, o)
 
 
+def init_weights(model: nn.Module) -> None:
+    """The one weight initialisation of every model of the book (GPT-2 style).
+
+    Small normal weights (std 0.02) for every linear layer and embedding, zero biases;
+    the residual projections of each :class:`TransformerBlock` (attention output and the
+    MLP's last layer) scaled by ``1/sqrt(2 * n_layers)``, so the residual stream's
+    variance does not grow with depth.
+    """
+    blocks = [m for m in model.modules() if isinstance(m, TransformerBlock)]
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+    for block in blocks:
+        for layer in (block.proj, block.mlp[-1]):
+            nn.init.normal_(layer.weight, std=0.02 / math.sqrt(2 * len(blocks)))
+
+
+class OutputHeads(nn.ModuleDict):
+    """The three read-outs every model of the book ends with, from one representation ``h``.
+
+    ``regression`` (scaled by the model's ``target_scale``, so the network works at unit
+    scale while predictions come out in the target's units), ``direction`` (a logit) and
+    ``allocation`` (``tanh``, a position in ``[-1, 1]``) — the dict
+    :func:`flashtrade_lib.train.compute_loss` reads. A ``ModuleDict``, so the weights are
+    saved as ``heads.<name>.*``.
+    """
+
+    def __init__(self, d_model: int, n_outputs: int) -> None:
+        super().__init__({name: nn.Linear(d_model, n_outputs) for name in HEADS})
+
+    def forward(self, h: Tensor, target_scale: Tensor) -> dict[str, Tensor]:  # type: ignore[override]
+        return {
+            "regression": self["regression"](h) * target_scale,
+            "direction": self["direction"](h),
+            "allocation": torch.tanh(self["allocation"](h)),
+        }
+
+
 class FlashAttentionTrader(nn.Module):
     """Input projection → ``n_layers`` pre-norm blocks with RoPE → final norm → three heads.
 
@@ -220,21 +270,9 @@ class FlashAttentionTrader(nn.Module):
         rope = RotaryEmbedding(config.head_dim, config.rope_base)
         self.blocks = nn.ModuleList(TransformerBlock(config, rope) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(config.d_model)
-        self.heads = nn.ModuleDict({name: nn.Linear(config.d_model, config.n_outputs) for name in HEADS})
+        self.heads = OutputHeads(config.d_model, config.n_outputs)
         self.register_buffer("target_scale", torch.ones(()))
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        # GPT-2 style: small normal weights; residual projections scaled by depth so
-        # the residual stream's variance does not grow with the number of layers.
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-        for block in self.blocks:
-            for layer in (block.proj, block.mlp[-1]):
-                nn.init.normal_(layer.weight, std=0.02 / math.sqrt(2 * self.config.n_layers))
+        init_weights(self)
 
     def _check_input(self, x: Tensor) -> None:
         if not isinstance(x, Tensor):
@@ -257,11 +295,7 @@ class FlashAttentionTrader(nn.Module):
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         last = self.encode(x)[:, -1]  # the bar at which the decision is made
-        return {
-            "regression": self.heads["regression"](last) * self.target_scale,
-            "direction": self.heads["direction"](last),
-            "allocation": torch.tanh(self.heads["allocation"](last)),
-        }
+        return self.heads(last, self.target_scale)
 
     @torch.no_grad()
     def get_attention_maps(self, x: Tensor, *, last_only: bool = False) -> Tensor:

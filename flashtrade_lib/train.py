@@ -439,9 +439,6 @@ def train(
         raise ValueError("the training dataset is empty")
     rank, local_rank, world = _dist_env()
     run_id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
-    replaced = None
-    if config.checkpoint_dir and (rank == 0 or not config.overwrite):  # before anything is trained
-        replaced = check_output_dir(config.checkpoint_dir, overwrite=config.overwrite)
     if config.batch_size % world:
         raise ValueError(
             f"batch_size={config.batch_size} (the global batch) is not divisible by the "
@@ -467,6 +464,9 @@ def train(
             f"training targets have standard deviation {target_std}; they must vary "
             "(check the dataset) or pass standardize_target=False"
         )
+    replaced = None  # after every other check (an overwrite removes the old file), before any step
+    if config.checkpoint_dir and (rank == 0 or not config.overwrite):
+        replaced = check_output_dir(config.checkpoint_dir, overwrite=config.overwrite)
     model.target_scale.fill_(target_std)
     model.to(device)
     net: nn.Module = model

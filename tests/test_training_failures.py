@@ -130,6 +130,10 @@ def test_overwrite_removes_the_old_checkpoint_first_and_says_so(tmp_path):
                                                               overwrite=True, **QUICK))
     assert new.replaced and f"run {old.run_id}" in new.replaced and "removed" in new.replaced
     assert load_checkpoint(tmp_path).run_id == new.run_id != old.run_id
+    # a run refused for another reason (here: fewer samples than one batch) removes nothing
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        train(_model(), _data(8), TrainConfig(epochs=1, checkpoint_dir=str(tmp_path), overwrite=True, **QUICK))
+    assert load_checkpoint(tmp_path).run_id == new.run_id
     # a replacing run that dies before its first checkpoint leaves no older file behind
     with pytest.raises(TrainingDiverged):
         train(GoesNaN(bad_from=1), _data(), TrainConfig(epochs=1, checkpoint_dir=str(tmp_path), overwrite=True,
