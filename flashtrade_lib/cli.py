@@ -78,6 +78,7 @@ _CLI_WORDS = {
     "refetch with refresh=True": "refetch with --refresh",
     "Run once with offline=False (and network access)": "Run once online (unset FLASHTRADE_OFFLINE)",
     "run with offline=False": "run online (unset FLASHTRADE_OFFLINE)",
+    "overwrite=True; the CLI's --overwrite": "--overwrite",
 }
 
 
@@ -176,11 +177,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train a model on bundled or synthetic data and write the best checkpoint into --out."""
     import torch
 
+    from flashtrade_lib.checkpoints import check_output_dir
     from flashtrade_lib.model import FlashAttentionTrader, ModelConfig
     from flashtrade_lib.tasks import market_datasets
     from flashtrade_lib.train import TrainConfig, predict, train
 
-    _check_out_dir(args.out)
+    # an unwritable --out, or an older run's checkpoint in it, is refused before any work
+    replaced = None
+    if int(os.environ.get("RANK", "0")) == 0 or not args.overwrite:
+        replaced = check_output_dir(args.out, overwrite=args.overwrite)
     architecture = {"d_model": args.d_model, "n_heads": args.n_heads, "n_layers": args.n_layers,
                     "dropout": args.dropout, "causal": not args.bidirectional, "backend": args.backend}
     # every setting is validated before the data is built and long before training starts
@@ -189,7 +194,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, objective=args.objective,
         patience=args.patience, seed=args.seed, device=args.device,
         max_steps_per_epoch=args.max_steps_per_epoch, progress=not args.no_progress,
-        checkpoint_dir=str(args.out),
+        checkpoint_dir=str(args.out), overwrite=args.overwrite,
     )
     data = market_datasets(
         args.data, symbol=args.symbol, lookback=args.lookback, horizon=args.horizon,
@@ -205,6 +210,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     test = predict(model, data.test, batch_size=2 * args.batch_size, device=args.device)
     _print({
         "checkpoint": result.checkpoint,
+        "replaced": replaced or result.replaced,
         "data": {k: data.metadata[k] for k in ("source", "symbol", "lookback", "horizon", "splits")},
         "parameters": model.n_parameters(),
         "epochs_run": len(result.history),
@@ -373,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("train", "train a model (offline)", cmd_train)
     p.add_argument("--out", required=True, help="directory for the checkpoint (created if missing)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a checkpoint an earlier run left in --out (it is refused otherwise)")
     p.add_argument("--data", default="crypto-30m", choices=source_names(offline=True),
                    help="bundled data set or synthetic market")
     p.add_argument("--symbol", help="asset whose forward return is the target (unset: the first)")

@@ -103,7 +103,7 @@ def test_train_checks_out_and_settings_before_building_the_data(tmp_path, capsys
     monkeypatch.setattr(tasks, "market_datasets", lambda *a, **k: pytest.fail("data built before checks"))
     (tmp_path / "a_file").write_text("x")
     code, _, err = run(capsys, "train", "--out", str(tmp_path / "a_file" / "run"))
-    _one_line_error(code, err, "is not a directory")
+    _one_line_error(code, err, "cannot write into output directory", "Not a directory")
     code, _, err = run(capsys, "train", "--out", str(tmp_path / "run"), "--d-model", "30", "--n-heads", "4")
     _one_line_error(code, err, "not divisible by n_heads")
 
@@ -183,3 +183,13 @@ def test_absurd_costs_are_one_line_and_no_total_return_is_below_minus_100(tiny_r
     assert code == 0
     row = next(line for line in out.splitlines() if line.startswith("model"))
     assert float(row.split()[1]) >= -1.0  # total_return, the first column
+
+
+def test_an_older_runs_checkpoint_in_out_is_refused_before_training(tiny_run, capsys, monkeypatch):
+    import flashtrade_lib.tasks as tasks
+
+    capsys.readouterr()
+    monkeypatch.setattr(tasks, "market_datasets", lambda *a, **k: pytest.fail("data built before checks"))
+    code, _, err = run(capsys, "train", "--out", str(tiny_run), "--data", "synthetic")
+    _one_line_error(code, err, "already holds a checkpoint of run", "(--overwrite)")
+    assert "overwrite=True" not in err
