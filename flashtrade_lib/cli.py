@@ -17,6 +17,7 @@ with ``--help`` for its options. Under ``torchrun`` (``torchrun --nproc_per_node
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -24,12 +25,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from flashtrade_lib import __version__
+from flashtrade_lib.errors import FlashTradeError
 
 __all__ = ["main", "build_parser"]
 
 
-class CLIError(Exception):
+class CLIError(FlashTradeError):
     """A problem with the command's inputs: printed as one line, exit status 2."""
 
 
@@ -40,16 +42,57 @@ def _print(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=str))
 
 
-def _prediction_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """Information coefficient (Pearson and rank) and directional accuracy of forecasts."""
-    from scipy.stats import spearmanr
+def _skill(pred: Any, target: Any) -> dict[str, float]:
+    """:func:`flashtrade_lib.metrics.forecast_skill` as plain JSON fields."""
+    from flashtrade_lib.metrics import forecast_skill
 
-    p, y = np.asarray(pred, float).ravel(), np.asarray(target, float).ravel()
-    ic = float(np.corrcoef(p, y)[0, 1]) if p.std() > 0 and y.std() > 0 else float("nan")
-    rank_ic = float(spearmanr(p, y).statistic) if p.std() > 0 else float("nan")
-    nonzero = y != 0
-    accuracy = float(np.mean(np.sign(p[nonzero]) == np.sign(y[nonzero])))
-    return {"ic": ic, "rank_ic": rank_ic, "directional_accuracy": accuracy, "n": int(p.size)}
+    return dataclasses.asdict(forecast_skill(pred, target))
+
+
+def _check_out_file(path: str | None, suffixes: tuple[str, ...], flag: str = "--out") -> Path | None:
+    """Refuse an output file that cannot be written, *before* any download or training."""
+    if path is None:
+        return None
+    out = Path(path)
+    if suffixes and out.suffix not in suffixes:
+        raise CLIError(f"{flag} must end in {' or '.join(suffixes)}, got {out.name!r}")
+    if out.is_dir():
+        raise CLIError(f"{flag} {out} is a directory; give a file name")
+    _check_out_dir(str(out.parent), flag)
+    return out
+
+
+def _check_out_dir(path: str, flag: str = "--out") -> Path:
+    """The folder exists (or can be created) and is writable; checked before the work starts."""
+    out = Path(path)
+    existing = next((p for p in (out, *out.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise CLIError(f"{flag} {out}: {existing} exists and is not a directory")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise CLIError(f"{flag} {out}: {existing} is not writable; choose another folder")
+    return out
+
+
+# The library's advice names Python arguments; on the command line the same advice is a flag.
+_CLI_WORDS = {
+    "refetch with refresh=True": "refetch with --refresh",
+    "Run once with offline=False (and network access)": "Run once online (unset FLASHTRADE_OFFLINE)",
+    "run with offline=False": "run online (unset FLASHTRADE_OFFLINE)",
+    "overwrite=True; the CLI's --overwrite": "--overwrite",
+}
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of an error a person can act on, as one line in the CLI's words."""
+    text = " ".join(str(exc).split())
+    for library, cli in _CLI_WORDS.items():
+        text = text.replace(library, cli)
+    if type(exc).__name__ == "BybitNetworkError":
+        text += (" (only `flashtrade fetch` needs the network: bars fetched before are read from the "
+                 "cache with FLASHTRADE_OFFLINE=1, and `flashtrade train --data crypto-30m` is offline)")
+    if isinstance(exc, OSError) and not isinstance(exc, FlashTradeError) and exc.filename:
+        text = f"cannot write {exc.filename}: {exc.strerror or text}"
+    return text
 
 
 def _load(checkpoint: str, backend: str | None) -> Any:
@@ -58,7 +101,7 @@ def _load(checkpoint: str, backend: str | None) -> Any:
     try:
         return load_checkpoint(checkpoint, backend=backend)
     except FileNotFoundError as exc:
-        raise CLIError(str(exc)) from exc
+        raise CLIError(" ".join(str(exc).split())) from exc
 
 
 def _data_for(ckpt: Any) -> Any:
@@ -105,27 +148,21 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     """Download closed Bybit candles (the only command that uses the network)."""
     from flashtrade_lib.data import cached_klines, fetch_klines
 
-    kwargs: dict[str, Any] = {"category": args.category}
+    out = _check_out_file(args.out, (".csv", ".parquet"))
+    if args.no_cache and args.refresh:
+        raise CLIError("--refresh rewrites the cache; it cannot be combined with --no-cache")
+    kwargs: dict[str, Any] = {"category": args.category, "timeout": args.timeout,
+                              "max_retries": args.max_retries}
     if args.base_url:
         kwargs["base_url"] = args.base_url
-    try:
-        if args.no_cache:
-            bars = fetch_klines(args.symbol, args.interval, args.start, args.end, **kwargs)
-        else:
-            bars = cached_klines(
-                args.symbol, args.interval, args.start, args.end, cache_dir=args.cache_dir, **kwargs
-            )
-    except ValueError as exc:
-        raise CLIError(str(exc)) from exc
-    if args.out:
-        out = Path(args.out)
+    if args.no_cache:
+        bars = fetch_klines(args.symbol, args.interval, args.start, args.end, **kwargs)
+    else:
+        bars = cached_klines(args.symbol, args.interval, args.start, args.end, cache_dir=args.cache_dir,
+                             refresh=args.refresh, **kwargs)
+    if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        if out.suffix == ".parquet":
-            bars.to_parquet(out)
-        elif out.suffix == ".csv":
-            bars.to_csv(out)
-        else:
-            raise CLIError(f"--out must end in .csv or .parquet, got {out.name!r}")
+        bars.to_parquet(out) if out.suffix == ".parquet" else bars.to_csv(out)
     summary = {
         "symbol": args.symbol, "interval": args.interval, "bars": len(bars),
         "first": str(bars.index[0]) if len(bars) else None,
@@ -140,30 +177,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train a model on bundled or synthetic data and write the best checkpoint into --out."""
     import torch
 
+    from flashtrade_lib.checkpoints import check_output_dir
     from flashtrade_lib.model import FlashAttentionTrader, ModelConfig
     from flashtrade_lib.tasks import market_datasets
     from flashtrade_lib.train import TrainConfig, predict, train
 
-    try:
-        data = market_datasets(
-            args.data, symbol=args.symbol, lookback=args.lookback, horizon=args.horizon,
-            last_bars=args.last_bars, n_bars=args.n_bars, n_assets=args.n_assets,
-            planted_lag=args.planted_lag, echo_coef=args.echo_coef, seed=args.seed,
-        )
-        torch.manual_seed(args.seed)
-        config = ModelConfig(
-            n_features=len(data.metadata["features"]), d_model=args.d_model, n_heads=args.n_heads,
-            n_layers=args.n_layers, dropout=args.dropout, causal=not args.bidirectional,
-            backend=args.backend,
-        )
-        tconfig = TrainConfig(
-            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, objective=args.objective,
-            patience=args.patience, seed=args.seed, device=args.device,
-            max_steps_per_epoch=args.max_steps_per_epoch, progress=not args.no_progress,
-            checkpoint_dir=str(args.out),
-        )
-    except ValueError as exc:
-        raise CLIError(str(exc)) from exc
+    # an unwritable --out, or an older run's checkpoint in it, is refused before any work
+    replaced = None
+    if int(os.environ.get("RANK", "0")) == 0 or not args.overwrite:
+        replaced = check_output_dir(args.out, overwrite=args.overwrite)
+    architecture = {"d_model": args.d_model, "n_heads": args.n_heads, "n_layers": args.n_layers,
+                    "dropout": args.dropout, "causal": not args.bidirectional, "backend": args.backend}
+    # every setting is validated before the data is built and long before training starts
+    ModelConfig(n_features=1, **architecture)
+    tconfig = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, objective=args.objective,
+        patience=args.patience, seed=args.seed, device=args.device,
+        max_steps_per_epoch=args.max_steps_per_epoch, progress=not args.no_progress,
+        checkpoint_dir=str(args.out), overwrite=args.overwrite,
+    )
+    data = market_datasets(
+        args.data, symbol=args.symbol, lookback=args.lookback, horizon=args.horizon,
+        last_bars=args.last_bars, n_bars=args.n_bars, n_assets=args.n_assets,
+        planted_lag=args.planted_lag, echo_coef=args.echo_coef, seed=args.seed,
+    )
+    torch.manual_seed(args.seed)
+    config = ModelConfig(n_features=len(data.metadata["features"]), **architecture)
     model = FlashAttentionTrader(config)
     result = train(model, {"train": data.train, "val": data.val}, tconfig, metadata=data.metadata)
     if int(os.environ.get("RANK", "0")) != 0:
@@ -171,13 +210,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     test = predict(model, data.test, batch_size=2 * args.batch_size, device=args.device)
     _print({
         "checkpoint": result.checkpoint,
+        "replaced": replaced or result.replaced,
         "data": {k: data.metadata[k] for k in ("source", "symbol", "lookback", "horizon", "splits")},
         "parameters": model.n_parameters(),
         "epochs_run": len(result.history),
         "best_epoch": result.best_epoch,
         "best_val_loss": result.best_val_loss,
         "history": result.history,
-        "test": _prediction_metrics(test["regression"], test["target"]),
+        "test": _skill(test["regression"], test["target"]),
         "seconds": round(result.seconds, 1),
     })
     return 0
@@ -185,6 +225,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict a split with a trained checkpoint; write CSV with --out or print a summary."""
+    _check_out_file(args.out, (".csv",))
     ckpt = _load(args.checkpoint, args.backend)
     data = _data_for(ckpt)
     frame = _predict_frame(ckpt, data, args.split, args.batch_size)
@@ -197,7 +238,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         "split": args.split,
         "first": str(frame.index[0]),
         "last": str(frame.index[-1]),
-        **_prediction_metrics(frame["prediction"], frame["target"]),
+        **_skill(frame["prediction"], frame["target"]),
         "written": args.out,
     })
     return 0
@@ -211,6 +252,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from flashtrade_lib.data.sources import get_source
     from flashtrade_lib.metrics import compare
 
+    _check_out_file(args.out, (".csv",))
     ckpt = _load(args.checkpoint, args.backend)
     data = _data_for(ckpt)
     frame = _predict_frame(ckpt, data, args.split, args.batch_size)
@@ -244,6 +286,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from flashtrade_lib.bench import fmt_bytes, fmt_seconds, write_record
     from flashtrade_lib.step_cost import measure_train_context
 
+    _check_out_file(args.json, (), "--json")
     device = args.device
     if device == "auto":
         import torch
@@ -276,108 +319,158 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Help that states every option's default — except where there is none to state
+    (required options, switches, and options whose help already says what "unset" means)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (action.required or action.default is None or action.default is False
+                or action.default is argparse.SUPPRESS or "%(default)" in text):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _description(doc: str | None) -> str:
+    """A docstring as plain terminal text: no reStructuredText markup."""
+    return (doc or "").replace("``", "").replace(":func:", "")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from flashtrade_lib.attention.backends import BACKENDS
-    from flashtrade_lib.tasks import SOURCES
+    from flashtrade_lib.data.sources import source_names
     from flashtrade_lib.train import OBJECTIVES
 
-    parser = argparse.ArgumentParser(
-        prog="flashtrade", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(prog="flashtrade", description=_description(__doc__), formatter_class=_Help)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="print the version and exit")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of one line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     backends = ("auto", *BACKENDS)
 
-    p = sub.add_parser("fetch", help="download Bybit klines (network; cached)", description=cmd_fetch.__doc__)
-    p.add_argument("symbol", help="Bybit symbol, e.g. BTCUSDT")
-    p.add_argument("--interval", default="60", help="1,3,5,15,30,60,120,240,360,720,D,W,M (default 60 = hourly)")
-    p.add_argument("--start", help="first bar, e.g. 2024-01-01 (default: as far back as Bybit has)")
-    p.add_argument("--end", help="last bar (default: now)")
-    p.add_argument("--category", default="linear", choices=("spot", "linear", "inverse"))
-    p.add_argument("--out", help="write the bars to this .csv or .parquet file")
-    p.add_argument("--cache-dir", help="cache folder (default $FLASHTRADE_CACHE_DIR or ~/.cache/flashtrade)")
-    p.add_argument("--no-cache", action="store_true", help="always download, never read or write the cache")
-    p.add_argument("--base-url", help=argparse.SUPPRESS)  # tests point this at a local server
-    p.set_defaults(func=cmd_fetch)
+    def command(name: str, helptext: str, func: Any) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=helptext, description=_description(func.__doc__), formatter_class=_Help)
+        p.set_defaults(func=func)
+        return p
 
-    p = sub.add_parser("train", help="train a model (offline)", description=cmd_train.__doc__,
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = command("fetch", "download Bybit klines (network; cached)", cmd_fetch)
+    p.add_argument("symbol", help="Bybit symbol, e.g. BTCUSDT")
+    p.add_argument("--interval", default="60", help="bar size: 1,3,5,15,30,60,120,240,360,720 minutes or D,W,M")
+    p.add_argument("--start", help="first bar, e.g. 2024-01-01 (UTC; unset: as far back as Bybit has)")
+    p.add_argument("--end", help="last bar (UTC; unset: now)")
+    p.add_argument("--category", default="linear", choices=("spot", "linear", "inverse"),
+                   help="Bybit market: linear = USDT perpetuals")
+    p.add_argument("--out", help="also write the bars to this .csv or .parquet file (unset: print a summary only)")
+    p.add_argument("--cache-dir", help="cache folder (unset: $FLASHTRADE_CACHE_DIR or ~/.cache/flashtrade)")
+    p.add_argument("--no-cache", action="store_true", help="always download, never read or write the cache")
+    p.add_argument("--refresh", action="store_true",
+                   help="download the range again and replace the cached file (e.g. a corrupt one)")
+    p.add_argument("--timeout", type=_seconds, default=10.0, help="deadline of each request, in seconds")
+    p.add_argument("--max-retries", type=int, default=5, help="retries of a failed request")
+    p.add_argument("--base-url", help=argparse.SUPPRESS)  # tests point this at a local server
+
+    p = command("train", "train a model (offline)", cmd_train)
     p.add_argument("--out", required=True, help="directory for the checkpoint (created if missing)")
-    p.add_argument("--data", default="crypto-30m", choices=SOURCES, help="bundled data set or synthetic market")
-    p.add_argument("--symbol", help="asset whose forward return is the target (default: the first)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a checkpoint an earlier run left in --out (it is refused otherwise)")
+    p.add_argument("--data", default="crypto-30m", choices=source_names(offline=True),
+                   help="bundled data set or synthetic market")
+    p.add_argument("--symbol", help="asset whose forward return is the target (unset: the first)")
     p.add_argument("--lookback", type=_positive, default=128, help="bars per input window")
     p.add_argument("--horizon", type=_positive, default=1, help="bars ahead of the forward log return")
     p.add_argument("--last-bars", type=_positive, default=4000,
-                   help="use only the most recent bars (a CPU-sized default; pass a large number for all)")
-    p.add_argument("--epochs", type=_positive, default=3)
+                   help="use only the most recent bars (sized for a CPU; pass a large number for all)")
+    p.add_argument("--epochs", type=_positive, default=3, help="passes over the training split at most")
     p.add_argument("--batch-size", type=_positive, default=32, help="global batch (all processes)")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--objective", choices=OBJECTIVES, default="regression")
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
+    p.add_argument("--objective", choices=OBJECTIVES, default="regression", help="what the loss trains")
     p.add_argument("--patience", type=_positive, default=3, help="early-stopping patience in epochs")
-    p.add_argument("--max-steps-per-epoch", type=_positive, default=None)
-    p.add_argument("--d-model", type=_positive, default=64)
-    p.add_argument("--n-heads", type=_positive, default=4)
-    p.add_argument("--n-layers", type=_positive, default=2)
-    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--max-steps-per-epoch", type=_positive, default=None,
+                   help="cap the optimiser steps of an epoch (unset: the whole training split)")
+    p.add_argument("--d-model", type=_positive, default=64, help="width of the transformer")
+    p.add_argument("--n-heads", type=_positive, default=4, help="attention heads (must divide --d-model)")
+    p.add_argument("--n-layers", type=_positive, default=2, help="transformer blocks")
+    p.add_argument("--dropout", type=float, default=0.1, help="dropout probability in each block")
     p.add_argument("--bidirectional", action="store_true", help="non-causal encoder over the window")
     p.add_argument("--backend", choices=backends, default="auto", help="attention backend")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights, the batches and the synthetic market")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     g = p.add_argument_group("synthetic market (--data synthetic)")
-    g.add_argument("--n-bars", type=_positive, default=6000)
-    g.add_argument("--n-assets", type=_positive, default=2)
+    g.add_argument("--n-bars", type=_positive, default=6000, help="bars to simulate")
+    g.add_argument("--n-assets", type=_positive, default=2, help="assets to simulate")
     g.add_argument("--planted-lag", type=_positive, default=48, help="lag of the planted echo, in bars")
-    g.add_argument("--echo-coef", type=float, default=0.3)
-    p.set_defaults(func=cmd_train)
+    g.add_argument("--echo-coef", type=float, default=0.3, help="strength of the planted echo")
 
     for name, func, helptext in (
         ("predict", cmd_predict, "predict a split with a checkpoint (offline)"),
         ("backtest", cmd_backtest, "backtest a checkpoint's signals with costs (offline)"),
     ):
-        p = sub.add_parser(name, help=helptext, description=func.__doc__,
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        p = command(name, helptext, func)
         p.add_argument("--checkpoint", required=True, help="checkpoint file or the directory holding it")
         p.add_argument("--split", choices=("train", "val", "test", "all") if name == "predict"
-                       else ("val", "test"), default="test")
-        p.add_argument("--backend", choices=backends, default=None, help="override the saved backend")
-        p.add_argument("--batch-size", type=_positive, default=128)
+                       else ("val", "test"), default="test", help="which purged split's decision bars")
+        p.add_argument("--backend", choices=backends, default=None,
+                       help="attention backend (unset: the one saved in the checkpoint)")
+        p.add_argument("--batch-size", type=_positive, default=128, help="windows per forward pass")
         if name == "predict":
-            p.add_argument("--out", help="write predictions to this CSV file")
+            p.add_argument("--out", help="write predictions to this CSV file (unset: print a summary only)")
         else:
-            p.add_argument("--signal", choices=("regression", "direction", "allocation"), default="regression")
-            p.add_argument("--position", choices=("sign", "tanh"), default="sign")
+            p.add_argument("--signal", choices=("regression", "direction", "allocation"), default="regression",
+                           help="which model head becomes the position")
+            p.add_argument("--position", choices=("sign", "tanh"), default="sign",
+                           help="how a signal becomes a weight")
             p.add_argument("--scale", type=float, default=1.0, help="tanh scale for --position tanh")
             p.add_argument("--cost-bps", type=float, default=5.0, help="fees in bps of traded value")
-            p.add_argument("--out", help="write both equity curves to this CSV file")
-        p.set_defaults(func=func)
+            p.add_argument("--out", help="write both equity curves to this CSV file (unset: none)")
 
-    p = sub.add_parser("bench", help="time/memory of a training step vs context (offline)",
-                       description=cmd_bench.__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--contexts", type=_positive, nargs="+", default=[256, 512, 1024])
-    p.add_argument("--backends", choices=backends, nargs="+", default=["naive", "sdpa"])
-    p.add_argument("--batch", type=_positive, default=8)
-    p.add_argument("--d-model", type=_positive, default=64)
-    p.add_argument("--n-heads", type=_positive, default=4)
-    p.add_argument("--n-layers", type=_positive, default=2)
+    p = command("bench", "time/memory of a training step vs context (offline)", cmd_bench)
+    p.add_argument("--contexts", type=_positive, nargs="+", default=[256, 512, 1024], help="context lengths")
+    p.add_argument("--backends", choices=backends, nargs="+", default=["naive", "sdpa"],
+                   help="attention backends to compare")
+    p.add_argument("--batch", type=_positive, default=8, help="windows per step")
+    p.add_argument("--d-model", type=_positive, default=64, help="width of the transformer")
+    p.add_argument("--n-heads", type=_positive, default=4, help="attention heads")
+    p.add_argument("--n-layers", type=_positive, default=2, help="transformer blocks")
     p.add_argument("--repeat", type=_positive, default=3, help="timed steps per backend (median reported)")
     p.add_argument("--max-gib", type=float, default=16.0,
                    help="skip naive steps predicted to need more N×N memory than this")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--json", help="also write the rows and the machine report to this JSON file")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=cmd_bench)
+    p.add_argument("--json", help="also write the rows and the machine report to this JSON file (unset: none)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``flashtrade`` console script; returns the exit status."""
+    """Entry point of the ``flashtrade`` console script; returns the exit status.
+
+    An error a person can act on — bad input (exit 2), or a library error: Bybit,
+    the cache, a corrupt file, an unwritable ``--out`` (exit 1) — is printed as one
+    line on stderr; ``--debug`` shows the traceback instead.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (CLIError, ValueError) as exc:  # bad inputs: one clear line, no traceback
-        print(f"flashtrade {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except (CLIError, ValueError, FlashTradeError, OSError, ImportError) as exc:
+        if args.debug:
+            raise
+        bad_input = isinstance(exc, (CLIError, ValueError)) and not isinstance(exc, OSError)
+        print(f"flashtrade {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2 if bad_input else 1
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"flashtrade {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

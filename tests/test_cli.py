@@ -66,7 +66,7 @@ def test_train_prints_a_json_summary(tmp_path, capsys):
     assert code == 0
     summary = json.loads(out)
     assert summary["epochs_run"] == 1 and summary["test"]["n"] > 0
-    assert 0 <= summary["test"]["directional_accuracy"] <= 1
+    assert 0 <= summary["test"]["hit_rate"] <= 1
     assert not load_checkpoint(tmp_path).config.causal
 
 

@@ -8,10 +8,12 @@ Data flows one way::
 float columns ``open, high, low, close, volume``)
 
 * :func:`fetch_klines` ``(symbol, interval="60", start=None, end=None, *, category="linear",
-  base_url=..., session=None, timeout=10, max_retries=5, backoff_factor=0.5)`` — live Bybit v5
-  klines, paginated, closed candles only, retried (module :mod:`~flashtrade_lib.data.bybit`).
-* :func:`cached_klines` — the same through an on-disk parquet cache that downloads only
-  what is missing, with an offline mode (:mod:`~flashtrade_lib.data.cache`; cache folder
+  base_url=..., session=None, timeout=10, max_retries=5, backoff_factor=0.5, max_wait=60,
+  retry_budget=None)`` — live Bybit v5 klines, paginated, closed candles only, retried within
+  bounded time (``timeout`` is each request's overall deadline) (module :mod:`~flashtrade_lib.data.bybit`).
+* :func:`cached_klines` — the same through an on-disk parquet cache (:class:`BarCache`,
+  validated on read, ``refresh=True`` refetches) that downloads only what is missing, with
+  an offline mode (:mod:`~flashtrade_lib.data.cache`; cache folder
   ``$FLASHTRADE_CACHE_DIR`` or ``~/.cache/flashtrade``).
 * :func:`load_eurusd` — hourly EURUSD 2017 (bundled, offline).
 * :func:`resample_ohlcv` ``(bars, "1h")`` — correct OHLCV aggregation to a coarser bar.
