@@ -138,4 +138,11 @@ def max_error(got: np.ndarray, want: np.ndarray) -> float:
     both_inf = np.isinf(got) & np.isinf(want) & (np.sign(got) == np.sign(want))
     with np.errstate(invalid="ignore"):
         diff = np.where(both_inf, 0.0, np.abs(got - want))
-    return float(np.nan_to_num(diff, nan=np.inf).max()) if diff.size else 0.0
+    return float(np.nan_to_num(diff, nan=np.inf, posinf=np.inf).max()) if diff.size else 0.0
+
+
+def error_text(err: float) -> str:
+    """``max_error`` for a learner: a number, or what an infinite error means."""
+    if math.isinf(err):
+        return "an infinite amount (an inf, -inf or NaN where the reference has a finite value, or the other way round)"
+    return f"{err:.3g}"

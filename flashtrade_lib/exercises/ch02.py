@@ -11,6 +11,7 @@ from flashtrade_lib.attention.reference import tile_schedule
 from flashtrade_lib.exercises import Feedback, register
 from flashtrade_lib.exercises.attention_cases import (
     attention_cases,
+    error_text,
     max_error,
     naive_attention_message,
     score_matrix_peak,
@@ -189,7 +190,7 @@ def _grade_tile_update(answer: object) -> Feedback:
                 elif name == "acc" and max_error(np.asarray(got[1], dtype=float), want[1]) < 1e-9:
                     why = (" ℓ is right but acc is not: acc was accumulated against the old max too, "
                            "so rescale it like ℓ.")
-                return Feedback(False, f"{label}: {name} is off by up to {err:.3g}.{why}")
+                return Feedback(False, f"{label}: {name} is off by up to {error_text(err)}.{why}")
     return Feedback(True, "that update, applied to every key tile, is the whole online softmax.")
 
 
@@ -232,7 +233,7 @@ def _grade_tiled_forward(answer: object) -> Feedback:
             if err > tol:
                 why = " (it holds NaN)" if np.isnan(g).any() else ""
                 return Feedback(False, f"{where}: {name} differs from the float64 reference by up to "
-                                       f"{err:.3g}{why} (tolerance {tol:.1g}).")
+                                       f"{error_text(err)}{why} (tolerance {tol:.1g}).")
     trap = trap_case()
     peak = score_matrix_peak(
         lambda: answer(trap.q, trap.k, trap.v, trap.block_q, trap.block_k, causal=False, mask=None),

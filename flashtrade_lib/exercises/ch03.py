@@ -10,6 +10,7 @@ from flashtrade_lib.exercises import Feedback, register
 from flashtrade_lib.exercises.attention_cases import (
     AttentionCase,
     attention_cases,
+    error_text,
     max_error,
     naive_attention_message,
     score_matrix_peak,
@@ -130,7 +131,7 @@ def _grade_tiled_backward(answer: object) -> Feedback:
                        "needs dP − D, with D = rowsum(dO ∘ O), before multiplying by P.")
             elif "dv" in bad:
                 why = " dV = Pᵀ dO is wrong, so P is: P = exp(S − lse) with the same scale and masks as the forward."
-            details = ", ".join(f"{name} off by {errors[name]:.3g}" for name in bad)
+            details = ", ".join(f"{name} off by {error_text(errors[name])}" for name in bad)
             return Feedback(False, f"{where}: {details} (relative to the largest gradient).{why}")
     trap = trap_case()
     o, lse, do = _forward(trap)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from flashtrade_lib.exercises import Feedback, register
-from flashtrade_lib.exercises.attention_cases import AttentionCase, max_error
+from flashtrade_lib.exercises.attention_cases import AttentionCase, error_text, max_error
 
 _SHAPES = [(1, 1, 1024, 64), (4, 16, 2048, 128), (2, 8, 1000, 64), (1, 32, 16384, 128), (3, 5, 77, 24)]
 
@@ -164,7 +164,7 @@ def _grade_kernel(answer: object) -> Feedback:
                 elif np.isnan(got).any():
                     why = " Some values are NaN: check that every row's max comes from tl.maximum(m_i, tl.max(s, 1))."
                 return Feedback(False, f"{where}: {name} differs from the float64 reference by up to "
-                                       f"{err:.3g} (tolerance {tol:.1g}).{why}")
+                                       f"{error_text(err)} (tolerance {tol:.1g}).{why}")
     mode = "under Triton's interpreter" if interpreted else "compiled on the GPU"
     return Feedback(True, f"your kernel matches the reference on {len(_KERNEL_CASES)} cases ({mode}): "
                           "compare it with _attn_fwd_inner below.")
