@@ -68,11 +68,10 @@ def test_student_release_holds_no_solution_text(course) -> None:
     it, then read ours") and the chapters' own cells outside their solution blocks (stubs,
     demos). Every other line of a solution must be absent.
     """
-    from flashtrade_lib.course.blocks import strip_solutions
-    from flashtrade_lib.course.release import chapter_notebook
-
     import flashtrade_lib.attention.reference as reference
     import flashtrade_lib.kernels.flash_attention as kernels
+    from flashtrade_lib.course.blocks import strip_solutions
+    from flashtrade_lib.course.release import chapter_notebook
 
     released = "\n".join(p.read_text() for p in course.notebooks)
     assert "{solution}" not in released

@@ -118,7 +118,7 @@ def grade(course_dir: Path, submissions: Path, out: Path, *, cell_timeout_s: int
     gradebook = Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}")
     try:
         for result in results:
-            for name, release_path in released.items():
+            for release_path in released.values():
                 assignment, notebook = release_path.parent.name, release_path.stem
                 for eid, _ in exercises_in(nbformat.read(release_path, 4)):
                     if eid in result.reasons and result.reasons[eid].startswith("not graded"):
