@@ -1,5 +1,6 @@
 """Chapter 10 (10_beyond_one_series) — instructor's solutions (not installed with flashtrade_lib)."""
 
+import numpy as np
 import torch
 
 from flashtrade_lib.course.solutions import solution, wrong
@@ -60,3 +61,15 @@ class NoSummary(CrossAssetTrader):
 @wrong("ch10-summary", expect="still uses the summary token")
 class StillSummary(CrossAssetTrader):  # the library's read-out, summary token included
     pass
+
+
+@solution("ch10-bar-mask")
+def bar_causal_mask(lookback, n_assets):
+    bar = np.arange(n_tokens(lookback, n_assets)) // (n_assets + 1)  # each token's bar, time-major
+    return bar[None, :] <= bar[:, None]
+
+
+@wrong("ch10-bar-mask", expect="that is plain causal attention")
+def bar_causal_mask_as_plain_causal(lookback, n_assets):
+    n = n_tokens(lookback, n_assets)
+    return np.tril(np.ones((n, n), dtype=bool))

@@ -165,3 +165,49 @@ def _grade_summary(answer: type) -> Feedback:
                           "asset 0 sees no other asset's latest bar, asset 3 sees all four. The time-major "
                           "order makes the model asymmetric; the summary token, which sees the whole bar, "
                           "restores the symmetry.")
+
+
+# --------------------------------------------------------------------- the bar-causal mask
+
+
+@register(
+    "ch10-bar-mask",
+    title="The strictly bar-causal mask over time-major (asset, time) tokens",
+    hints=(
+        "Give every token its bar first: in the time-major layout bar t holds tokens "
+        "t·(A+1) … t·(A+1) + A (the A assets, then the summary token).",
+        "Query token i may attend key token j exactly when bar(j) <= bar(i) — its own bar "
+        "included, since every asset's bar closes at the same time.",
+        "Rows are queries and columns keys, as in every mask of the book (True = may attend); "
+        "compare two bar-index vectors with broadcasting.",
+    ),
+)
+def _grade_bar_mask(answer: Callable[[int, int], np.ndarray]) -> Feedback:
+    from flashtrade_lib.cross_asset import n_tokens
+
+    if not callable(answer):
+        return Feedback(False, f"expected a function bar_causal_mask(lookback, n_assets), got {type(answer).__name__}")
+    for lookback, assets in ((1, 1), (3, 2), (4, 5), (7, 3)):
+        n = n_tokens(lookback, assets)
+        bar = np.arange(n) // (assets + 1)  # time-major: assets 0..A-1, then the summary token
+        want = bar[None, :] <= bar[:, None]
+        got = np.asarray(answer(lookback, assets))
+        where = f"for lookback={lookback}, n_assets={assets}"
+        if got.shape != want.shape:
+            return Feedback(False, f"{where} the mask must be (tokens, tokens) = {want.shape}; got {got.shape}.")
+        if got.dtype != np.bool_:
+            return Feedback(False, f"{where} return a boolean mask (True = may attend), got dtype {got.dtype}.")
+        if np.array_equal(got, want):
+            continue
+        if np.array_equal(got, np.tril(np.ones_like(want))):
+            why = ("that is plain causal attention (key j <= query i): inside a bar a token would not see "
+                   "the assets ordered after it — the asymmetry the summary token works around.")
+        elif np.array_equal(got, bar[None, :] < bar[:, None]):
+            why = "a token must also see its own bar (every asset's bar closes at the same timestamp)."
+        elif np.array_equal(got, want.T):
+            why = "rows are queries and columns keys: your mask lets a token see later bars."
+        else:
+            why = f"{int((got != want).sum())} of {want.size} entries differ."
+        return Feedback(False, f"{where}: {why}")
+    return Feedback(True, "no look-ahead and no asymmetry — but an arbitrary mask is what the fused kernels "
+                          "do not take, hence the time-major layout with causal=True and a summary token.")
