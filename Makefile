@@ -63,3 +63,15 @@ bench: $(STAMP)
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis
+
+# Course kit (instructors; see book/course_guide.md, "Running this as a course"):
+#   make release CHAPTERS="02 03 04"     student notebooks + a student wheel, in course_release/
+#   make grade SUBMISSIONS=submitted     submitted/<student>/<chapter>.ipynb -> grades/gradebook.csv
+CHAPTERS    ?= 02 03 04
+SUBMISSIONS ?= submitted
+.PHONY: release grade
+release: $(STAMP)
+	$(VENV)/bin/flashtrade course release $(CHAPTERS) --out course_release
+
+grade: $(STAMP)
+	$(VENV)/bin/flashtrade course grade --course course_release --submissions $(SUBMISSIONS) --out grades

@@ -446,6 +446,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--json", help="also write the rows and the machine report to this JSON file (unset: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    # the course kit keeps its commands to itself (flashtrade_lib/course/cli.py)
+    from flashtrade_lib.course import cli as course_cli
+
+    p = sub.add_parser("course", help="instructors: release chapters to students, autograde submissions")
+    course_cli.add_arguments(p)
     return parser
 
 

@@ -1,30 +1,82 @@
-"""Every exercise check passes its reference solution and fails a typical wrong answer."""
+"""Every exercise check passes its instructor solution and fails each typical wrong answer with
+the message meant for it; the book's solution blocks are the registered solutions."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
+import numpy as np
 import pytest
 
-from flashtrade_lib.exercises import Feedback, check, exercises
+from flashtrade_lib.attention.reference import tiled_attention
+from flashtrade_lib.course import blocks
+from flashtrade_lib.course.solutions import load
+from flashtrade_lib.exercises import MAX_HINTS, Feedback, check, exercises, hint
+from flashtrade_lib.exercises.attention_cases import attention_cases, max_error
 
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 ALL = exercises()
+SOLUTIONS = load()
+WRONGS = [(eid, w) for eid, sol in sorted(SOLUTIONS.items()) for w in sol.wrongs]
 
 
 def test_there_are_exercises() -> None:
-    assert "ch00-cores" in ALL
+    assert "ch00-cores" in ALL and "ch02-tiled-forward" in ALL
+
+
+def test_every_exercise_has_a_solution_and_a_wrong_answer() -> None:
+    assert set(SOLUTIONS) == set(ALL), "course/solutions/ and the graders must cover the same exercises"
+    assert all(SOLUTIONS[eid].wrongs for eid in ALL), [eid for eid in ALL if not SOLUTIONS[eid].wrongs]
 
 
 @pytest.mark.parametrize("exercise_id", sorted(ALL))
 def test_solution_passes(exercise_id: str) -> None:
-    feedback = check(exercise_id, ALL[exercise_id].solution())
+    feedback = check(exercise_id, SOLUTIONS[exercise_id].build())
     assert isinstance(feedback, Feedback)
     assert feedback.passed, f"{exercise_id}: the reference solution fails: {feedback.message}"
 
 
-@pytest.mark.parametrize("exercise_id", sorted(ALL))
-def test_wrong_answer_fails_with_helpful_feedback(exercise_id: str) -> None:
-    feedback = check(exercise_id, ALL[exercise_id].wrong())
-    assert not feedback.passed, f"{exercise_id}: a wrong answer passes"
-    assert len(feedback.message) > 15, f"{exercise_id}: feedback should say what is wrong"
+@pytest.mark.parametrize("exercise_id, wrong", WRONGS, ids=[w.name for _, w in WRONGS])
+def test_wrong_answer_fails_with_its_message(exercise_id: str, wrong) -> None:  # noqa: ANN001
+    feedback = check(exercise_id, wrong.build())
+    assert not feedback.passed, f"{exercise_id}: {wrong.name} passes"
+    assert wrong.expect in feedback.message, f"{wrong.name}: expected {wrong.expect!r} in {feedback.message!r}"
+
+
+@pytest.mark.parametrize("exercise_id", ["ch02-tiled-forward", "ch03-tiled-backward"])
+def test_naive_attention_fails_because_it_materialises_the_scores(exercise_id: str) -> None:
+    """The naive answers compute the right numbers (checked here) and fail only on memory."""
+    naive = next(w for w in SOLUTIONS[exercise_id].wrongs if "materialises" in w.expect).build()
+    right = SOLUTIONS[exercise_id].build()
+    for case in attention_cases():
+        if exercise_id == "ch02-tiled-forward":
+            args = (case.q, case.k, case.v, case.block_q, case.block_k)
+        else:
+            o, lse = tiled_attention(case.q, case.k, case.v, causal=case.causal, mask=case.mask, return_lse=True)
+            args = (case.q, case.k, case.v, o, lse, np.ones_like(o), case.block_q, case.block_k)
+        with np.errstate(all="ignore"):
+            got = naive(*args, causal=case.causal, mask=case.mask)
+            want = right(*args, causal=case.causal, mask=case.mask)
+        assert all(max_error(np.asarray(g), np.asarray(w)) < 1e-9 for g, w in zip(got, want, strict=True)), case.name
+    feedback = check(exercise_id, naive)
+    assert not feedback.passed and "materialises a 512×512 score matrix: that is naive attention" in feedback.message
+
+
+def test_hints_are_revealed_one_at_a_time_and_never_show_the_answer() -> None:
+    for eid, exercise in ALL.items():
+        assert len(exercise.hints) <= MAX_HINTS
+        answer_lines = {line.strip() for line in SOLUTIONS[eid].source.splitlines() if len(line.strip()) >= 25}
+        assert not any(line in h for h in exercise.hints for line in answer_lines), f"{eid}: a hint shows the answer"
+    for eid in ("ch02-tile-update", "ch02-tiled-forward", "ch03-tiled-backward", "ch04-kernel-inner-loop"):
+        hints = ALL[eid].hints
+        assert len(hints) == MAX_HINTS
+        before = check(eid, None).message
+        assert f"hint({eid!r})` reveals hint 1 of 3" in before
+        shown = [hint(eid) for _ in range(MAX_HINTS + 1)]
+        assert [h.number for h in shown] == [1, 2, 3, 3] and shown[1].text == hints[1]
+        assert "reveals hint" not in check(eid, None).message  # all three are out
 
 
 def test_unknown_exercise_lists_known_ones() -> None:
@@ -39,3 +91,41 @@ def test_an_answer_that_raises_is_feedback_not_a_crash() -> None:
 
     feedback = check("ch00-cores", Boom(1))
     assert not feedback.passed and "RuntimeError" in feedback.message
+
+
+# ------------------------------------------------------------------ the book's solution blocks
+
+
+def test_every_solution_block_shows_the_registered_solution(tmp_path: Path) -> None:
+    """Rendering the blocks from course/solutions/ changes nothing: the book cannot drift from the tests."""
+    seen = set()
+    for path in NOTEBOOKS:
+        for block in blocks.solution_blocks(path):
+            assert block.exercise_id in SOLUTIONS, f"{path.name}: no registered solution for {block.exercise_id}"
+            assert block.code is not None, f"{path.name}: the {block.exercise_id} block shows no python code"
+            seen.add(block.exercise_id)
+        copy = tmp_path / path.name
+        shutil.copy(path, copy)
+        assert not blocks.render_notebook(copy, SOLUTIONS), (
+            f"{path.name}: a solution block differs from course/solutions/ — run "
+            "`python -m flashtrade_lib.course sync-solutions`")
+    assert seen == set(SOLUTIONS), f"exercises without a solution block: {sorted(set(SOLUTIONS) - seen)}"
+
+
+REVEALS = {  # the exercise comes before the cell that shows the library's version
+    "ch02-tiled-forward": ("02_online_softmax.ipynb", "show_source(tiled_attention)"),
+    "ch02-tile-update": ("02_online_softmax.ipynb", "show_source(tiled_attention)"),
+    "ch03-tiled-backward": ("03_backward_recomputation.ipynb", "show_source(tiled_attention_backward)"),
+    "ch04-kernel-inner-loop": ("04_gpu_kernels.ipynb", "show_source(fa._attn_fwd_inner.fn)"),
+}
+
+
+@pytest.mark.parametrize("exercise_id", sorted(REVEALS))
+def test_try_it_then_read_ours(exercise_id: str) -> None:
+    import nbformat
+
+    name, reveal = REVEALS[exercise_id]
+    cells = nbformat.read(ROOT / "notebooks" / name, as_version=4).cells
+    asked = next(i for i, c in enumerate(cells) if f"check({exercise_id!r}" in c.source.replace('"', "'"))
+    shown = next(i for i, c in enumerate(cells) if c.source.strip() == reveal)
+    assert asked < shown, f"{exercise_id} is asked after the library's version is shown"

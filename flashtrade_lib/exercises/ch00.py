@@ -10,8 +10,6 @@ from flashtrade_lib.exercises import Feedback, register
 @register(
     "ch00-cores",
     title="How many CPU cores does this machine have?",
-    solution=lambda: os.cpu_count(),
-    wrong=lambda: (os.cpu_count() or 1) + 1,
 )
 def _grade_cores(answer: object) -> Feedback:
     actual = os.cpu_count()

@@ -1,4 +1,5 @@
-"""Exercise checks for chapter 2 (02_online_softmax): online statistics, merging them, causal tiles."""
+"""Exercise checks for chapter 2 (02_online_softmax): online statistics, merging them, the tile
+update, the whole tiled forward, causal tiles."""
 
 from __future__ import annotations
 
@@ -8,6 +9,14 @@ import numpy as np
 
 from flashtrade_lib.attention.reference import tile_schedule
 from flashtrade_lib.exercises import Feedback, register
+from flashtrade_lib.exercises.attention_cases import (
+    attention_cases,
+    error_text,
+    max_error,
+    naive_attention_message,
+    score_matrix_peak,
+    trap_case,
+)
 
 
 def _vectors() -> list[np.ndarray]:
@@ -30,30 +39,9 @@ def _stats(x: np.ndarray) -> tuple[float, float]:
 # ------------------------------------------------------------- online statistics
 
 
-def _online_stats_solution(x: np.ndarray) -> tuple[float, float]:
-    m, ell = -math.inf, 0.0
-    for xi in x:  # one pass: rescale the old sum whenever the max grows
-        m_new = max(m, float(xi))
-        if m_new == -math.inf:  # only masked (-inf) entries so far: nothing to add
-            continue
-        ell = ell * math.exp(m - m_new) + math.exp(float(xi) - m_new)
-        m = m_new
-    return m, ell
-
-
-def _online_stats_wrong(x: np.ndarray) -> tuple[float, float]:
-    m, ell = -math.inf, 0.0
-    for xi in x:
-        m = max(m, float(xi))
-        ell = ell + math.exp(float(xi) - m)  # forgets to rescale the old terms
-    return m, ell
-
-
 @register(
     "ch02-online-softmax",
     title="One pass over a vector: running max m and running sum ℓ",
-    solution=lambda: _online_stats_solution,
-    wrong=lambda: _online_stats_wrong,
 )
 def _grade_online_stats(answer: object) -> Feedback:
     if not callable(answer):
@@ -80,23 +68,9 @@ def _grade_online_stats(answer: object) -> Feedback:
 # ------------------------------------------------------------ merging two partials
 
 
-def _merge_solution(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
-    (m1, l1), (m2, l2) = a, b
-    m = max(m1, m2)
-    if m == -math.inf:  # both halves empty (fully masked)
-        return m, 0.0
-    return m, l1 * math.exp(m1 - m) + l2 * math.exp(m2 - m)
-
-
-def _merge_wrong(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
-    return max(a[0], b[0]), a[1] + b[1]
-
-
 @register(
     "ch02-merge-stats",
     title="Merge the (m, ℓ) statistics of two blocks (the rescaling identity)",
-    solution=lambda: _merge_solution,
-    wrong=lambda: _merge_wrong,
 )
 def _grade_merge(answer: object) -> Feedback:
     if not callable(answer):
@@ -127,24 +101,9 @@ def _grade_merge(answer: object) -> Feedback:
 # -------------------------------------------------------------- causal tile count
 
 
-def _causal_tiles_solution(n: int, block_q: int, block_k: int) -> int:
-    total = 0
-    for q0 in range(0, n, block_q):
-        q1 = min(q0 + block_q, n)
-        total += -(-q1 // block_k)  # key tiles starting below q1: ceil(q1 / block_k)
-    return total
-
-
-def _causal_tiles_wrong(n: int, block_q: int, block_k: int) -> int:
-    t = -(-n // block_q)
-    return t * (t + 1) // 2  # right only when block_q == block_k
-
-
 @register(
     "ch02-causal-tiles",
     title="How many tiles does causal tiled attention compute?",
-    solution=lambda: _causal_tiles_solution,
-    wrong=lambda: _causal_tiles_wrong,
 )
 def _grade_causal_tiles(answer: object) -> Feedback:
     if not callable(answer):
@@ -160,3 +119,127 @@ def _grade_causal_tiles(answer: object) -> Feedback:
                 f"of the {full} tiles. A query tile ending at q1 needs the key tiles that start below q1.",
             )
     return Feedback(True, "about half the tiles: causal attention costs about half the work.")
+
+
+# ------------------------------------------------------------- one tile update
+
+
+def _tile_update_cases() -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """(label, scores seen so far, their values, the new tile's scores, its values)."""
+    rng = np.random.default_rng(22)
+    rows, dv = 4, 3
+    old, new = rng.standard_normal((rows, 5)), rng.standard_normal((rows, 6))
+    vo, vn = rng.standard_normal((5, dv)), rng.standard_normal((6, dv))
+    raised = new + 5.0  # the new tile raises every row's max: the old sums must shrink
+    masked = new.copy()
+    masked[1] = -np.inf  # row 1 sees nothing new
+    empty_old = old.copy()
+    empty_old[2] = -np.inf  # row 2 saw nothing before this tile
+    both = masked.copy()
+    both[2] = -np.inf  # ...and nothing now: it must stay (m, ℓ, acc) = (-inf, 0, 0)
+    return [
+        ("first tile (m = -inf, ℓ = 0, acc = 0)", old[:, :0], vo[:0], new, vn),
+        ("a second tile", old, vo, new, vn),
+        ("the new tile raises the max", old, vo, raised, vn),
+        ("a row with no allowed key in the tile", old, vo, masked, vn),
+        ("a row with no allowed key so far", empty_old, vo, masked, vn),
+        ("a row with no allowed key at all", empty_old, vo, both, vn),
+        ("logits of ±1e4", old * 1e4, vo, new * 1e4, vn),
+    ]
+
+
+def _state(s: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(m, ℓ, acc) of a block of scores computed directly, with the empty-row convention."""
+    m = s.max(axis=1) if s.shape[1] else np.full(s.shape[0], -np.inf)
+    shift = np.where(np.isfinite(m), m, 0.0)
+    e = np.exp(s - shift[:, None])
+    return m, e.sum(axis=1), e @ v
+
+
+@register(
+    "ch02-tile-update",
+    title="The online-softmax update when a new key tile arrives",
+    hints=(
+        "The new maximum is m_new = max(m, rowmax(s)). Everything accumulated so far was taken "
+        "against the old m: by how much is each old term too large?",
+        "alpha = exp(m - m_new) rescales both the old ℓ and the old acc; the new tile contributes "
+        "p = exp(s - m_new) to ℓ (its row sums) and p @ v_tile to acc.",
+        "A row whose m_new is still -inf has seen no key: shift it by 0 instead of m_new, so you "
+        "never compute -inf - (-inf) = NaN.",
+    ),
+)
+def _grade_tile_update(answer: object) -> Feedback:
+    if not callable(answer):
+        return Feedback(False, "expected a function tile_update(m, ell, acc, s, v_tile) -> (m, ell, acc).")
+    for label, s_old, v_old, s_new, v_new in _tile_update_cases():
+        m, ell, acc = _state(s_old, v_old)
+        want = _state(np.concatenate([s_old, s_new], axis=1), np.concatenate([v_old, v_new]))
+        with np.errstate(all="ignore"):
+            got = answer(m.copy(), ell.copy(), acc.copy(), s_new.copy(), v_new.copy())
+        if not (isinstance(got, tuple) and len(got) == 3):
+            return Feedback(False, "return the three updated arrays as a tuple (m, ell, acc).")
+        for name, g, w in zip(("m", "ell", "acc"), got, want, strict=True):
+            g = np.asarray(g, dtype=float)
+            if g.shape != w.shape:
+                return Feedback(False, f"{label}: {name} must have shape {w.shape}, got {g.shape}.")
+            err = max_error(g, w)
+            if err > 1e-9 * max(1.0, float(np.abs(w[np.isfinite(w)]).max(initial=0.0))):
+                why = ""
+                if np.isnan(g).any():
+                    why = " It holds NaN: a row with no allowed key yet computed -inf - (-inf)."
+                elif name == "acc" and max_error(np.asarray(got[1], dtype=float), want[1]) < 1e-9:
+                    why = (" ℓ is right but acc is not: acc was accumulated against the old max too, "
+                           "so rescale it like ℓ.")
+                return Feedback(False, f"{label}: {name} is off by up to {error_text(err)}.{why}")
+    return Feedback(True, "that update, applied to every key tile, is the whole online softmax.")
+
+
+# --------------------------------------------------------------- the tiled forward
+
+
+@register(
+    "ch02-tiled-forward",
+    title="The whole tiled forward: my_tiled_attention(q, k, v, block_q, block_k, causal, mask)",
+    hints=(
+        "Two loops: query tiles outside, key tiles inside. For each query tile start m = -inf, "
+        "ℓ = 0, acc = 0, apply your tile update to every key tile, then write o = acc / ℓ and "
+        "lse = m + log ℓ for those rows.",
+        "Masks: inside a tile, set the scores of disallowed (query, key) pairs to -inf before the "
+        "update — causal allows key j <= query i, and `mask[..., q0:q1, k0:k1]` (after "
+        "np.broadcast_to) gives the tile's part of the mask. Use `...` for the batch/head dims.",
+        "A row that may attend nothing ends with ℓ = 0: give it o = 0 and lse = -inf (not NaN). "
+        "Causal: a key tile that starts at or after the query tile's end can be skipped.",
+    ),
+)
+def _grade_tiled_forward(answer: object) -> Feedback:
+    if not callable(answer):
+        return Feedback(False, "expected a function my_tiled_attention(q, k, v, block_q, block_k, "
+                               "causal=False, mask=None) -> (o, lse).")
+    cases = attention_cases()
+    for number, case in enumerate(cases, start=1):
+        o_ref, lse_ref, _ = case.expected()
+        with np.errstate(all="ignore"):
+            got = answer(case.q.copy(), case.k.copy(), case.v.copy(), case.block_q, case.block_k,
+                         causal=case.causal, mask=case.mask)
+        where = f"case {number} of {len(cases)} ({case.describe()})"
+        if not (isinstance(got, tuple) and len(got) == 2):
+            return Feedback(False, f"{where}: return the pair (o, lse), got {type(got).__name__}.")
+        for name, g, w in (("o", got[0], o_ref), ("lse", got[1], lse_ref)):
+            g = np.asarray(g, dtype=float)
+            if g.shape != w.shape:
+                return Feedback(False, f"{where}: {name} must have shape {w.shape}, got {g.shape}.")
+            err = max_error(g, w)
+            tol = 1e-9 * max(1.0, float(np.abs(w[np.isfinite(w)]).max(initial=0.0)))
+            if err > tol:
+                why = " (it holds NaN)" if np.isnan(g).any() else ""
+                return Feedback(False, f"{where}: {name} differs from the float64 reference by up to "
+                                       f"{error_text(err)}{why} (tolerance {tol:.1g}).")
+    trap = trap_case()
+    peak = score_matrix_peak(
+        lambda: answer(trap.q, trap.k, trap.v, trap.block_q, trap.block_k, causal=False, mask=None),
+        trap.q.shape[-2], trap.k.shape[-2],
+    )
+    if peak is not None:
+        return Feedback(False, naive_attention_message(peak, trap))
+    return Feedback(True, f"all {len(cases)} cases match the float64 reference, and your answer never "
+                          "holds more than a tile of scores: this is FlashAttention's forward.")

@@ -1,21 +1,23 @@
-"""Exercise checks for chapter 3 (03_backward_recomputation): dS through D, and what the backward stores."""
+"""Exercise checks for chapter 3 (03_backward_recomputation): dS through D, what the backward
+stores, and the whole tiled backward with recomputation."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from flashtrade_lib.attention.reference import tiled_attention
 from flashtrade_lib.exercises import Feedback, register
+from flashtrade_lib.exercises.attention_cases import (
+    AttentionCase,
+    attention_cases,
+    error_text,
+    max_error,
+    naive_attention_message,
+    score_matrix_peak,
+    trap_case,
+)
 
 # ---------------------------------------------------------------------- dS via D
-
-
-def _ds_solution(p: np.ndarray, dp: np.ndarray, o: np.ndarray, do: np.ndarray) -> np.ndarray:
-    delta = (do * o).sum(axis=-1, keepdims=True)  # D = rowsum(dO ∘ O) = rowsum(P ∘ dP)
-    return p * (dp - delta)
-
-
-def _ds_wrong(p: np.ndarray, dp: np.ndarray, o: np.ndarray, do: np.ndarray) -> np.ndarray:
-    return p * dp  # treats softmax as elementwise: forgets its Jacobian's second term
 
 
 def _ds_case(seed: int, nq: int, nk: int, d: int) -> tuple[np.ndarray, ...]:
@@ -31,8 +33,6 @@ def _ds_case(seed: int, nq: int, nk: int, d: int) -> tuple[np.ndarray, ...]:
 @register(
     "ch03-ds-via-d",
     title="dS from P, dP and D = rowsum(dO ∘ O)",
-    solution=lambda: _ds_solution,
-    wrong=lambda: _ds_wrong,
 )
 def _grade_ds(answer: object) -> Feedback:
     if not callable(answer):
@@ -57,28 +57,90 @@ def _grade_ds(answer: object) -> Feedback:
 # ------------------------------------------------------------- what is stored
 
 
-def _stored_solution(n: int, heads: int) -> tuple[int, int]:
-    return heads * n * n, heads * n  # P: one number per (query, key); L: one per query
-
-
-def _stored_wrong(n: int, heads: int) -> tuple[int, int]:
-    return n * n, n
-
-
 @register(
     "ch03-stored-elements",
     title="Elements kept for the backward: P versus L",
-    solution=lambda: _stored_solution,
-    wrong=lambda: _stored_wrong,
 )
 def _grade_stored(answer: object) -> Feedback:
     if not callable(answer):
         return Feedback(False, "expected a function stored_elements(n, heads) -> (p_elements, lse_elements).")
     for n, heads in [(1, 1), (1024, 8), (8192, 12), (100, 3)]:
-        expected = _stored_solution(n, heads)
+        expected = (heads * n * n, heads * n)  # P: one number per (query, key); L: one per query
         got = tuple(int(x) for x in answer(n, heads))
         if got != expected:
             hint = " Each head has its own P and its own L." if got == (n * n, n) else ""
             return Feedback(False, f"stored_elements({n}, {heads}) returned {got}, expected {expected}.{hint}")
-    ratio = _stored_solution(8192, 8)[0] // _stored_solution(8192, 8)[1]
-    return Feedback(True, f"storing L instead of P saves a factor N: {ratio}× at N = 8192.")
+    return Feedback(True, "storing L instead of P saves a factor N: 8192× at N = 8192.")
+
+
+# -------------------------------------------------------------- the tiled backward
+
+
+def _dense_gradients(case: AttentionCase, do: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dq, dk, dv) through the full softmax Jacobian, from the dense P (small cases only)."""
+    _, _, p = case.expected()
+    dv = np.swapaxes(p, -1, -2) @ do
+    dp = do @ np.swapaxes(case.v, -1, -2)
+    ds = p * (dp - (p * dp).sum(axis=-1, keepdims=True)) * case.scale
+    return ds @ case.k, np.swapaxes(ds, -1, -2) @ case.q, dv
+
+
+def _forward(case: AttentionCase) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    o, lse = tiled_attention(case.q, case.k, case.v, causal=case.causal, mask=case.mask, return_lse=True)
+    do = np.random.default_rng(3).standard_normal(o.shape)
+    return o, lse, do
+
+
+@register(
+    "ch03-tiled-backward",
+    title="The tiled backward with recomputation: my_tiled_backward(q, k, v, o, lse, do, ...)",
+    hints=(
+        "Before any tile: D = rowsum(dO ∘ O), one number per query row. Then loop over key tiles "
+        "outside and query tiles inside, and keep dk, dv of the key tile while the inner loop runs.",
+        "In a tile, rebuild P = exp(S - lse) from the recomputed, masked scores S = scale·Q Kᵀ — "
+        "already normalised. Then dV += Pᵀ dO, dP = dO Vᵀ, and dS = P ∘ (dP - D).",
+        "dQ and dK carry the scale of S: dQ += scale · dS K, dK += scale · dSᵀ Q. A fully masked row "
+        "has lse = -inf: shift it by 0 so its P is 0, not NaN.",
+    ),
+)
+def _grade_tiled_backward(answer: object) -> Feedback:
+    if not callable(answer):
+        return Feedback(False, "expected a function my_tiled_backward(q, k, v, o, lse, do, block_q, "
+                               "block_k, causal=False, mask=None) -> (dq, dk, dv).")
+    cases = attention_cases()
+    for number, case in enumerate(cases, start=1):
+        o, lse, do = _forward(case)
+        want = _dense_gradients(case, do)
+        with np.errstate(all="ignore"):
+            got = answer(case.q.copy(), case.k.copy(), case.v.copy(), o.copy(), lse.copy(), do.copy(),
+                         case.block_q, case.block_k, causal=case.causal, mask=case.mask)
+        where = f"case {number} of {len(cases)} ({case.describe()})"
+        if not (isinstance(got, tuple) and len(got) == 3):
+            return Feedback(False, f"{where}: return the triple (dq, dk, dv).")
+        errors = {}
+        for name, g, w in zip(("dq", "dk", "dv"), got, want, strict=True):
+            g = np.asarray(g, dtype=float)
+            if g.shape != w.shape:
+                return Feedback(False, f"{where}: {name} must have shape {w.shape}, got {g.shape}.")
+            errors[name] = max_error(g, w) / max(1.0, float(np.abs(w).max()))
+        bad = [name for name, err in errors.items() if err > 1e-9]
+        if bad:
+            why = ""
+            if "dv" not in bad:
+                why = (" dV is right, so your P is right: the error is in dS — the softmax Jacobian "
+                       "needs dP − D, with D = rowsum(dO ∘ O), before multiplying by P.")
+            elif "dv" in bad:
+                why = " dV = Pᵀ dO is wrong, so P is: P = exp(S − lse) with the same scale and masks as the forward."
+            details = ", ".join(f"{name} off by {error_text(errors[name])}" for name in bad)
+            return Feedback(False, f"{where}: {details} (relative to the largest gradient).{why}")
+    trap = trap_case()
+    o, lse, do = _forward(trap)
+    peak = score_matrix_peak(
+        lambda: answer(trap.q, trap.k, trap.v, o, lse, do, trap.block_q, trap.block_k, causal=False,
+                       mask=None),
+        trap.q.shape[-2], trap.k.shape[-2],
+    )
+    if peak is not None:
+        return Feedback(False, naive_attention_message(peak, trap))
+    return Feedback(True, f"gradients match the dense Jacobian on all {len(cases)} cases, recomputed a "
+                          "tile at a time from lse: O(N) memory instead of O(N²).")

@@ -1,10 +1,17 @@
-"""Exercise checks for chapter 4 (04_gpu_kernels): counting work and counting programs."""
+"""Exercise checks for chapter 4 (04_gpu_kernels): counting work, counting programs, and the
+online-softmax lines of a Triton forward kernel."""
 
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
 
 from flashtrade_lib.exercises import Feedback, register
+from flashtrade_lib.exercises.attention_cases import AttentionCase, error_text, max_error
 
 _SHAPES = [(1, 1, 1024, 64), (4, 16, 2048, 128), (2, 8, 1000, 64), (1, 32, 16384, 128), (3, 5, 77, 24)]
 
@@ -22,8 +29,6 @@ def _expected_fwd_flops(b: int, h: int, n: int, d: int, causal: bool) -> float:
 @register(
     "ch04-flops",
     title="FLOPs of the attention forward pass",
-    solution=lambda: lambda b, h, n, d, causal: 4.0 * b * h * n * n * d / (2 if causal else 1),
-    wrong=lambda: lambda b, h, n, d, causal: 4.0 * b * h * n * n * d,
 )
 def _grade_flops(answer: object) -> Feedback:
     if not callable(answer):
@@ -53,8 +58,6 @@ def _expected_grid(batch: int, heads: int, n: int, block_m: int) -> tuple[int, i
 @register(
     "ch04-grid",
     title="How many programs does the forward kernel launch?",
-    solution=lambda: lambda batch, heads, n, block_m: ((n + block_m - 1) // block_m, batch * heads),
-    wrong=lambda: lambda batch, heads, n, block_m: (n // block_m, batch * heads),
 )
 def _grade_grid(answer: object) -> Feedback:
     if not callable(answer):
@@ -72,3 +75,96 @@ def _grade_grid(answer: object) -> Feedback:
             return Feedback(False, f"for batch={batch}, heads={heads}, N={n}, BLOCK_M={block_m} you gave "
                                    f"{tuple(got)}, expected {want}.{hint}")
     return Feedback(True, "one program per query tile (rounded up) per (batch, head) — exactly _attn_fwd's grid.")
+
+
+# ------------------------------------------------------------ the kernel's inner loop
+
+LOG2E = 1.4426950408889634  # the kernel keeps scores in base-2 units: exp(x) = 2^(x·log2 e)
+
+# (batch·heads, Nq, Nk, d, causal, BLOCK_M, BLOCK_N): odd N, Nq != Nk, causal and not.
+_KERNEL_CASES = [
+    (2, 33, 33, 16, False, 16, 16),
+    (2, 33, 33, 16, True, 16, 16),
+    (1, 20, 45, 32, False, 16, 32),
+    (3, 50, 50, 16, True, 32, 16),
+    (2, 7, 7, 16, True, 16, 16),
+]
+
+
+@contextmanager
+def triton_interpreter(on: bool = True) -> Iterator[None]:
+    """``TRITON_INTERPRET=1`` for the duration (Triton reads it when a kernel is defined *and* launched)."""
+    saved = os.environ.get("TRITON_INTERPRET")
+    if on:
+        os.environ["TRITON_INTERPRET"] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("TRITON_INTERPRET", None)
+        else:
+            os.environ["TRITON_INTERPRET"] = saved
+
+
+def _launch(kernel: object, q, k, v, causal: bool, block_m: int, block_n: int):  # noqa: ANN001 — torch tensors
+    """The host side of the exercise (given to the learner): allocate O and L, launch the grid."""
+    import torch
+
+    bh, nq, d = q.shape
+    nk = k.shape[1]
+    o = torch.empty_like(q)
+    lse = torch.empty((bh, nq), dtype=torch.float32, device=q.device)
+    grid = (-(-nq // block_m), bh)
+    kernel[grid](q, k, v, o, lse, nq, nk, LOG2E / d**0.5,  # type: ignore[index]
+                 CAUSAL=causal, HEAD_DIM=d, BLOCK_M=block_m, BLOCK_N=block_n)
+    return o, lse
+
+
+@register(
+    "ch04-kernel-inner-loop",
+    title="Fill in the online-softmax lines of a Triton forward kernel",
+    hints=(
+        "The five lines are chapter 2's tile update written with tl.*: m_new from tl.maximum and "
+        "tl.max(s, 1); alpha and p from tl.math.exp2 (s is already in base-2 units).",
+        "Broadcast per-row vectors against the tile with [:, None]: s - m_new[:, None], "
+        "acc * alpha[:, None]. Row sums are tl.sum(p, 1); the tile product is tl.dot(p, v).",
+        "End the iteration by carrying the new max into the next tile: m_i = m_new. Nothing "
+        "else changes: the loads before and the stores after the loop are given.",
+    ),
+)
+def _grade_kernel(answer: object) -> Feedback:
+    if not (hasattr(answer, "fn") and hasattr(answer, "__getitem__")):
+        return Feedback(False, "expected the @triton.jit kernel my_attn_fwd itself (not called).")
+    import torch
+    from triton.runtime.interpreter import InterpretedFunction
+
+    interpreted = isinstance(answer, InterpretedFunction)
+    if not interpreted and not torch.cuda.is_available():
+        return Feedback(False, "this kernel was compiled for a GPU but there is none: set "
+                               "os.environ['TRITON_INTERPRET'] = '1' before the cell that defines it "
+                               "(the chapter's parameters cell does), then re-run that cell.")
+    device = "cpu" if interpreted else "cuda"
+    rng = np.random.default_rng(4)
+    for number, (bh, nq, nk, d, causal, bm, bn) in enumerate(_KERNEL_CASES, start=1):
+        q64, k64, v64 = (rng.standard_normal((bh, n, d)) for n in (nq, nk, nk))
+        case = AttentionCase(f"kernel case {number} of {len(_KERNEL_CASES)}", q64, k64, v64, bm, bn, causal)
+        o_ref, lse_ref, _ = case.expected()
+        q, k, v = (torch.tensor(x, dtype=torch.float32, device=device) for x in (q64, k64, v64))
+        with np.errstate(all="ignore"), triton_interpreter(on=interpreted):
+            o, lse = _launch(answer, q, k, v, causal, bm, bn)
+        where = f"{case.describe().replace('block_q', 'BLOCK_M').replace('block_k', 'BLOCK_N')}, float32"
+        for name, got, want in (("O", o, o_ref), ("L", lse, lse_ref)):
+            got = got.double().cpu().numpy()
+            err = max_error(got, want)
+            tol = 2e-4 * max(1.0, float(np.abs(want).max()))
+            if err > tol:
+                why = ""
+                if np.isnan(got).all():
+                    why = " Every value is NaN: m_i, l_i and acc never changed, so O = 0 / 0 — fill in the update."
+                elif np.isnan(got).any():
+                    why = " Some values are NaN: check that every row's max comes from tl.maximum(m_i, tl.max(s, 1))."
+                return Feedback(False, f"{where}: {name} differs from the float64 reference by up to "
+                                       f"{error_text(err)} (tolerance {tol:.1g}).{why}")
+    mode = "under Triton's interpreter" if interpreted else "compiled on the GPU"
+    return Feedback(True, f"your kernel matches the reference on {len(_KERNEL_CASES)} cases ({mode}): "
+                          "compare it with _attn_fwd_inner below.")

@@ -17,22 +17,9 @@ def _test_close() -> pd.DataFrame:
     return simulate_market(600, 1, seed=5, planted_lag=None).panel
 
 
-def _leaky_price_ma_ratio(close: pd.Series, window: int = 24) -> pd.Series:
-    """The buggy version the chapter shows: a *centred* moving average peeks ahead."""
-    return close / close.rolling(window, center=True).mean()
-
-
-def _solution_price_ma_ratio(close: pd.Series, window: int = 24) -> pd.Series:
-    from flashtrade_lib.data.features import price_ma_ratio
-
-    return price_ma_ratio(close, window)
-
-
 @register(
     "ch05-causal-feature",
     title="Find and fix a leaky feature",
-    solution=lambda: _solution_price_ma_ratio,
-    wrong=lambda: _leaky_price_ma_ratio,
 )
 def _grade_causal(answer: Callable[..., pd.Series]) -> Feedback:
     from flashtrade_lib.data.features import price_ma_ratio
@@ -69,8 +56,6 @@ def _grade_causal(answer: Callable[..., pd.Series]) -> Feedback:
 @register(
     "ch05-lookback-days",
     title="How much calendar time does a lookback cover?",
-    solution=lambda: 2048 * 30 / (60 * 24),
-    wrong=lambda: 2048 / 24,
 )
 def _grade_days(answer: object) -> Feedback:
     expected = 2048 * 30 / (60 * 24)
@@ -83,7 +68,7 @@ def _grade_days(answer: object) -> Feedback:
     return Feedback(True, f"2048 thirty-minute bars span {expected:.2f} days (about six weeks).")
 
 
-def _purged_count(n_train: int = 700, horizon: int = 24, embargo: int = 24) -> int:
+def _expected_purged_count(n_train: int = 700, horizon: int = 24, embargo: int = 24) -> int:
     t = np.arange(n_train)
     return int(np.sum(~(t + horizon + embargo < n_train)))
 
@@ -91,11 +76,9 @@ def _purged_count(n_train: int = 700, horizon: int = 24, embargo: int = 24) -> i
 @register(
     "ch05-purged-count",
     title="How many training samples does purging remove?",
-    solution=lambda: _purged_count(),
-    wrong=lambda: 24,
 )
 def _grade_purged(answer: object) -> Feedback:
-    expected = _purged_count()
+    expected = _expected_purged_count()
     if not isinstance(answer, (int, np.integer)) or isinstance(answer, bool):
         return Feedback(False, f"expected a whole number of samples, got {type(answer).__name__}")
     if answer == 24:

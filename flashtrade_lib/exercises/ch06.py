@@ -14,21 +14,19 @@ _CASES = [  # (batch, heads, layers, context)
 ]
 
 
-def _solution_nxn_bytes(batch: int, heads: int, layers: int, context: int) -> int:
+def _expected_nxn_bytes(batch: int, heads: int, layers: int, context: int) -> int:
     return layers * batch * heads * context * context * 4
 
 
 @register(
     "ch06-saved-probabilities",
     title="Memory of the attention probabilities kept for backward",
-    solution=lambda: _solution_nxn_bytes,
-    wrong=lambda: (lambda batch, heads, layers, context: batch * heads * context * context * 4),
 )
 def _grade_nxn(answer: Callable[[int, int, int, int], int]) -> Feedback:
     if not callable(answer):
         return Feedback(False, f"expected a function (batch, heads, layers, context) -> bytes, got {type(answer).__name__}")
     for case in _CASES:
-        want = _solution_nxn_bytes(*case)
+        want = _expected_nxn_bytes(*case)
         got = answer(*case)
         if not isinstance(got, (int, float)) or not math.isfinite(got):
             return Feedback(False, f"for {case} your function returned {got!r}, not a number of bytes")
@@ -45,24 +43,9 @@ def _grade_nxn(answer: Callable[[int, int, int, int], int]) -> Feedback:
                           "4 heads — which is why naive attention stops around a few thousand bars.")
 
 
-def _solution_lr(step: int, total: int, warmup: int, floor: float) -> float:
-    from flashtrade_lib.train import lr_at
-
-    return lr_at(step, total, warmup, floor)
-
-
-def _wrong_lr(step: int, total: int, warmup: int, floor: float) -> float:
-    # cosine to zero, ignoring the floor
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-
 @register(
     "ch06-lr-schedule",
     title="Warm-up then cosine decay",
-    solution=lambda: _solution_lr,
-    wrong=lambda: _wrong_lr,
 )
 def _grade_lr(answer: Callable[[int, int, int, float], float]) -> Feedback:
     from flashtrade_lib.train import lr_at

@@ -10,13 +10,13 @@ import numpy as np
 from flashtrade_lib.exercises import Feedback, register
 
 
-def _solution_last_row(q: np.ndarray, k: np.ndarray) -> np.ndarray:
+def _expected_last_row(q: np.ndarray, k: np.ndarray) -> np.ndarray:
     s = k @ q[-1] / math.sqrt(q.shape[-1])
     p = np.exp(s - s.max())
     return p / p.sum()
 
 
-def _wrong_last_row(q: np.ndarray, k: np.ndarray) -> np.ndarray:
+def _unscaled_last_row(q: np.ndarray, k: np.ndarray) -> np.ndarray:
     s = k @ q[-1]  # forgot the 1/sqrt(d) scale
     p = np.exp(s - s.max())
     return p / p.sum()
@@ -25,8 +25,6 @@ def _wrong_last_row(q: np.ndarray, k: np.ndarray) -> np.ndarray:
 @register(
     "ch07-last-row",
     title="The attention row of the last bar",
-    solution=lambda: _solution_last_row,
-    wrong=lambda: _wrong_last_row,
 )
 def _grade_last_row(answer: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Feedback:
     if not callable(answer):
@@ -34,13 +32,13 @@ def _grade_last_row(answer: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> F
     rng = np.random.default_rng(7)
     for n, d in ((5, 4), (40, 16)):
         q, k = rng.standard_normal((n, d)), rng.standard_normal((n, d))
-        want = _solution_last_row(q, k)
+        want = _expected_last_row(q, k)
         got = np.asarray(answer(q, k), dtype=float)
         if got.shape != (n,):
             return Feedback(False, f"for N={n} return one weight per bar, shape ({n},); got {got.shape}")
         if not math.isclose(got.sum(), 1.0, rel_tol=1e-6):
             return Feedback(False, f"your weights sum to {got.sum():.4f}; a softmax row sums to 1.")
-        if np.allclose(got, _wrong_last_row(q, k), atol=1e-8):
+        if np.allclose(got, _unscaled_last_row(q, k), atol=1e-8):
             return Feedback(False, "close — but scores are scaled by 1/sqrt(d) before the softmax.")
         if not np.allclose(got, want, atol=1e-8):
             return Feedback(False, f"for N={n}, d={d} your weights differ from softmax(K q_last / sqrt(d)) "
@@ -49,15 +47,13 @@ def _grade_last_row(answer: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> F
                           "unaffected, since the last bar may see every bar.")
 
 
-def _solution_ic(pred: np.ndarray, target: np.ndarray) -> float:
+def _expected_ic(pred: np.ndarray, target: np.ndarray) -> float:
     return float(np.corrcoef(pred, target)[0, 1])
 
 
 @register(
     "ch07-ic",
     title="Information coefficient",
-    solution=lambda: _solution_ic,
-    wrong=lambda: (lambda pred, target: float(np.mean(np.sign(pred) == np.sign(target)))),
 )
 def _grade_ic(answer: Callable[[np.ndarray, np.ndarray], float]) -> Feedback:
     if not callable(answer):
@@ -66,7 +62,7 @@ def _grade_ic(answer: Callable[[np.ndarray, np.ndarray], float]) -> Feedback:
     target = rng.standard_normal(500)
     for pred in (0.1 * target + rng.standard_normal(500), -target + 0.5 * rng.standard_normal(500),
                  1e-3 * (target + rng.standard_normal(500))):
-        want, got = _solution_ic(pred, target), answer(pred, target)
+        want, got = _expected_ic(pred, target), answer(pred, target)
         if not isinstance(got, (int, float, np.floating)) or not math.isfinite(got):
             return Feedback(False, f"return one finite number, got {got!r}")
         if abs(got - want) > 1e-9:

@@ -14,13 +14,8 @@ from flashtrade_lib.metrics import periods_per_year, sharpe
 # --------------------------------------------------------------------- annualisation
 
 
-def _annualised_sharpe_solution(returns: pd.Series, calendar: str) -> float:
+def _expected_sharpe(returns: pd.Series, calendar: str) -> float:
     return sharpe(returns, periods_per_year(returns.index, calendar))
-
-
-def _annualised_sharpe_wrong(returns: pd.Series, calendar: str) -> float:
-    # the seed chapter's mistake: 252 whatever the bars and the market
-    return math.sqrt(252) * returns.mean() / returns.std()
 
 
 def _annualisation_cases() -> list[tuple[str, pd.Series, str]]:
@@ -40,14 +35,12 @@ def _annualisation_cases() -> list[tuple[str, pd.Series, str]]:
 @register(
     "ch08-annualise",
     title="Annualise a Sharpe ratio from the bar frequency and the market calendar",
-    solution=lambda: _annualised_sharpe_solution,
-    wrong=lambda: _annualised_sharpe_wrong,
 )
 def _grade_annualise(answer: object) -> Feedback:
     if not callable(answer):
         return Feedback(False, "expected a function annualised_sharpe(returns, calendar) -> float.")
     for label, r, calendar in _annualisation_cases():
-        expected = _annualised_sharpe_solution(r, calendar)
+        expected = _expected_sharpe(r, calendar)
         got = float(answer(r, calendar))
         if math.isclose(got, expected, rel_tol=1e-9):
             continue
@@ -72,12 +65,12 @@ def _grade_annualise(answer: object) -> Feedback:
 # --------------------------------------------------------------------- t+1 execution
 
 
-def _t_plus_one_solution(returns: pd.Series, positions: pd.Series) -> pd.Series:
+def _expected_strategy_returns(returns: pd.Series, positions: pd.Series) -> pd.Series:
     # the position decided at the close of bar t earns the return of bar t+1
     return positions.shift(1).fillna(0.0) * returns
 
 
-def _t_plus_one_wrong(returns: pd.Series, positions: pd.Series) -> pd.Series:
+def _same_bar_returns(returns: pd.Series, positions: pd.Series) -> pd.Series:
     # look-ahead: earns the return of the same bar the decision used
     return positions * returns
 
@@ -94,21 +87,19 @@ def _t_plus_one_case() -> tuple[pd.Series, pd.Series]:
 @register(
     "ch08-t-plus-one",
     title="Strategy returns with t+1 execution",
-    solution=lambda: _t_plus_one_solution,
-    wrong=lambda: _t_plus_one_wrong,
 )
 def _grade_t_plus_one(answer: object) -> Feedback:
     if not callable(answer):
         return Feedback(False, "expected a function strategy_returns(returns, positions) -> Series.")
     r, pos = _t_plus_one_case()
-    expected = _t_plus_one_solution(r, pos)
+    expected = _expected_strategy_returns(r, pos)
     got = answer(r, pos)
     if not isinstance(got, pd.Series) or not got.index.equals(r.index):
         return Feedback(False, "return a Series on the same index as `returns` (one value per bar).")
     if got.isna().any():
         return Feedback(False, "your series has NaN (the first bar?): no position is held before "
                         "the first decision, so that bar's strategy return is 0.")
-    if np.allclose(got, _t_plus_one_wrong(r, pos), atol=1e-15):
+    if np.allclose(got, _same_bar_returns(r, pos), atol=1e-15):
         return Feedback(False, "look-ahead! The position decided with bar t's close earns bar t's "
                         "return in your version; shift the positions by one bar.")
     if np.allclose(got, (pos.shift(-1) * r).fillna(0.0), atol=1e-15):
@@ -119,31 +110,6 @@ def _grade_t_plus_one(answer: object) -> Feedback:
 
 
 # --------------------------------------------------------------------- break-even cost
-
-
-def _breakeven_solution(
-    sharpe_at: Callable[[float], float], hi: float = 50.0, tol: float = 0.25
-) -> float | None:
-    # bisection on [0, hi]: sharpe_at decreases with the cost
-    lo = 0.0
-    if sharpe_at(lo) <= 0:
-        return 0.0
-    if sharpe_at(hi) > 0:
-        return None
-    while hi - lo > tol:
-        mid = (lo + hi) / 2
-        if sharpe_at(mid) > 0:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
-
-
-def _breakeven_wrong(
-    sharpe_at: Callable[[float], float], hi: float = 50.0, tol: float = 0.25
-) -> float | None:
-    # the first point of a coarse 5 bps grid where the Sharpe ratio is <= 0
-    return next((float(c) for c in range(0, int(hi) + 1, 5) if sharpe_at(c) <= 0), None)
 
 
 def _breakeven_cases() -> list[tuple[str, Callable[[float], float], float | None]]:
@@ -160,8 +126,6 @@ def _breakeven_cases() -> list[tuple[str, Callable[[float], float], float | None
 @register(
     "ch08-breakeven",
     title="The cost at which a strategy's Sharpe ratio crosses zero",
-    solution=lambda: _breakeven_solution,
-    wrong=lambda: _breakeven_wrong,
 )
 def _grade_breakeven(answer: object) -> Feedback:
     if not callable(answer):

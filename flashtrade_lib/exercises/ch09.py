@@ -12,7 +12,7 @@ from flashtrade_lib.exercises import Feedback, register
 _CASES = [(16, 1), (16, 4), (96, 24), (1008, 1), (1008, 24), (50, 50)]
 
 
-def _lookback_needed(lag: int, horizon: int) -> int:
+def _expected_lookback(lag: int, horizon: int) -> int:
     # the h-bar label of bar t is r_{t+1} + ... + r_{t+h}; its echo part is
     # c·(r_{t+1-L} + ... + r_{t+h-L}); a window of `lookback` bars ending at t holds
     # bars t-lookback+1 .. t, so it holds the oldest term r_{t+1-L} iff lookback >= L.
@@ -22,14 +22,12 @@ def _lookback_needed(lag: int, horizon: int) -> int:
 @register(
     "ch09-lookback-needed",
     title="How many bars must the lookback cover to see the planted lag at horizon h?",
-    solution=lambda: _lookback_needed,
-    wrong=lambda: (lambda lag, horizon: lag + horizon),
 )
 def _grade_lookback(answer: Callable[[int, int], int]) -> Feedback:
     if not callable(answer):
         return Feedback(False, f"expected a function lookback_needed(lag, horizon), got {type(answer).__name__}.")
     for lag, h in _CASES:
-        got, want = answer(lag, h), _lookback_needed(lag, h)
+        got, want = answer(lag, h), _expected_lookback(lag, h)
         if got == want:
             continue
         if got == want - 1:
@@ -48,7 +46,7 @@ def _grade_lookback(answer: Callable[[int, int], int]) -> Feedback:
                           "horizon (as long as h <= L, otherwise no forecast made at t can use the echo fully).")
 
 
-def _is_significant(diffs: np.ndarray) -> bool:
+def _expected_significant(diffs: np.ndarray) -> bool:
     d = np.asarray(diffs, dtype=float)
     half = 1.96 * d.std(ddof=1) / math.sqrt(len(d))
     return bool(abs(d.mean()) > half)
@@ -66,14 +64,12 @@ _DIFFS = {
 @register(
     "ch09-significant",
     title="Is this skill difference significant given the confidence interval?",
-    solution=lambda: _is_significant,
-    wrong=lambda: (lambda diffs: float(np.mean(diffs)) > 0),
 )
 def _grade_significant(answer: Callable[[np.ndarray], bool]) -> Feedback:
     if not callable(answer):
         return Feedback(False, f"expected a function is_significant(diffs), got {type(answer).__name__}.")
     for name, d in _DIFFS.items():
-        got, want = bool(answer(d.copy())), _is_significant(d)
+        got, want = bool(answer(d.copy())), _expected_significant(d)
         if got != want:
             mean, half = d.mean(), 1.96 * d.std(ddof=1) / math.sqrt(len(d))
             return Feedback(False, (
@@ -88,7 +84,7 @@ def _grade_significant(answer: Callable[[np.ndarray], bool]) -> Feedback:
 _VERDICTS = ("unreachable", "not learned", "learned")
 
 
-def _diagnose(lookback: int, lag: int, model_ic: float, oracle_ic: float) -> str:
+def _expected_diagnosis(lookback: int, lag: int, model_ic: float, oracle_ic: float) -> str:
     if lookback < lag:  # the oldest echoed return r_{t+1-L} lies outside the window
         return "unreachable"
     return "learned" if model_ic >= 0.5 * oracle_ic else "not learned"
@@ -112,9 +108,6 @@ _RUNS = [
 @register(
     "ch09-diagnose",
     title="Unreachable, not learned or learned: diagnose a lookback from the oracle",
-    solution=lambda: _diagnose,
-    wrong=lambda: (lambda lookback, lag, model_ic, oracle_ic:
-                   "learned" if model_ic >= 0.5 * oracle_ic else "unreachable"),
 )
 def _grade_diagnose(answer: Callable[[int, int, float, float], str]) -> Feedback:
     if not callable(answer):
@@ -122,7 +115,7 @@ def _grade_diagnose(answer: Callable[[int, int, float, float], str]) -> Feedback
                                f"got {type(answer).__name__}.")
     for run in _RUNS:
         lookback, lag, model_ic, oracle_ic = run
-        got, want = answer(*run), _diagnose(*run)
+        got, want = answer(*run), _expected_diagnosis(*run)
         if got == want:
             continue
         case = (f"lookback {lookback}, lag {lag}, model IC {model_ic:+.2f}, oracle IC {oracle_ic:.2f}: "

@@ -9,23 +9,9 @@ import numpy as np
 from flashtrade_lib.exercises import Feedback, register
 
 
-def _solution_imbalance(snapshots: np.ndarray, levels: int = 1) -> np.ndarray:
-    b = snapshots[..., :levels, 1].sum(axis=-1)
-    a = snapshots[..., :levels, 3].sum(axis=-1)
-    return (b - a) / (b + a)
-
-
-def _wrong_imbalance(snapshots: np.ndarray, levels: int = 1) -> np.ndarray:
-    b = snapshots[..., :levels, 1].sum(axis=-1)
-    a = snapshots[..., :levels, 3].sum(axis=-1)
-    return (a - b) / (b + a)  # the ask-minus-bid sign convention: up moves get negative scores
-
-
 @register(
     "ch10-imbalance",
     title="Order imbalance of the first levels of a book",
-    solution=lambda: _solution_imbalance,
-    wrong=lambda: _wrong_imbalance,
 )
 def _grade_imbalance(answer: Callable[..., np.ndarray]) -> Feedback:
     from flashtrade_lib.data.lob_sim import order_imbalance, simulate_lob
@@ -49,15 +35,9 @@ def _grade_imbalance(answer: Callable[..., np.ndarray]) -> Feedback:
     return Feedback(True, "right: (B - A) / (B + A), in [-1, 1]; its sign is the baseline the model must beat.")
 
 
-def _wrong_tokens(lookback: int, n_assets: int) -> int:
-    return lookback * n_assets
-
-
 @register(
     "ch10-token-count",
     title="How long is the cross-asset token sequence?",
-    solution=lambda: (lambda lookback, n_assets: lookback * (n_assets + 1)),
-    wrong=lambda: _wrong_tokens,
 )
 def _grade_tokens(answer: Callable[[int, int], int]) -> Feedback:
     from flashtrade_lib.cross_asset import n_tokens
@@ -81,7 +61,7 @@ _BENCH = {"batch": 2, "n_heads": 2, "n_layers": 2}  # benchmarks/cross_asset.py'
 _BUDGET_CASES = ((100, 12), (8, 12), (5, 12), (16, 24), (100, 1))
 
 
-def _max_lookback(n_assets: int, budget_gib: float = 12, *, tokens: Callable[[int, int], int] | None = None,
+def _expected_max_lookback(n_assets: int, budget_gib: float = 12, *, tokens: Callable[[int, int], int] | None = None,
                   gib: float = 2**30, sizes: dict[str, int] | None = None) -> int:
     """Largest multiple of 64 whose naive step fits; the keyword variants build the typical mistakes."""
     from flashtrade_lib.cross_asset import n_tokens
@@ -94,15 +74,13 @@ def _max_lookback(n_assets: int, budget_gib: float = 12, *, tokens: Callable[[in
     return lookback
 
 
-def _wrong_max_lookback(n_assets: int, budget_gib: float = 12) -> int:
-    return _max_lookback(n_assets, budget_gib, tokens=lambda lookback, assets: lookback * assets)
+def _max_lookback_without_summary(n_assets: int, budget_gib: float = 12) -> int:
+    return _expected_max_lookback(n_assets, budget_gib, tokens=lambda lookback, assets: lookback * assets)
 
 
 @register(
     "ch10-budget",
     title="The longest lookback whose naive training step fits a memory budget",
-    solution=lambda: _max_lookback,
-    wrong=lambda: _wrong_max_lookback,
 )
 def _grade_budget(answer: Callable[[int, float], int]) -> Feedback:
     from flashtrade_lib.cross_asset import n_tokens
@@ -111,14 +89,14 @@ def _grade_budget(answer: Callable[[int, float], int]) -> Feedback:
     if not callable(answer):
         return Feedback(False, f"expected a function max_lookback(n_assets, budget_gib), got {type(answer).__name__}")
     for assets, budget in _BUDGET_CASES:
-        got, want = answer(assets, budget), _max_lookback(assets, budget)
+        got, want = answer(assets, budget), _expected_max_lookback(assets, budget)
         if got == want:
             continue
         mistakes = {
-            _wrong_max_lookback(assets, budget): "You counted lookback × n_assets tokens; every bar also "
+            _max_lookback_without_summary(assets, budget): "You counted lookback × n_assets tokens; every bar also "
             "has a summary token, so the sequence is n_tokens(lookback, n_assets) = lookback × (n_assets + 1).",
-            _max_lookback(assets, budget, gib=1e9): "A GiB is 2**30 bytes, not 10**9.",
-            _max_lookback(assets, budget, sizes={}): "Use the benchmark's settings, batch=2, n_heads=2, "
+            _expected_max_lookback(assets, budget, gib=1e9): "A GiB is 2**30 bytes, not 10**9.",
+            _expected_max_lookback(assets, budget, sizes={}): "Use the benchmark's settings, batch=2, n_heads=2, "
             "n_layers=2, not naive_step_bytes' defaults.",
             want + 64: "That lookback is the first one that no longer fits; return the last one that does.",
         }
@@ -139,35 +117,9 @@ def _grade_budget(answer: Callable[[int, float], int]) -> Feedback:
 # --------------------------------------------------------------------- no summary token
 
 
-def _no_summary_class() -> type:
-    import torch
-
-    from flashtrade_lib.cross_asset import CrossAssetTrader
-
-    class NoSummary(CrossAssetTrader):
-        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-            rep = self.encode(x)[:, -1, : self.n_assets]  # each asset's own last token only
-            return {"regression": self.heads["regression"](rep).squeeze(-1) * self.target_scale,
-                    "direction": self.heads["direction"](rep).squeeze(-1),
-                    "allocation": torch.tanh(self.heads["allocation"](rep).squeeze(-1))}
-
-    return NoSummary
-
-
-def _wrong_no_summary_class() -> type:
-    from flashtrade_lib.cross_asset import CrossAssetTrader
-
-    class StillSummary(CrossAssetTrader):  # the library's read-out, summary token included
-        pass
-
-    return StillSummary
-
-
 @register(
     "ch10-summary",
     title="Read each asset's prediction from its own token only (no summary token)",
-    solution=_no_summary_class,
-    wrong=_wrong_no_summary_class,
 )
 def _grade_summary(answer: type) -> Feedback:
     import torch
@@ -213,3 +165,49 @@ def _grade_summary(answer: type) -> Feedback:
                           "asset 0 sees no other asset's latest bar, asset 3 sees all four. The time-major "
                           "order makes the model asymmetric; the summary token, which sees the whole bar, "
                           "restores the symmetry.")
+
+
+# --------------------------------------------------------------------- the bar-causal mask
+
+
+@register(
+    "ch10-bar-mask",
+    title="The strictly bar-causal mask over time-major (asset, time) tokens",
+    hints=(
+        "Give every token its bar first: in the time-major layout bar t holds tokens "
+        "t·(A+1) … t·(A+1) + A (the A assets, then the summary token).",
+        "Query token i may attend key token j exactly when bar(j) <= bar(i) — its own bar "
+        "included, since every asset's bar closes at the same time.",
+        "Rows are queries and columns keys, as in every mask of the book (True = may attend); "
+        "compare two bar-index vectors with broadcasting.",
+    ),
+)
+def _grade_bar_mask(answer: Callable[[int, int], np.ndarray]) -> Feedback:
+    from flashtrade_lib.cross_asset import n_tokens
+
+    if not callable(answer):
+        return Feedback(False, f"expected a function bar_causal_mask(lookback, n_assets), got {type(answer).__name__}")
+    for lookback, assets in ((1, 1), (3, 2), (4, 5), (7, 3)):
+        n = n_tokens(lookback, assets)
+        bar = np.arange(n) // (assets + 1)  # time-major: assets 0..A-1, then the summary token
+        want = bar[None, :] <= bar[:, None]
+        got = np.asarray(answer(lookback, assets))
+        where = f"for lookback={lookback}, n_assets={assets}"
+        if got.shape != want.shape:
+            return Feedback(False, f"{where} the mask must be (tokens, tokens) = {want.shape}; got {got.shape}.")
+        if got.dtype != np.bool_:
+            return Feedback(False, f"{where} return a boolean mask (True = may attend), got dtype {got.dtype}.")
+        if np.array_equal(got, want):
+            continue
+        if np.array_equal(got, np.tril(np.ones_like(want))):
+            why = ("that is plain causal attention (key j <= query i): inside a bar a token would not see "
+                   "the assets ordered after it — the asymmetry the summary token works around.")
+        elif np.array_equal(got, bar[None, :] < bar[:, None]):
+            why = "a token must also see its own bar (every asset's bar closes at the same timestamp)."
+        elif np.array_equal(got, want.T):
+            why = "rows are queries and columns keys: your mask lets a token see later bars."
+        else:
+            why = f"{int((got != want).sum())} of {want.size} entries differ."
+        return Feedback(False, f"{where}: {why}")
+    return Feedback(True, "no look-ahead and no asymmetry — but an arbitrary mask is what the fused kernels "
+                          "do not take, hence the time-major layout with causal=True and a summary token.")

@@ -1,0 +1,76 @@
+"""Command line of the course kit: ``flashtrade course sync-solutions | release | grade``.
+
+    flashtrade course release 02 03 04 --out course      # student notebooks + student wheel
+    flashtrade course grade --course course --submissions submitted --out grades
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from flashtrade_lib.course.solutions import REPO_ROOT
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from flashtrade_lib.course.blocks import render_notebook
+    from flashtrade_lib.course.solutions import load
+
+    solutions = load()
+    for path in sorted(Path(args.notebooks).glob("[0-9][0-9]_*.ipynb")):
+        if render_notebook(path, solutions):
+            print(f"rendered the solution blocks of {path}")
+    return 0
+
+
+def _release(args: argparse.Namespace) -> int:
+    from flashtrade_lib.course.release import release
+
+    done = release(args.chapters, Path(args.out), wheel=not args.no_wheel, cell_timeout_s=args.cell_timeout)
+    print(f"student notebooks (hand these out): {done.course_dir / 'release'}")
+    for path in done.notebooks:
+        print(f"  {path.relative_to(done.course_dir)}")
+    if done.wheel is not None:
+        print(f"student install (no solutions in it): pip install {done.wheel}")
+    return 0
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from flashtrade_lib.course.grade import grade
+
+    results = grade(Path(args.course), Path(args.submissions), Path(args.out), cell_timeout_s=args.cell_timeout,
+                    submission_timeout_s=args.submission_timeout)
+    for r in results:
+        print(f"{r.student}: {r.total:g} points ({r.seconds:.0f} s)")
+    print(f"gradebook: {Path(args.out) / 'gradebook.csv'}; feedback: {Path(args.out) / 'feedback'}")
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the course subcommands on ``parser`` (``flashtrade course`` uses this too)."""
+    sub = parser.add_subparsers(dest="course_command", metavar="COURSE_COMMAND", required=True)
+    p = sub.add_parser("sync-solutions", help="render the notebooks' {solution} blocks from course/solutions/")
+    p.add_argument("--notebooks", default=str(REPO_ROOT / "notebooks"))
+    p.set_defaults(func=_sync)
+    p = sub.add_parser("release", help="student notebooks (solutions removed) and a student wheel")
+    p.add_argument("chapters", nargs="+", help="chapter numbers or notebook names, e.g. 02 03 04")
+    p.add_argument("--out", default="course_release", help="the nbgrader course folder to write")
+    p.add_argument("--no-wheel", action="store_true", help="skip building the student install")
+    p.add_argument("--cell-timeout", type=int, default=120, help="seconds a graded cell may run")
+    p.set_defaults(func=_release)
+    p = sub.add_parser("grade", help="autograde submissions/<student>/<chapter>.ipynb into a gradebook CSV")
+    p.add_argument("--course", default="course_release", help="the folder `release` wrote")
+    p.add_argument("--submissions", required=True, help="one folder per student holding their notebooks")
+    p.add_argument("--out", default="grades", help="where gradebook.csv and feedback/ go")
+    p.add_argument("--cell-timeout", type=int, default=120, help="seconds a graded cell may run")
+    p.add_argument("--submission-timeout", type=int, default=1800, help="seconds one notebook may take in all")
+    p.set_defaults(func=_grade)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flashtrade_lib.course", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return int(args.func(args))

@@ -1,0 +1,148 @@
+"""Test cases shared by the graders of the tiled forward (ch02) and backward (ch03).
+
+Each case is one attention problem in float64 that catches one classic mistake:
+``N`` not a multiple of the block, ``Nq != Nk``, causal masking, padding masks, fully
+masked rows, logits of ±1e4, leading batch/head dimensions. The expected values come
+from the library's naive attention — the dense formula, not any tiled solution.
+
+:func:`score_matrix_peak` runs an answer under :mod:`tracemalloc` (NumPy reports its
+buffers to it) and tells whether it ever held an ``Nq × Nk`` array: a tiled answer
+needs a few ``block_q × block_k`` tiles, naive attention needs the whole matrix.
+"""
+
+from __future__ import annotations
+
+import math
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from flashtrade_lib.attention.reference import causal_mask, naive_attention
+
+
+@dataclass(frozen=True)
+class AttentionCase:
+    name: str
+    q: np.ndarray
+    k: np.ndarray
+    v: np.ndarray
+    block_q: int
+    block_k: int
+    causal: bool = False
+    mask: np.ndarray | None = None
+
+    def describe(self) -> str:
+        mask = "none" if self.mask is None else f"shape {self.mask.shape}"
+        return (f"{self.name}: q{self.q.shape}, k{self.k.shape}, v{self.v.shape}, "
+                f"block_q={self.block_q}, block_k={self.block_k}, causal={self.causal}, mask={mask}")
+
+    @property
+    def scale(self) -> float:
+        return 1.0 / math.sqrt(self.q.shape[-1])
+
+    def allowed(self) -> np.ndarray:
+        """Boolean (..., Nq, Nk): which scores take part (causal and mask combined)."""
+        nq, nk = self.q.shape[-2], self.k.shape[-2]
+        allowed = np.ones(self.q.shape[:-2] + (nq, nk), dtype=bool)
+        if self.causal:
+            allowed &= causal_mask(nq, nk)
+        if self.mask is not None:
+            allowed &= self.mask
+        return allowed
+
+    def expected(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(o, lse, p)`` from the dense formula; a row that may attend nothing has lse = -inf."""
+        o, p = naive_attention(self.q, self.k, self.v, causal=self.causal, mask=self.mask,
+                               return_weights=True)
+        s = np.where(self.allowed(), self.q @ np.swapaxes(self.k, -1, -2) * self.scale, -np.inf)
+        m = s.max(axis=-1)
+        finite = np.isfinite(m)
+        shift = np.where(finite, m, 0.0)
+        with np.errstate(divide="ignore"):
+            lse = np.where(finite, shift + np.log(np.exp(s - shift[..., None]).sum(axis=-1)), -np.inf)
+        return o, lse, p
+
+
+def _qkv(rng: np.random.Generator, lead: tuple[int, ...], nq: int, nk: int, d: int) -> tuple[np.ndarray, ...]:
+    return (rng.standard_normal(lead + (nq, d)), rng.standard_normal(lead + (nk, d)),
+            rng.standard_normal(lead + (nk, d)))
+
+
+def attention_cases() -> list[AttentionCase]:
+    """The random cases, from easiest to hardest (the first failing one is reported)."""
+    rng = np.random.default_rng(2024)
+    cases = [
+        AttentionCase("blocks divide N", *_qkv(rng, (), 16, 16, 4), block_q=8, block_k=8),
+        AttentionCase("N not a multiple of the blocks", *_qkv(rng, (), 37, 37, 8), block_q=16, block_k=8),
+        AttentionCase("Nq != Nk", *_qkv(rng, (), 20, 45, 8), block_q=8, block_k=16),
+        AttentionCase("blocks larger than N", *_qkv(rng, (), 5, 6, 4), block_q=16, block_k=16),
+        AttentionCase("causal", *_qkv(rng, (), 33, 33, 8), block_q=8, block_k=16, causal=True),
+        AttentionCase("causal, Nq != Nk", *_qkv(rng, (), 24, 40, 8), block_q=16, block_k=8, causal=True),
+    ]
+    padding = np.ones((1, 30), dtype=bool)
+    padding[:, 25:] = False  # the last five keys are padding
+    cases.append(AttentionCase("padding mask", *_qkv(rng, (), 30, 30, 8), block_q=8, block_k=8, mask=padding))
+    holes = rng.random((25, 25)) < 0.6
+    holes[[0, 7]] = False  # two queries that may attend nothing at all
+    cases.append(AttentionCase("fully masked rows", *_qkv(rng, (), 25, 25, 8), block_q=8, block_k=8, mask=holes))
+    q, k, v = _qkv(rng, (), 32, 32, 4)
+    q *= 1e4 / np.abs(q @ k.T / 2.0).max()  # scores of size ±1e4: exp overflows without the max
+    cases.append(AttentionCase("logits of ±1e4", q, k, v, block_q=8, block_k=8))
+    lead_mask = np.ones((2, 1, 1, 23), dtype=bool)
+    lead_mask[1, ..., 17:] = False  # batch element 1 is padded
+    cases.append(AttentionCase("batch and head dimensions", *_qkv(rng, (2, 3), 19, 23, 8), block_q=8,
+                               block_k=8, causal=True, mask=lead_mask))
+    return cases
+
+
+# The memory trap: big enough that an N×N float64 matrix (2 MiB) dwarfs the tiles.
+TRAP_N, TRAP_D, TRAP_BLOCK = 512, 8, 64
+
+
+def trap_case() -> AttentionCase:
+    rng = np.random.default_rng(7)
+    return AttentionCase("memory check", *_qkv(rng, (), TRAP_N, TRAP_N, TRAP_D), block_q=TRAP_BLOCK,
+                         block_k=TRAP_BLOCK)
+
+
+def score_matrix_peak(call: Callable[[], object], nq: int, nk: int, itemsize: int = 8) -> int | None:
+    """Peak bytes allocated during ``call()`` if they reach half an ``nq × nk`` matrix, else None."""
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    before, _ = tracemalloc.get_traced_memory()
+    try:
+        call()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    extra = peak - before
+    return extra if extra >= nq * nk * itemsize // 2 else None
+
+
+def naive_attention_message(peak: int, case: AttentionCase) -> str:
+    nq, nk = case.q.shape[-2], case.k.shape[-2]
+    tile_kib = case.block_q * case.block_k * case.q.itemsize / 2**10
+    return (f"your answer materialises a {nq}×{nk} score matrix: that is naive attention "
+            f"(it held {peak / 2**20:.1f} MiB at once for {case.describe()}; a tile of "
+            f"{case.block_q}×{case.block_k} scores is {tile_kib:.0f} KiB). Keep only one "
+            "block_q × block_k tile of S (and P) alive at a time.")
+
+
+def max_error(got: np.ndarray, want: np.ndarray) -> float:
+    """Largest |got − want|, counting -inf == -inf as equal and any other mismatch of infinities as inf."""
+    both_inf = np.isinf(got) & np.isinf(want) & (np.sign(got) == np.sign(want))
+    with np.errstate(invalid="ignore"):
+        diff = np.where(both_inf, 0.0, np.abs(got - want))
+    return float(np.nan_to_num(diff, nan=np.inf, posinf=np.inf).max()) if diff.size else 0.0
+
+
+def error_text(err: float) -> str:
+    """``max_error`` for a learner: a number, or what an infinite error means."""
+    if math.isinf(err):
+        return "an infinite amount (an inf, -inf or NaN where the reference has a finite value, or the other way round)"
+    return f"{err:.3g}"

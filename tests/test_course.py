@@ -1,0 +1,136 @@
+"""The course kit end to end: release chapter 2, fill it as three fake students, autograde.
+
+One student is right, one makes the typical mistakes (and never defines one function),
+one writes an endless loop; the gradebook and the feedback texts must say so. Also: the
+student release of chapters 2–4 holds no solution text, in its notebooks or its install.
+"""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from flashtrade_lib.course.grade import grade
+from flashtrade_lib.course.release import exercises_in, release
+from flashtrade_lib.course.solutions import load
+
+SOLUTIONS = load()
+CHAPTER = "02_online_softmax.ipynb"
+IDS = ["ch02-tile-update", "ch02-tiled-forward", "ch02-online-softmax", "ch02-merge-stats", "ch02-causal-tiles"]
+CELL_TIMEOUT_S = 20
+
+pytestmark = pytest.mark.slow
+
+
+def _answer_cell(exercise_id: str, answer: str, code: str) -> str:
+    return f"{code.rstrip()}\n\n\ncheck({exercise_id!r}, {answer})"
+
+
+def _wrong_named(exercise_id: str, answer: str, which: str) -> str:
+    wrong = next(w for w in SOLUTIONS[exercise_id].wrongs if w.name == which)
+    from flashtrade_lib.course.solutions import shown_source
+
+    return shown_source(wrong.build()).replace(f"def {wrong.name}(", f"def {answer}(")
+
+
+def _fill(released: Path, plan: dict[str, str | None]) -> nbformat.NotebookNode:
+    """The student's notebook: each answer cell replaced by ``plan[id]`` (None: the cell is deleted)."""
+    nb = nbformat.read(released, as_version=4)
+    cells = []
+    for cell in nb.cells:
+        found = exercises_in(nbformat.v4.new_notebook(cells=[cell])) if cell.cell_type == "code" else []
+        if found and not cell.metadata.get("nbgrader", {}).get("grade"):
+            (eid, answer), = found
+            code = plan.get(eid, SOLUTIONS[eid].source)
+            if code is None:
+                continue  # never defines the function
+            cell.source = _answer_cell(eid, answer, code)
+        cells.append(cell)
+    nb.cells = cells
+    return nb
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    root = tmp_path_factory.mktemp("course")
+    return release(["02", "03", "04"], root / "course", cell_timeout_s=CELL_TIMEOUT_S)
+
+
+def test_student_release_holds_no_solution_text(course) -> None:
+    """No solution's code is in the released notebooks or the student wheel.
+
+    A solution line that the book shows openly anyway does not count: the code the chapters
+    reveal right after the exercise (the library's NumPy reference and Triton kernels: "try
+    it, then read ours") and the chapters' own cells outside their solution blocks (stubs,
+    demos). Every other line of a solution must be absent.
+    """
+    import flashtrade_lib.attention.reference as reference
+    import flashtrade_lib.kernels.flash_attention as kernels
+    from flashtrade_lib.course.blocks import strip_solutions
+    from flashtrade_lib.course.release import chapter_notebook
+
+    released = "\n".join(p.read_text() for p in course.notebooks)
+    assert "{solution}" not in released
+    names = zipfile.ZipFile(course.wheel).namelist()
+    assert not [n for n in names if n.startswith("course/")]
+    with zipfile.ZipFile(course.wheel) as wheel:
+        installed = "\n".join(wheel.read(n).decode() for n in names if n.endswith(".py"))
+    shown = [Path(module.__file__).read_text() for module in (reference, kernels)]
+    shown += [strip_solutions(cell.source) for chapter in ("02", "03", "04")
+              for cell in nbformat.read(chapter_notebook(chapter), 4).cells]
+    revealed = {line.strip() for text in shown for line in text.splitlines()}
+    released_lines = {line.strip() for line in nbformat_text(course.notebooks).splitlines()}
+    installed_lines = {line.strip() for line in installed.splitlines()}
+    for eid, sol in SOLUTIONS.items():
+        if not eid.startswith(("ch02", "ch03", "ch04")):
+            continue
+        own = [line.strip() for line in sol.source.splitlines()[1:]
+               if len(line.strip()) >= 12 and line.strip() not in revealed and not line.strip().startswith("#")]
+        assert own, f"{eid}: nothing of its solution is its own"
+        for where, lines in (("released notebooks", released_lines), ("student install", installed_lines)):
+            leaked = [line for line in own if line in lines]
+            assert not leaked, f"{eid}: the {where} contain lines of its solution: {leaked}"
+
+
+def nbformat_text(paths: list[Path]) -> str:
+    return "\n".join(cell.source for p in paths for cell in nbformat.read(p, 4).cells)
+
+
+def test_autograde_three_students(course, tmp_path: Path) -> None:
+    released = next(p for p in course.notebooks if p.name == CHAPTER)
+    submissions = tmp_path / "submissions"
+    plans = {
+        "ada": {},  # everything right
+        "bob": {  # the typical mistakes, and one function never defined
+            "ch02-online-softmax": _wrong_named("ch02-online-softmax", "online_softmax_stats",
+                                                "online_softmax_stats_without_rescaling"),
+            "ch02-tile-update": _wrong_named("ch02-tile-update", "tile_update", "tile_update_forgetting_acc"),
+            "ch02-tiled-forward": _wrong_named("ch02-tiled-forward", "my_tiled_attention",
+                                               "naive_attention_in_disguise"),
+            "ch02-causal-tiles": None,
+        },
+        "cyd": {"ch02-tiled-forward": "def my_tiled_attention(q, k, v, block_q, block_k, causal=False, mask=None):\n"
+                                      "    while True:\n        pass\n"},
+    }
+    for student, plan in plans.items():
+        (submissions / student).mkdir(parents=True)
+        nbformat.write(_fill(released, plan), submissions / student / CHAPTER)
+    out = tmp_path / "grades"
+    results = grade(course.course_dir, submissions, out, cell_timeout_s=CELL_TIMEOUT_S)
+    rows = {row["student"]: row for row in csv.DictReader((out / "gradebook.csv").open())}
+    assert set(rows) == {"ada", "bob", "cyd"}
+    assert all(rows["ada"][eid] == "1" for eid in IDS), rows["ada"]
+    assert [rows["bob"][eid] for eid in IDS] == ["0", "0", "0", "1", "0"], rows["bob"]
+    assert rows["cyd"]["ch02-tiled-forward"] == "0" and rows["cyd"]["ch02-tile-update"] == "1", rows["cyd"]
+    assert rows["ada"]["total"] == str(len(IDS) + 0) or float(rows["ada"]["total"]) >= len(IDS)
+    bob = (out / "feedback" / "bob.txt").read_text()
+    assert "ch02-tiled-forward: 0 points — your answer materialises a 512×512 score matrix" in bob
+    assert "ch02-tile-update: 0 points — " in bob and "rescale it like ℓ" in bob
+    assert "ch02-causal-tiles: 0 points — never defined: name 'causal_tiles' is not defined" in bob
+    cyd = (out / "feedback" / "cyd.txt").read_text()
+    assert f"ch02-tiled-forward: 0 points — the cell ran past the {CELL_TIMEOUT_S} s limit" in cyd
+    print({r.student: round(r.seconds, 1) for r in results})
