@@ -1,7 +1,8 @@
 # FlashTrade book — the two commands:
 #   make book    build the rendered book into _build/html (installs everything first)
 #   make test    run the whole test suite (what CI runs)
-# and: make lab (JupyterLab), make bench (benchmarks/), make install, make clean.
+# and: make serve (the built book on http://127.0.0.1:8000, with full search),
+#      make lab (JupyterLab), make bench (benchmarks/), make install, make clean.
 # Each target creates .venv with python3 and installs the pinned stack if needed.
 
 PYTHON      ?= python3
