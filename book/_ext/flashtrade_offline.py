@@ -6,6 +6,8 @@
   inside the plotly wheel, so its version always matches the Python side — as a normal
   (synchronous) script in every page's head, and copies the file into ``_static`` when
   the build finishes. MathJax is served by ``sphinx-mathjax-offline``.
+* ``static/plotly_fit.js``: plotly figures laid out for the width they are shown at (titles
+  wrapped, legends below the plot in a narrow column).
 * ``static/flashtrade.css``: tables, code and display math that fit the column (or
   visibly scroll) on any screen.
 * Search from ``file://``: the browser blocks the requests Sphinx makes for result
@@ -147,6 +149,7 @@ def setup(app: Sphinx) -> dict[str, object]:
     _encrypt_kernel_transport()
     app.add_js_file(PLOTLY_JS, priority=100)
     app.add_js_file(None, body=NO_SNIPPETS_FROM_FILES, priority=210)
+    app.add_js_file("plotly_fit.js")
     app.add_css_file("flashtrade.css")
     app.connect("config-inited", _add_static)
     app.connect("env-get-updated", number_per_chapter, priority=900)
