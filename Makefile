@@ -1,7 +1,8 @@
 # FlashTrade book — the two commands:
 #   make book    build the rendered book into _build/html (installs everything first)
 #   make test    run the whole test suite (what CI runs)
-# and: make lab (JupyterLab), make bench (benchmarks/), make install, make clean.
+# and: make serve (the built book on http://127.0.0.1:8000, with full search),
+#      make lab (JupyterLab), make bench (benchmarks/), make install, make clean.
 # Each target creates .venv with python3 and installs the pinned stack if needed.
 
 PYTHON      ?= python3
@@ -9,11 +10,11 @@ VENV        ?= .venv
 PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.flashtrade-installed
 # The book build and nbval run notebooks with this IPython profile: offline guard
-# plus the plotly renderer the static book needs (see tests/ipython/).
-BUILD_ENV   := IPYTHONDIR=$(CURDIR)/tests/ipython PYDEVD_DISABLE_FILE_VALIDATION=1
+# plus the plotly renderer the static book needs (see book/ipython/).
+BUILD_ENV   := IPYTHONDIR=$(CURDIR)/book/ipython PYDEVD_DISABLE_FILE_VALIDATION=1
 NBVAL_ARGS  := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
-.PHONY: book test lab bench install unit notebooks browser lint clean
+.PHONY: book serve test lab bench install unit notebooks browser lint clean
 
 install: $(STAMP)
 
@@ -51,9 +52,17 @@ test: $(STAMP)
 	$(MAKE) --no-print-directory book
 	$(MAKE) --no-print-directory browser
 
+# Served over http, the book's search shows snippets (from file:// the browser blocks the
+# requests for them). Loopback only; stop it with Ctrl-C.
+SERVE_PORT  ?= 8000
+serve:
+	@test -f _build/html/index.html || { echo "No built book in _build/html: run 'make book' first."; exit 1; }
+	@echo "Serving the book on http://127.0.0.1:$(SERVE_PORT)/ (Ctrl-C stops it)."
+	@$(PYTHON) -m http.server $(SERVE_PORT) --bind 127.0.0.1 --directory _build/html
+
 lab: $(STAMP)
 	@echo "Starting JupyterLab on http://127.0.0.1:8888 — the URL with its token is printed below."
-	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=8888 --no-browser \
+	@$(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=8888 --no-browser \
 		$$( [ "$$(id -u)" = 0 ] && echo --allow-root ) --notebook-dir=$(CURDIR)
 
 bench: $(STAMP)

@@ -1,9 +1,10 @@
-"""Show the library's real source in a notebook instead of pasting a copy of it."""
+"""What a chapter shows: the library's real source, tables laid out for the page, verdicts as prose."""
 
 from __future__ import annotations
 
 import inspect
 import textwrap
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from IPython.display import Markdown
@@ -26,3 +27,88 @@ def show_source(obj: Any) -> Markdown:
     fence = "````" if "```" in src else "```"
     where = f"{obj.__module__}.{obj.__qualname__}" if hasattr(obj, "__qualname__") else obj.__name__
     return Markdown(f"*Source of* `{where}`:\n\n{fence}python\n{src.rstrip()}\n{fence}")
+
+
+def say(text: str) -> Markdown:
+    """Show a sentence the code chose (a verdict, a conclusion) as prose that wraps.
+
+    ``print`` puts it in a fixed-width block that scrolls sideways on the page; a verdict
+    is the sentence the reader most needs to see whole.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"say() needs a non-empty sentence, got {text!r}")
+    return Markdown(text)
+
+
+def show_table(
+    table: Any,
+    columns: Mapping[str, str] | Sequence[str] | None = None,
+    *,
+    digits: int = 3,
+    caption: str | None = None,
+    index: bool = True,
+) -> Markdown:
+    """A table laid out for the page: chosen, named columns, rounded numbers, no repetition.
+
+    ``table`` is a DataFrame (or anything ``pandas.DataFrame`` accepts, e.g. a list of
+    dicts). ``columns`` picks columns in order — a mapping also renames them for the
+    reader (``{"max_drawdown": "max DD"}``). Floats are shown with ``digits`` decimals.
+    A column that holds one value on every row is stated once under the table instead of
+    repeated. Cells are Markdown, so `code` renders as code; the table itself renders as
+    a table in JupyterLab and in the book (which scrolls it if it is still too wide).
+    """
+    import pandas as pd
+
+    frame = table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
+    if index and not isinstance(frame.index, pd.RangeIndex):
+        frame = frame.reset_index()
+    if columns is not None:
+        names = dict(columns) if isinstance(columns, Mapping) else {c: c for c in columns}
+        missing = [c for c in names if c not in frame.columns]
+        if missing:
+            raise KeyError(f"show_table: no column(s) {missing}; the table has {list(frame.columns)}")
+        frame = frame[list(names)].rename(columns=names)
+    if frame.empty:
+        raise ValueError("show_table: the table has no rows (or no columns) to show")
+
+    constant = {}
+    if len(frame) > 1:
+        for name in frame.columns:
+            values = frame[name].map(_cell, digits=digits)
+            if values.nunique() == 1 and values.iloc[0]:
+                constant[name] = values.iloc[0]
+        if len(constant) == frame.shape[1]:
+            constant = {}  # nothing would be left: show the one repeated row as it is
+        frame = frame.drop(columns=list(constant))
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+               for c in frame.columns]
+    lines = [
+        "| " + " | ".join(_escape(str(c)) for c in frame.columns) + " |",
+        "|" + "|".join("---:" if n else ":---" for n in numeric) + "|",
+    ]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(_escape(_cell(v, digits=digits)) for v in row) + " |")
+    notes = [caption] if caption else []
+    if constant:
+        notes.append("Every row: " + "; ".join(f"{k} {v}" for k, v in constant.items()) + ".")
+    return Markdown("\n".join(lines) + ("\n\n" + " ".join(notes) if notes else ""))
+
+
+def _cell(value: Any, *, digits: int) -> str:
+    """One cell as text: floats rounded to ``digits`` decimals, missing values as a dash."""
+    import math
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) or (hasattr(value, "dtype") and getattr(value.dtype, "kind", "") == "f"):
+        value = float(value)
+        if math.isnan(value):
+            return "–"
+        return f"{value:,.{digits}f}"
+    return " ".join(str(value).split())
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|")

@@ -46,3 +46,52 @@ def test_plotly_figures_survived_into_the_pages(built_book) -> None:
         if uses_plotly:
             assert "Plotly.newPlot" in html, f"{nb_path.name} uses plotly but its page has no figure"
         assert "unknown output mime type" not in html.lower()
+
+
+def _chapters(built_book):
+    return sorted((built_book / "notebooks").glob("[0-9][0-9]_*.html"))
+
+
+def test_exercises_are_numbered_per_chapter(built_book) -> None:
+    """A course cites "Exercise 8.2": every exercise of chapter N is numbered N.1, N.2, ..."""
+    numbered = 0
+    for page in _chapters(built_book):
+        chapter = int(page.name[:2])
+        found = re.findall(r"Exercise (\d+(?:\.\d+)*)", _titles_of(page, "exercise"))
+        expected = [f"{chapter}.{k}" for k in range(1, len(found) + 1)]
+        assert found == expected, f"{page.name}: exercises numbered {found}, expected {expected}"
+        numbered += len(found)
+    assert numbered, "no numbered exercise anywhere in the book"
+
+
+def _titles_of(page, kind: str) -> str:
+    """The title lines of every `kind` admonition (exercise, solution, ...) on a page."""
+    html = page.read_text(encoding="utf-8")
+    blocks = re.findall(rf'<div class="{kind} admonition"[^>]*>\s*<p class="admonition-title">(.*?)</p>', html, re.S)
+    return "\n".join(re.sub(r"<[^>]+>", "", b) for b in blocks)
+
+
+def test_the_readers_path_runs_through_the_chapters_in_order(built_book) -> None:
+    """Previous/Next: 0 -> 1 -> ... -> 10; instructors' material is not in between."""
+    chapters = _chapters(built_book)
+    for prev, page in zip(chapters, chapters[1:], strict=False):
+        html = page.read_text(encoding="utf-8")
+        link = re.search(r'<a class="left-prev"\s+href="([^"]+)"', html)
+        assert link and link.group(1) == prev.name, f"{page.name}: 'Previous' is {link and link.group(1)}"
+
+
+def test_pages_use_no_emoji(built_book) -> None:
+    """Glyphs that render everywhere: an emoji is a missing-glyph box without an emoji font.
+
+    (Characters with emoji presentation by default; text dingbats such as ✔ are in
+    ordinary fonts and fine.)
+    """
+    emoji = re.compile("[\U0001F000-\U0001FAFF\u2705\u274C\u274E\u2753-\u2755\u2757\u2B50\u2B55"
+                       "\u231A\u231B\u23E9-\u23F3\u2614\u2615]")
+    offenders = {}
+    for page in _pages(built_book):
+        text = re.sub(r"<(script|style)\b.*?</\1>", "", page.read_text(encoding="utf-8"), flags=re.S)
+        hits = sorted(set(emoji.findall(re.sub(r"<[^>]+>", "", text))))
+        if hits:
+            offenders[str(page.relative_to(built_book))] = hits
+    assert not offenders, f"pages with emoji: {offenders}"

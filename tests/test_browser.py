@@ -2,7 +2,12 @@
 
 Asserts per page: no console errors, no page errors, no request that leaves the
 file system, MathJax typeset wherever there is math, a rendered plotly SVG wherever
-there is a plotly figure, headings in order, images with alt text.
+there is a plotly figure, headings in order, images with alt text. Then, at a desktop
+(1280 px) and a phone (400 px) width: nothing wider than the content column outside a
+scroll container, no clipped display math (at 1280 px every equation fits), no plotly
+text boxes on top of each other (tests/browser_layout.js) — and a full-page screenshot of
+every page at both widths in _build/screenshots/ for a reviewer. Finally the search page
+answers a query, from the file system and served over http (with snippets).
 
 Uses Debian's Chromium through Playwright (`playwright install` cannot download
 browsers here). Without Chromium the test is skipped with instructions — unless
@@ -11,14 +16,20 @@ FLASHTRADE_REQUIRE_BROWSER=1 (set by CI), where a missing browser fails.
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import shutil
+import threading
+from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "chrome")
+LAYOUT_JS = (Path(__file__).parent / "browser_layout.js").read_text(encoding="utf-8")
+WIDTHS = {"desktop": 1280, "phone": 400}
 
 
 def _chromium() -> str | None:
@@ -105,3 +116,97 @@ def test_every_page_renders_offline(browser, built_book) -> None:
             problems[str(page_path.relative_to(built_book))] = found
         context.close()
     assert not problems, "\n".join(f"{p}: {v}" for p, v in problems.items())
+
+
+def _watch(page, found: list[str]) -> None:
+    page.on("console", lambda m: found.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: found.append(f"page error: {e}"))
+
+
+def _settle(page) -> None:
+    """Wait until MathJax has typeset and plotly has drawn: layout is final after that."""
+    if page.locator(".math").count():
+        page.wait_for_function(
+            "() => document.querySelectorAll('.math:not(:has(mjx-container))').length === 0",
+            timeout=20000,
+        )
+    if page.locator("div.plotly-graph-div").count():
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('div.plotly-graph-div')]"
+            ".every(d => d.querySelector('svg.main-svg'))",
+            timeout=20000,
+        )
+        page.wait_for_timeout(300)
+
+
+@pytest.mark.parametrize("device", list(WIDTHS))
+def test_every_page_is_laid_out_for_the_screen(browser, built_book, device) -> None:
+    width = WIDTHS[device]
+    shots = built_book.parent / "screenshots" / f"{width}px"
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    problems: dict[str, list[str]] = {}
+    for page_path in _pages(built_book):
+        name = str(page_path.relative_to(built_book))
+        page = context.new_page()
+        page.goto(page_path.as_uri(), wait_until="load")
+        _settle(page)
+        found = page.evaluate(LAYOUT_JS, width >= 1000)
+        page.screenshot(path=str(shots / (name.replace("/", "__").removesuffix(".html") + ".png")),
+                        full_page=True)
+        if found:
+            problems[name] = found
+        page.close()
+    context.close()
+    assert not problems, f"layout problems at {width} px (screenshots in {shots}):\n" + "\n".join(
+        f"{p}:\n    " + "\n    ".join(v) for p, v in problems.items())
+
+
+def _search(page, url: str) -> list[str]:
+    page.goto(url, wait_until="load")
+    page.wait_for_function(
+        "() => document.querySelector('#search-results') && "
+        "!document.querySelector('#search-results').innerText.includes('Searching')",
+        timeout=30000,
+    )
+    page.wait_for_timeout(1000)  # snippets arrive after the result list
+    return page.eval_on_selector_all("#search-results ul.search > li", "els => els.map(e => e.innerText)")
+
+
+def test_search_from_the_file_system_finds_pages_without_errors(browser, built_book) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    found: list[str] = []
+    _watch(page, found)
+    results = _search(page, (built_book / "search.html").as_uri() + "?q=softmax")
+    context.close()
+    assert results, "a search for 'softmax' from the file system found nothing"
+    assert not found, "\n".join(found)
+
+
+def test_search_served_over_http_shows_snippets(browser, built_book) -> None:
+    handler = functools.partial(_QuietHandler, directory=str(built_book))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        found: list[str] = []
+        _watch(page, found)
+        url = f"http://127.0.0.1:{server.server_address[1]}/search.html?q=softmax"
+        results = _search(page, url)
+        snippets = page.locator("#search-results ul.search > li p.context").count()
+        context.close()
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+    assert results, "a search for 'softmax' over http found nothing"
+    assert snippets, f"{len(results)} results over http but no snippet under any of them"
+    assert not found, "\n".join(found)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
+        pass

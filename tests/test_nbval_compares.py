@@ -24,7 +24,7 @@ def _notebook(path: Path, stored: str, tagged: bool = True) -> Path:
 
 
 def _nbval(path: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, IPYTHONDIR=str(ROOT / "tests" / "ipython"))
+    env = dict(os.environ, IPYTHONDIR=str(ROOT / "book" / "ipython"))
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--nbval-lax",
          "--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg"), str(path)],

@@ -1,12 +1,15 @@
-"""show_source renders the library's real code, correctly indented (a listing must be valid Python)."""
+"""What chapters show: real library code (valid Python), tables laid out for the page, verdicts as prose."""
 
 from __future__ import annotations
 
 import ast
 
+import pandas as pd
+import pytest
+
 from flashtrade_lib.env import pick_device
 from flashtrade_lib.exercises import Feedback
-from flashtrade_lib.show import show_source, source_of
+from flashtrade_lib.show import say, show_source, show_table, source_of
 
 
 def test_method_source_is_valid_python() -> None:
@@ -20,3 +23,27 @@ def test_function_source_is_shown_in_a_python_fence() -> None:
     code = md.split("```python\n", 1)[1].rsplit("\n```", 1)[0]
     ast.parse(code)
     assert "def pick_device" in code
+
+
+def test_show_table_names_rounds_and_states_a_repeated_value_once() -> None:
+    frame = pd.DataFrame({"sharpe": [0.123456, -1.5], "max_drawdown": [0.2, 0.35],
+                          "inputs": ["float32, d 64", "float32, d 64"], "note": ["`sdpa` | fast", "x"]},
+                         index=pd.Index(["ridge", "model"], name="strategy"))
+    md = show_table(frame, {"strategy": "strategy", "sharpe": "Sharpe", "inputs": "inputs", "note": "note"},
+                    digits=2).data
+    head, rule, *rows = md.split("\n\n")[0].splitlines()
+    assert head == "| strategy | Sharpe | note |"
+    assert rule == "|:---|---:|:---|"
+    assert rows == ["| ridge | 0.12 | `sdpa` \\| fast |", "| model | -1.50 | x |"]
+    assert md.endswith("Every row: inputs float32, d 64.")
+    assert "max_drawdown" not in md
+
+
+def test_show_table_says_what_is_wrong() -> None:
+    with pytest.raises(KeyError, match="no column"):
+        show_table(pd.DataFrame({"a": [1]}), ["b"])
+    with pytest.raises(ValueError, match="no rows"):
+        show_table(pd.DataFrame({"a": []}))
+    with pytest.raises(ValueError, match="non-empty"):
+        say("  ")
+    assert say("The interval contains 0: no evidence of skill.").data.startswith("The interval")

@@ -1,20 +1,51 @@
-"""Sphinx extension: serve plotly.js from the installed plotly package, not a CDN.
+"""Sphinx extension: the book's offline assets, page layout and numbering.
 
-Notebooks emit plotly figures as ``text/html`` that expects a global ``Plotly``
-(see tests/ipython/…/00-flashtrade-build.py). This adds ``plotly.min.js`` — the copy
-shipped inside the plotly wheel, so its version always matches the Python side — as
-a normal (synchronous) script in every page's head, and copies the file into
-``_static`` when the build finishes. MathJax is served by ``sphinx-mathjax-offline``.
+* plotly.js from the installed plotly package, not a CDN. Notebooks emit plotly
+  figures as ``text/html`` that expects a global ``Plotly`` (see
+  book/ipython/…/00-flashtrade-build.py). This adds ``plotly.min.js`` — the copy shipped
+  inside the plotly wheel, so its version always matches the Python side — as a normal
+  (synchronous) script in every page's head, and copies the file into ``_static`` when
+  the build finishes. MathJax is served by ``sphinx-mathjax-offline``.
+* ``static/plotly_fit.js``: plotly figures laid out for the width they are shown at (titles
+  wrapped, legends below the plot in a narrow column).
+* ``static/flashtrade.css``: tables, code and display math that fit the column (or
+  visibly scroll) on any screen.
+* Search from ``file://``: the browser blocks the requests Sphinx makes for result
+  snippets there (one CORS error per result), so on ``file:`` pages the search lists
+  results without snippets; served (``make serve``) it shows them.
+* Numbers per chapter: exercises, theorems and figures in ``notebooks/NN_*`` are numbered
+  ``NN.k`` ("Exercise 8.2"), as a course cites them; Sphinx would count them across the
+  whole book because the table of contents is not numbered (chapter titles carry their
+  own numbers, starting at 0).
+* The course guide's table of notebook run times says "ran"/"failed" in words and names
+  chapters by title (myst-nb's ``{nb-exec-table}`` uses emoji that render as a missing
+  glyph where no emoji font is installed, and raw document paths).
+* The kernels that execute the notebooks get CurveZMQ transport encryption (ipykernel
+  warns on every start of an unencrypted TCP kernel).
 """
 
 from __future__ import annotations
 
+import re
 import shutil
+from datetime import datetime
 from pathlib import Path
 
+from docutils import nodes
+from sphinx import addnodes
 from sphinx.application import Sphinx
+from sphinx.config import Config
+from sphinx.environment import BuildEnvironment
+from sphinx.transforms.post_transforms import SphinxPostTransform
 
 PLOTLY_JS = "plotly.min.js"
+STATIC = Path(__file__).parent / "static"
+CHAPTER_DOC = re.compile(r"^notebooks/(\d+)_")
+# DOCUMENTATION_OPTIONS is defined by documentation_options.js (priority 200).
+NO_SNIPPETS_FROM_FILES = (
+    "if (location.protocol === 'file:' && typeof DOCUMENTATION_OPTIONS !== 'undefined') "
+    "{ DOCUMENTATION_OPTIONS.SHOW_SEARCH_SUMMARY = false; }"
+)
 
 
 def _plotly_js_path() -> Path:
@@ -33,8 +64,95 @@ def _copy_plotly(app: Sphinx, exc: Exception | None) -> None:
         shutil.copyfile(_plotly_js_path(), static / PLOTLY_JS)
 
 
+def _add_static(app: Sphinx, config: Config) -> None:
+    config.html_static_path.append(str(STATIC))
+
+
+def number_per_chapter(app: Sphinx, env: BuildEnvironment) -> list[str]:
+    """Renumber every enumerable item of a chapter page as (chapter, k), in page order.
+
+    Runs after Sphinx's own numbering (``env-get-updated``, priority 900), which counts
+    across the book; the pages are written afterwards, so titles and references agree.
+    """
+    for docname, by_type in env.toc_fignumbers.items():
+        match = CHAPTER_DOC.match(docname)
+        if match is None:
+            continue
+        chapter = int(match.group(1))
+        for numbers in by_type.values():
+            in_order = sorted(numbers, key=numbers.__getitem__)
+            for k, node_id in enumerate(in_order, start=1):
+                numbers[node_id] = (chapter, k)
+    return []
+
+
+class ExecutionTableInWords(SphinxPostTransform):
+    """Replace myst-nb's ``{nb-exec-table}`` placeholder with a table in words."""
+
+    default_priority = 7  # before myst-nb's own replacement (8)
+
+    def run(self, **kwargs: object) -> None:
+        from myst_nb.ext.execution_tables import ExecutionStatsNode
+        from myst_nb.sphinx_ import NbMetadataCollector
+
+        for node in list(self.document.findall(ExecutionStatsNode)):
+            node.replace_self(self._table(NbMetadataCollector.get_doc_data(self.env)))
+
+    def _table(self, metadata: dict) -> nodes.table:
+        header = ["Chapter", "Run time (s)", "Result", "Executed"]
+        rows = []
+        for docname in sorted(metadata):
+            data = metadata[docname].get("exec_data")
+            if not data:
+                continue
+            link = addnodes.pending_xref(
+                refdoc=self.env.docname, reftarget="/" + docname, reftype="doc", refdomain="std",
+                refexplicit=False, refwarn=True,
+            )
+            link += nodes.inline(text=docname)
+            runtime = data.get("runtime")
+            when = data.get("mtime")
+            rows.append([
+                link,
+                nodes.Text("–" if runtime is None else f"{runtime:.1f}"),
+                nodes.Text("ran" if data.get("succeeded") is True else "failed"),
+                nodes.Text(datetime.fromtimestamp(when).strftime("%Y-%m-%d %H:%M") if when else "–"),
+            ])
+        table = nodes.table(classes=["colwidths-auto"])
+        group = nodes.tgroup(cols=len(header))
+        table += group
+        group += [nodes.colspec(colwidth=1) for _ in header]
+        head, body = nodes.thead(), nodes.tbody()
+        group += head
+        group += body
+        head += nodes.row("", *(nodes.entry("", nodes.paragraph(text=h)) for h in header))
+        for cells in rows:
+            body += nodes.row("", *(nodes.entry("", nodes.paragraph("", "", c)) for c in cells))
+        return table
+
+
+def _encrypt_kernel_transport() -> None:
+    """Kernels started by this build get CurveZMQ keys when their kernelspec supports it.
+
+    myst-nb starts kernels through nbclient with an empty traitlets config, so the
+    setting goes on the trait's default (``KernelManager.transport_encryption``).
+    """
+    import zmq
+    from jupyter_client.manager import KernelManager
+
+    if zmq.has("curve"):
+        KernelManager.transport_encryption.default_value = "auto"
+
+
 def setup(app: Sphinx) -> dict[str, object]:
     _plotly_js_path()  # fail early, with a clear message
+    _encrypt_kernel_transport()
     app.add_js_file(PLOTLY_JS, priority=100)
+    app.add_js_file(None, body=NO_SNIPPETS_FROM_FILES, priority=210)
+    app.add_js_file("plotly_fit.js")
+    app.add_css_file("flashtrade.css")
+    app.connect("config-inited", _add_static)
+    app.connect("env-get-updated", number_per_chapter, priority=900)
+    app.add_post_transform(ExecutionTableInWords)
     app.connect("build-finished", _copy_plotly)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

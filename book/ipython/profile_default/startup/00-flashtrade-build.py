@@ -1,5 +1,5 @@
 # IPython start-up used only by the book build and by nbval (the Makefile sets
-# IPYTHONDIR to tests/ipython). Learners running JupyterLab don't get this file.
+# IPYTHONDIR to book/ipython). Learners running JupyterLab don't get this file.
 #
 # 1. Offline guard: a notebook that tries to reach the internet fails the build.
 # 2. Plotly figures are emitted as text/html that expects plotly.js to be on the
