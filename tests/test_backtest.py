@@ -219,12 +219,14 @@ def test_no_look_ahead(t: int) -> None:
 
 
 def test_t_plus_one_exercise_solution_is_the_library_rule() -> None:
-    from flashtrade_lib.exercises.ch08 import _t_plus_one_case, _t_plus_one_solution
+    from flashtrade_lib.course.solutions import load
+    from flashtrade_lib.exercises.ch08 import _t_plus_one_case
 
+    solution = load()["ch08-t-plus-one"].build()
     r, pos = _t_plus_one_case()
     res = backtest(r.rename("x"), pos.rename("x"), market_is="simple_returns", position="weights")
-    np.testing.assert_allclose(res.returns, _t_plus_one_solution(r, pos), **EXACT)
-    assert check("ch08-t-plus-one", _t_plus_one_solution).passed
+    np.testing.assert_allclose(res.returns, solution(r, pos), **EXACT)
+    assert check("ch08-t-plus-one", solution).passed
 
 
 def test_result_metrics_use_the_bar_frequency() -> None:
