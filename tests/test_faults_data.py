@@ -204,3 +204,20 @@ def test_two_processes_writing_one_key_lose_no_bars(tmp_path: Path) -> None:
     df, cov = BarCache(tmp_path / "cache").read(SRC, "BTCUSDT", "60")
     assert cov == (_h(0), _h(200))
     assert len(df) == 201 and df.index.is_unique
+
+
+def test_waiting_for_another_writer_is_bounded(tmp_path: Path) -> None:
+    import time
+
+    from filelock import FileLock
+
+    from flashtrade_lib.data.cache import CacheLockedError
+
+    cache = BarCache(tmp_path, lock_timeout=0.3)
+    path = cache.path(SRC, "BTCUSDT", "60")
+    path.parent.mkdir(parents=True)
+    with FileLock(str(path) + ".lock"):  # another process is mid-update (a stuck one, say)
+        t0 = time.monotonic()
+        with pytest.raises(CacheLockedError, match="another process has been updating .* for over 0.3 s"):
+            cache.get("BTCUSDT", "60", _h(0), _h(10), source=SRC, fetch=_never)
+        assert time.monotonic() - t0 < 1.5
