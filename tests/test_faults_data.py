@@ -47,26 +47,50 @@ def test_an_empty_page_part_way_is_retried_and_no_bar_is_lost() -> None:
     with FakeBybit({"BTCUSDT": bars}, faults=["", "empty"]) as fake:
         df = fetch_klines("BTCUSDT", "60", start=int(bars[0, 0]), base_url=fake.url, **FAST)
     assert len(df) == 2499  # all closed bars, the older 1499 included
-    assert len(fake.requests) == 4  # page 1, the empty page, its retry, page 3
+    # page 1, the empty page, a probe that finds a bar inside its range, the retry, page 3
+    assert len(fake.requests) == 5
+    assert "start" not in fake.requests[2] and fake.requests[2]["limit"] == "1"
 
 
 def test_an_empty_page_that_persists_is_an_error_not_the_end_of_history() -> None:
     bars = make_bars(2500)
-    with FakeBybit({"BTCUSDT": bars}, faults=["", "empty", "empty", "empty"]) as fake:
-        with pytest.raises(BybitError, match="returned no bars 3 times.*could not be downloaded"):
+    with FakeBybit({"BTCUSDT": bars}, faults=["", *["empty"] * 6]) as fake:
+        with pytest.raises(BybitError, match="returned no bars 3 times.*page before was full.*could not be"):
             fetch_klines("BTCUSDT", "60", start=int(bars[0, 0]), base_url=fake.url, **FAST)
 
 
 def test_after_such_an_error_the_cache_records_nothing(tmp_path: Path) -> None:
     bars = make_bars(2500)
     lo, hi = int(bars[0, 0]), int(bars[-2, 0])
-    with FakeBybit({"BTCUSDT": bars}, faults=["", "empty", "empty", "empty"]) as fake:
+    with FakeBybit({"BTCUSDT": bars}, faults=["", *["empty"] * 6]) as fake:
         with pytest.raises(BybitError):
             cached_klines("BTCUSDT", "60", lo, hi, cache_dir=tmp_path, base_url=fake.url, **FAST)
         assert BarCache(tmp_path).read(SRC, "BTCUSDT", "60") is None
         # the next (healthy) call downloads everything
         df = cached_klines("BTCUSDT", "60", lo, hi, cache_dir=tmp_path, base_url=fake.url, **FAST)
     assert len(df) == 2499
+
+
+def test_an_empty_first_page_is_believed_only_when_a_probe_confirms_it() -> None:
+    bars = make_bars(100)
+    lo, hi = int(bars[10, 0]), int(bars[50, 0])
+    with FakeBybit({"BTCUSDT": bars}, faults=["empty"]) as fake:  # a flaky empty answer
+        df = fetch_klines("BTCUSDT", "60", lo, hi, base_url=fake.url, **FAST)
+    assert len(df) == 41  # the probe found a bar in the range: retried, nothing marked empty
+    early = int(bars[0, 0]) - 500 * HOUR_MS  # before the listing: genuinely empty
+    with FakeBybit({"BTCUSDT": bars}) as fake:
+        df = fetch_klines("BTCUSDT", "60", early, early + 100 * HOUR_MS, base_url=fake.url, **FAST)
+    assert len(df) == 0 and len(fake.requests) == 2  # the page and its probe
+
+
+def test_a_real_hole_in_the_exchanges_history_is_not_an_error() -> None:
+    original = make_bars(2000)
+    start = int(original[100, 0])  # inside a hole the exchange never filled (hours 50..999)
+    bars = make_bars(2000, missing=tuple(range(50, 1000)))
+    with FakeBybit({"BTCUSDT": bars}) as fake:
+        df = fetch_klines("BTCUSDT", "60", start, base_url=fake.url, **FAST)
+    # one full page, then an empty one; the probe finds hour 49, older than start: proven empty
+    assert len(df) == 999 and len(fake.requests) == 3
 
 
 def test_without_start_an_empty_page_is_the_end_of_history() -> None:

@@ -253,26 +253,36 @@ def _check_retry_settings(timeout: float, max_retries: int, backoff_factor: floa
 def _page_with_proof(
     session: requests.Session, url: str, params: dict[str, Any], partway: bool, request: dict[str, Any]
 ) -> tuple[np.ndarray, int | None]:
-    """A parsed kline page; an empty one only when the emptiness is believable.
+    """A parsed kline page; an empty one only when the emptiness is proven.
 
-    Empty is believable when no ``start`` was asked for (no history before ``end``) or
-    when it is the first page (no bars in the whole range). Part-way through a ranged
-    download, after a full page, it is retried; still empty, it is an error naming the
-    bars that could not be fetched.
+    Without ``start`` an empty page means no history before ``end``. With ``start``, an
+    empty page for ``[start, end]`` is checked with one probe — the newest bar at or
+    before ``end``, without ``start``: a bar older than ``start`` (or, on the first page,
+    no bar at all) proves the range empty; a bar inside the range proves the empty
+    page wrong, and it is retried. Part-way through a download, after a full page, an
+    empty page that no probe confirms is retried and then an error naming the bars that
+    could not be fetched — never the silent end of history.
     """
+    what = _describe(url, params)
     for attempt in range(request["max_retries"] + 1):
         rows, server_ms = _get_page(session, url, params, **request)
-        data = _parse_rows(rows, _describe(url, params))
-        if len(data) or "start" not in params or not partway:
+        data = _parse_rows(rows, what)
+        if len(data) or "start" not in params:
+            return data, server_ms
+        probe = {k: v for k, v in params.items() if k != "start"} | {"limit": 1}
+        newest = _parse_rows(_get_page(session, url, probe, **request)[0], _describe(url, probe))
+        if (len(newest) and newest[:, 0].max() < params["start"]) or (not len(newest) and not partway):
             return data, server_ms
         if attempt < request["max_retries"]:
-            request["budget"].spend(_describe(url, params))
+            request["budget"].spend(what)
             time.sleep(_backoff(attempt, request["backoff_factor"], request["max_wait"]))
     raise BybitError(
-        f"{_describe(url, params)} returned no bars {request['max_retries'] + 1} times, although the "
-        f"page before was full: the bars from {fmt_ms(params['start'])} to {fmt_ms(params['end'])} "
-        "could not be downloaded. Try again later; if the symbol was listed at "
-        f"{fmt_ms(params['end'] + 1)}, ask for a start from then."
+        f"{what} returned no bars {request['max_retries'] + 1} times, although "
+        + ("the page before was full" if partway else "Bybit has bars in that range")
+        + f": the bars from {fmt_ms(params['start'])} to {fmt_ms(params['end'])} could not be "
+        "downloaded. Try again later"
+        + (f"; if the symbol was listed at {fmt_ms(params['end'] + 1)}, ask for a start from then."
+           if partway else ".")
     )
 
 
