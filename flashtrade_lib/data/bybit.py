@@ -8,9 +8,10 @@ never existed at decision time) and replaced failed downloads with random data. 
 * pages walk **backwards** from ``end`` with ``end = oldest startTime - 1`` until
   ``start`` is reached or the exchange has nothing older, and are merged by open
   time, so no bar is lost or counted twice. "Nothing older" needs proof: a page
-  shorter than ``limit`` (the exchange gave all it has in the range), or an empty
-  page when no ``start`` was asked for. An empty page after a full one, inside the
-  asked range, is retried and then an error — never silently the end of history;
+  shorter than ``limit`` (the exchange gave all it has in the range), an empty page
+  when no ``start`` was asked for, or — for an empty page inside the asked range — a
+  probe for the newest bar before ``end`` that lands before ``start``. An empty page
+  the probe contradicts is retried, then an error — never silently the end of history;
 * the still-open candle is dropped (server time from the response decides);
 * arguments are validated before any request is sent;
 * every request has one overall deadline (``timeout``: a server that trickles bytes
