@@ -245,3 +245,16 @@ def test_waiting_for_another_writer_is_bounded(tmp_path: Path) -> None:
         with pytest.raises(CacheLockedError, match="another process has been updating .* for over 0.3 s"):
             cache.get("BTCUSDT", "60", _h(0), _h(10), source=SRC, fetch=_never)
         assert time.monotonic() - t0 < 1.5
+
+
+def test_refreshing_part_of_a_valid_file_keeps_the_bars_around_it(tmp_path: Path) -> None:
+    cache = BarCache(tmp_path)
+    cache.write(_bars(_h(0), _h(100)), (_h(0), _h(100)), SRC, "BTCUSDT", "60")
+
+    def fetch(symbol, interval, start, end, **kw):
+        return _bars(start, end) * 2.0  # the refetched bars differ, so we can tell them apart
+
+    cache.get("BTCUSDT", "60", _h(40), _h(60), source=SRC, fetch=fetch, refresh=True)
+    df, cov = cache.read(SRC, "BTCUSDT", "60")
+    assert cov == (_h(0), _h(100)) and len(df) == 101
+    assert df["close"].iloc[39] == 139.0 and df["close"].iloc[40] == 280.0 and df["close"].iloc[61] == 161.0

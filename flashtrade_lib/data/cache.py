@@ -270,8 +270,11 @@ class BarCache:
             raise ValueError(f"start ({fmt_ms(s)}) must be before end ({fmt_ms(e)})")
         lock = self._locked(path)
         try:
-            cached = None if refresh else self.read(source, symbol, interval)
+            cached = self._kept_for_refresh(source, symbol, interval, s, e) if refresh else \
+                self.read(source, symbol, interval)
             if cached is None:
+                frames, coverage, missing = [], None, [(s, e)]
+            elif refresh:  # the whole asked range again; the valid bars around it may stay
                 frames, coverage, missing = [], None, [(s, e)]
             else:
                 df_old, (c0, c1) = cached
@@ -284,6 +287,8 @@ class BarCache:
                 bars, proof = _proven(part, lo, hi)
                 frames.append(bars)
                 coverage = _join(coverage, proof, path)
+            if refresh and cached is not None:
+                frames, coverage = _around(cached, frames, coverage, s, e)
             nonempty = [f for f in frames if len(f)]
             merged = pd.concat(nonempty) if nonempty else frames[-1]
             merged = merged[~merged.index.duplicated(keep="last")].sort_index()
@@ -292,6 +297,21 @@ class BarCache:
         finally:
             lock.release()
         return _slice(merged, s, e)
+
+    def _kept_for_refresh(self, source: str, symbol: str, interval: str, s: int, e: int
+                          ) -> tuple[pd.DataFrame, tuple[int, int]] | None:
+        """What a refresh of ``[s, e]`` keeps: a valid file's bars around the range, if they touch it.
+
+        A corrupt file is dropped whole; so is a valid one whose range does not touch
+        ``[s, e]`` (one file holds one contiguous covered range).
+        """
+        try:
+            cached = self.read(source, symbol, interval)
+        except CorruptCacheError:
+            return None
+        if cached is None or cached[1][0] > e + 1 or cached[1][1] < s - 1:
+            return None
+        return cached
 
     def _offline(self, path: Path, source: str, symbol: str, interval: str, start: Any, end: Any) -> pd.DataFrame:
         cached = self.read(source, symbol, interval)
@@ -311,6 +331,18 @@ class BarCache:
                 "offline=False to download the rest."
             )
         return _slice(df, lo, hi)
+
+
+def _around(cached: tuple[pd.DataFrame, tuple[int, int]], frames: list[pd.DataFrame],
+            coverage: tuple[int, int], s: int, e: int) -> tuple[list[pd.DataFrame], tuple[int, int]]:
+    """After a refresh of ``[s, e]``: keep the old bars beyond each edge the new download proved."""
+    df_old, (c0, c1) = cached
+    lo, hi = coverage
+    if lo == s and c0 < s:
+        frames, lo = [_slice(df_old, c0, s - 1), *frames], c0
+    if hi == e and c1 > e:
+        frames, hi = [*frames, _slice(df_old, e + 1, c1)], c1
+    return frames, (lo, hi)
 
 
 def _join(coverage: tuple[int, int] | None, proof: tuple[int, int], path: Path) -> tuple[int, int]:
