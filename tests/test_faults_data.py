@@ -258,3 +258,52 @@ def test_refreshing_part_of_a_valid_file_keeps_the_bars_around_it(tmp_path: Path
     df, cov = cache.read(SRC, "BTCUSDT", "60")
     assert cov == (_h(0), _h(100)) and len(df) == 101
     assert df["close"].iloc[39] == 139.0 and df["close"].iloc[40] == 280.0 and df["close"].iloc[61] == 161.0
+
+
+_KILLED_WRITER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    import pyarrow.parquet as pq
+    import numpy as np, pandas as pd
+    from flashtrade_lib.data.cache import BarCache
+
+    real = pq.write_table
+
+    def half_then_hang(table, where, **kw):  # the process is killed in the middle of a write
+        real(table, where, **kw)
+        data = Path(where).read_bytes()
+        Path(where).write_bytes(data[: len(data) // 2])
+        Path(sys.argv[2]).touch()
+        time.sleep(60)
+
+    pq.write_table = half_then_hang
+    H = 3_600_000
+    t = np.arange(0, 500 * H + 1, H) + 1_600_000_000_000 // H * H
+    idx = pd.DatetimeIndex(pd.to_datetime(t, unit="ms", utc=True), name="open_time")
+    bars = pd.DataFrame({c: 100.0 for c in ("open", "high", "low", "close", "volume")}, index=idx)
+    BarCache(sys.argv[1]).write(bars, (int(t[0]), int(t[-1])), "bybit/linear", "BTCUSDT", "60")
+""")
+
+
+def test_a_writer_killed_mid_write_leaves_the_file_intact_and_its_temp_file_is_removed(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    cache = BarCache(tmp_path / "cache")
+    path = cache.write(GOOD, (_h(0), _h(20)), SRC, "BTCUSDT", "60")
+    before = path.read_bytes()
+    script, ready = tmp_path / "writer.py", tmp_path / "ready"
+    script.write_text(_KILLED_WRITER)
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "cache"), str(ready)])
+    deadline = time.monotonic() + 60
+    while not ready.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert ready.exists(), "the writer never reached its write"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    orphans = list(path.parent.glob(f".{path.name}.*.tmp"))
+    assert len(orphans) == 1 and path.read_bytes() == before  # the old file is untouched
+    cache.get("BTCUSDT", "60", _h(0), _h(30), source=SRC, fetch=lambda s, i, lo, hi, **kw: _bars(lo, hi))
+    assert not orphans[0].exists()  # the next writer (the lock is free: its holder died) cleans up
+    assert cache.read(SRC, "BTCUSDT", "60")[1] == (_h(0), _h(30))
