@@ -450,7 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     # the course kit keeps its commands to itself (flashtrade_lib/course/cli.py)
     from flashtrade_lib.course import cli as course_cli
 
-    p = sub.add_parser("course", help="instructors: release chapters to students, autograde submissions")
+    p = sub.add_parser("course", help="instructors: release chapters to students, autograde submissions",
+                       formatter_class=_Help)
     course_cli.add_arguments(p)
     return parser
 

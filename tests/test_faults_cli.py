@@ -137,10 +137,15 @@ def test_version(capsys):
     assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"flashtrade {__version__}"
 
 
+PIPELINE = ("fetch", "train", "predict", "backtest", "bench")  # the course kit's commands are its own
+
+
 def _options(parser: argparse.ArgumentParser):
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
+                if name not in PIPELINE:
+                    continue
                 yield from ((f"{name} {a.option_strings[0] if a.option_strings else a.dest}", a, sub)
                             for a in sub._actions if not isinstance(a, argparse._HelpAction))
 
