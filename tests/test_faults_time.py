@@ -114,3 +114,14 @@ def test_unbounded_settings_are_refused_before_any_request(kwargs: dict, pattern
         with pytest.raises(ValueError, match=pattern):
             fetch_klines("BTCUSDT", "60", base_url=fake.url, **kwargs)
     assert fake.requests == []
+
+
+def test_what_retrying_cannot_fix_is_told_apart_from_what_it_can() -> None:
+    import requests
+
+    from flashtrade_lib.data.http import DeadlineExceeded, classify
+
+    assert classify(requests.exceptions.SSLError("certificate verify failed"))[0] is False
+    assert classify(requests.exceptions.InvalidURL("http://"))[0] is False
+    assert classify(DeadlineExceeded("slow"))[0] is True
+    assert classify(requests.exceptions.ConnectionError(ConnectionResetError(104, "reset")))[0] is True

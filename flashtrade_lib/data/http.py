@@ -133,7 +133,8 @@ def classify(exc: BaseException) -> tuple[bool, str]:
     """``(transient, what happened)`` for an exception raised by :func:`get_within`.
 
     Permanent: the host name does not resolve, the network is unreachable, the
-    book's offline guard blocked the connection, or the request itself is invalid.
+    book's offline guard blocked the connection, TLS failed (a certificate or clock
+    problem), or the request itself is invalid.
     Everything else a server or a flaky link can cause is transient.
     """
     causes = _causes(exc)
@@ -144,6 +145,8 @@ def classify(exc: BaseException) -> tuple[bool, str]:
             return False, f"the connection was blocked: {e}"
         if isinstance(e, OSError) and e.errno in _NO_NETWORK:
             return False, f"the network is unreachable ({e.strerror})"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return False, f"the TLS handshake failed ({exc}); check the system clock and CA certificates"
     if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
                         requests.exceptions.InvalidSchema)):
         return False, f"the request is invalid ({exc})"
