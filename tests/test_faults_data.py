@@ -307,3 +307,11 @@ def test_a_writer_killed_mid_write_leaves_the_file_intact_and_its_temp_file_is_r
     cache.get("BTCUSDT", "60", _h(0), _h(30), source=SRC, fetch=lambda s, i, lo, hi, **kw: _bars(lo, hi))
     assert not orphans[0].exists()  # the next writer (the lock is free: its holder died) cleans up
     assert cache.read(SRC, "BTCUSDT", "60")[1] == (_h(0), _h(30))
+
+
+def test_a_range_of_still_open_candles_is_returned_empty_and_not_cached(tmp_path: Path) -> None:
+    bars = make_bars(50)
+    now_ms = int(bars[-1, 0]) + HOUR_MS // 2  # the last bar is open
+    with FakeBybit({"BTCUSDT": bars}, now_ms=now_ms) as fake:
+        df = cached_klines("BTCUSDT", "60", int(bars[-1, 0]), now_ms, cache_dir=tmp_path, base_url=fake.url, **FAST)
+    assert len(df) == 0 and BarCache(tmp_path).read(SRC, "BTCUSDT", "60") is None

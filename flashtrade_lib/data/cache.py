@@ -254,7 +254,8 @@ class BarCache:
         ``start=None``/``end=None`` mean "from/to the edge of what is cached"; an
         explicit range the cache does not fully cover raises :class:`CacheMissError`.
         ``fetch`` is called as ``fetch(symbol, interval, start_ms or None, end_ms,
-        **fetch_kwargs)``. ``refresh=True`` ignores (and replaces) the cached file.
+        **fetch_kwargs)``. ``refresh=True`` downloads the asked range again and replaces
+        the cached file, keeping a valid file's bars around that range.
         """
         interval = str(interval)
         if offline is None:
@@ -293,7 +294,8 @@ class BarCache:
             merged = pd.concat(nonempty) if nonempty else frames[-1]
             merged = merged[~merged.index.duplicated(keep="last")].sort_index()
             merged.attrs = {}
-            self.write(merged, coverage, source, symbol, interval)
+            if coverage[0] <= coverage[1]:  # nothing proven (e.g. only a still-open candle): nothing cached
+                self.write(merged, coverage, source, symbol, interval)
         finally:
             lock.release()
         return _slice(merged, s, e)
