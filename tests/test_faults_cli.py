@@ -198,3 +198,9 @@ def test_an_older_runs_checkpoint_in_out_is_refused_before_training(tiny_run, ca
     code, _, err = run(capsys, "train", "--out", str(tiny_run), "--data", "synthetic")
     _one_line_error(code, err, "already holds a checkpoint of run", "(--overwrite)")
     assert "overwrite=True" not in err
+
+
+def test_a_bad_symbol_is_refused_before_the_cache_is_touched(tmp_path, capsys):
+    code, _, err = run(capsys, "fetch", "btcusdt", "--cache-dir", str(tmp_path / "cache"))
+    _one_line_error(code, err, "upper case")
+    assert not (tmp_path / "cache").exists()

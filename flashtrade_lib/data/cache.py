@@ -384,8 +384,9 @@ def cached_klines(
 
     Bars are cached under source ``bybit/<category>``.
     """
-    from flashtrade_lib.data.bybit import fetch_klines
+    from flashtrade_lib.data.bybit import _validate, fetch_klines
 
+    symbol, interval, category = _validate(symbol, interval, category)  # before any file is touched
     fetch = functools.partial(fetch_klines, category=category)
-    return BarCache(cache_dir).get(symbol, str(interval), start, end, source=f"bybit/{category}",
+    return BarCache(cache_dir).get(symbol, interval, start, end, source=f"bybit/{category}",
                                    fetch=fetch, offline=offline, refresh=refresh, **fetch_kwargs)
