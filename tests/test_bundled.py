@@ -12,13 +12,13 @@ from flashtrade_lib.data import bundled as datasets
 from flashtrade_lib.data.bundled import (
     CRYPTO_SYMBOLS,
     bundled_file,
-    load_bundled,
     load_crypto,
     load_crypto_bars,
     load_eurusd,
     resample_ohlcv,
 )
 from flashtrade_lib.data.panel import align_panel
+from flashtrade_lib.data.sources import load_bundled
 
 
 def test_crypto_panel_is_aligned_on_timestamps_with_gaps_flagged() -> None:

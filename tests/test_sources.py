@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flashtrade_lib.cli import build_parser
-from flashtrade_lib.data import bundled, sources
+from flashtrade_lib.data import sources
 from flashtrade_lib.data.sources import DataSource, Loaded, get_source, register, source_names
 from flashtrade_lib.data.synthetic import simulate_market
 from flashtrade_lib.tasks import market_datasets
@@ -25,7 +25,7 @@ def toy():
 
 def test_one_entry_reaches_every_consumer(toy):
     assert "toy-1h" in source_names(kind="bundled") and "toy-1h" in source_names(offline=True)
-    assert len(bundled.load_bundled("toy-1h", n_bars=300)) == 300
+    assert len(sources.load_bundled("toy-1h", n_bars=300)) == 300
     data = market_datasets("toy-1h", lookback=16, n_bars=500)
     assert data.metadata["source"] == "toy-1h" and data.metadata["toy-1h"] == {"n_bars": 500}
     train = next(a for a in build_parser()._actions if a.dest == "command").choices["train"]
@@ -47,4 +47,4 @@ def test_bad_names_and_entries_are_refused(toy):
     with pytest.raises(ValueError, match="a live source has no offline loader"):
         register(DataSource("half", "live", "x", load=toy.load))
     with pytest.raises(TypeError, match="takes no options \\['symbols'\\]"):
-        bundled.load_bundled("toy-1h", symbols=["A"])
+        sources.load_bundled("toy-1h", symbols=["A"])

@@ -23,7 +23,7 @@ float columns ``open, high, low, close, volume``)
 
 * :func:`load_crypto` ``(symbols=None, *, max_ffill=12, freq=None)`` — bundled 30-minute
   Bitfinex bars of BTC, ETH, LTC, XRP, EOS (2017-10 → 2019-10); ``load_bundled("crypto-30m")``
-  and ``load_bundled("eurusd-1h")`` name the bundled sets (:mod:`~flashtrade_lib.data.bundled`);
+  and ``load_bundled("eurusd-1h")`` name the bundled sets (:mod:`~flashtrade_lib.data.sources`);
   every source — bundled, synthetic, live — is one entry of :mod:`~flashtrade_lib.data.sources`.
 * :func:`align_panel` ``(frames, *, freq=None, max_ffill=12)`` — timestamp join of per-asset
   bars, gaps flagged and forward-filled for at most ``max_ffill`` bars (:mod:`~flashtrade_lib.data.panel`);
@@ -85,7 +85,7 @@ _EXPORTS = {
     "cached_klines": "cache",
     "default_cache_dir": "cache",
     "CRYPTO_SYMBOLS": "bundled",
-    "load_bundled": "bundled",
+    "load_bundled": "sources",
     "load_crypto": "bundled",
     "load_crypto_bars": "bundled",
     "load_eurusd": "bundled",

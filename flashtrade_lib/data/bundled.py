@@ -20,7 +20,6 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -30,7 +29,6 @@ __all__ = [
     "CRYPTO_SYMBOLS",
     "INSTALL_HINT",
     "bundled_file",
-    "load_bundled",
     "load_crypto",
     "load_crypto_bars",
     "load_eurusd",
@@ -106,21 +104,6 @@ def load_eurusd() -> pd.DataFrame:
     df = pd.DataFrame({c: raw[c.capitalize()].to_numpy(dtype="float64") for c in OHLCV}, index=index)
     df.attrs.update(source="gym-anytrading 2.0.0 (MIT)", symbol="EURUSD", interval="1h")
     return df
-
-
-def load_bundled(name: str, **kwargs: Any) -> pd.DataFrame:
-    """A bundled set by its registered name (:mod:`~flashtrade_lib.data.sources`), e.g.
-    ``"crypto-30m"`` -> :func:`load_crypto` panel, ``"eurusd-1h"`` -> :func:`load_eurusd` bars."""
-    from flashtrade_lib.data.sources import get_source
-
-    try:
-        source = get_source(name, kind="bundled")
-    except ValueError as exc:
-        raise ValueError(str(exc).replace("unknown data source", "unknown bundled dataset")) from None
-    unknown = sorted(set(kwargs) - set(source.options))
-    if unknown:
-        raise TypeError(f"load_bundled({name!r}) takes no options {unknown}; it takes {list(source.options)}")
-    return source.load(**kwargs).bars
 
 
 def resample_ohlcv(bars: pd.DataFrame, rule: str, *, min_bars: int = 1) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 Why: before this, a new source meant edits in four places (the lazy exports, the
 cache's made-up key, an if-chain in the bundled loader and the task builder's list of
-names). Every consumer now asks this table: :func:`~flashtrade_lib.data.bundled.load_bundled`
+names). Every consumer now asks this table: :func:`load_bundled`
 (bundled sets), :func:`flashtrade_lib.tasks.market_datasets` and ``flashtrade train
 --data`` (anything a model can be trained on offline), the CLI backtest (the
 calendar that annualises metrics).
@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-__all__ = ["DataSource", "Loaded", "get_source", "register", "source_names"]
+__all__ = ["DataSource", "Loaded", "get_source", "load_bundled", "register", "source_names"]
 
 Kind = Literal["bundled", "synthetic", "live"]
 
@@ -130,3 +130,16 @@ register(DataSource(
     "yahoo", "live", "Yahoo Finance bars through yfinance (fetch_yahoo / cached_yahoo)",
     cache_source="yahoo", calendar="equity",
 ))
+
+
+def load_bundled(name: str, **kwargs: Any) -> pd.DataFrame:
+    """A bundled set by its registered name (registered in this module), e.g.
+    ``"crypto-30m"`` -> :func:`~flashtrade_lib.data.bundled.load_crypto` panel, ``"eurusd-1h"`` -> :func:`~flashtrade_lib.data.bundled.load_eurusd` bars."""
+    try:
+        source = get_source(name, kind="bundled")
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("unknown data source", "unknown bundled dataset")) from None
+    unknown = sorted(set(kwargs) - set(source.options))
+    if unknown:
+        raise TypeError(f"load_bundled({name!r}) takes no options {unknown}; it takes {list(source.options)}")
+    return source.load(**kwargs).bars
