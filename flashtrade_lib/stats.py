@@ -1,0 +1,855 @@
+"""Statistical tests behind every verdict the book prints: intervals, paired tests, multiple trials.
+
+Why a module: "beats", "helps" and "significant" are claims about noisy, dependent data.
+Market returns cluster in volatility, overlapping labels share bars, and a book that tries
+many strategies finds a good-looking one by luck. So every verdict here comes from a test
+that respects the dependence (block bootstrap with a data-chosen block, HAC errors, fold
+clusters) and counts the trials (SPA, Model Confidence Set, Deflated Sharpe Ratio, PBO).
+
+Well-kept libraries do the heavy lifting: ``arch.bootstrap`` (stationary bootstrap,
+Politis–White block length, Hansen's SPA, the MCS) and ``statsmodels`` (Newey–West
+errors, ACF). Written here are only what they lack: the Probabilistic and Deflated Sharpe
+Ratios (Bailey & López de Prado 2012, 2014), the probability of backtest overfitting by
+CSCV (Bailey, Borwein, López de Prado & Zhu 2017), a heteroskedasticity-robust ACF band,
+clustered t intervals, and :func:`verdict`, which turns a result into the sentence a
+chapter prints — so the words are chosen by code, never typed.
+
+Conventions: Sharpe ratios given to or returned by this module are **annualised** with
+``periods`` bars per year (``periods=1`` means per bar); p-values are two-sided unless a
+result says otherwise (SPA, PSR and DSR are one-sided by construction).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats as _sps
+
+__all__ = [
+    "TestResult",
+    "SpaResult",
+    "McsResult",
+    "PboResult",
+    "AcfBand",
+    "Verdict",
+    "block_length",
+    "block_bootstrap_ci",
+    "paired_difference_test",
+    "clustered_mean_ci",
+    "effective_sample_size",
+    "hac_mean_test",
+    "robust_acf_band",
+    "spa_test",
+    "model_confidence_set",
+    "psr_from_moments",
+    "expected_max_sharpe",
+    "probabilistic_sharpe_ratio",
+    "deflated_sharpe_ratio",
+    "pbo_cscv",
+    "verdict",
+    "format_p",
+]
+
+EULER_GAMMA = 0.5772156649015329
+
+
+def format_p(p: float, reps: int | None = None) -> str:
+    """``p = 0.012`` / ``p < 0.001``; a bootstrap p-value is never printed below ``1/(reps+1)``."""
+    if not np.isfinite(p):
+        return "p undefined"
+    floor = 1.0 / (reps + 1) if reps else 0.001
+    floor = max(floor, 0.001)
+    return f"p < {floor:.3g}" if p < floor else f"p = {p:.3f}" if p < 0.1 else f"p = {p:.2f}"
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One statistical answer: estimate, interval, p-value, and how they were obtained."""
+
+    __test__ = False  # not a pytest test class, despite its name
+
+    name: str  #: what was estimated, e.g. "Sharpe(ridge) − Sharpe(momentum)"
+    estimate: float
+    low: float
+    high: float
+    level: float  #: confidence level of [low, high]
+    p_value: float  #: against the null stated by ``null``
+    method: str  #: test and its settings (bootstrap, block length, resamples, lags, ...)
+    n: int  #: observations used (bars, runs or clusters, see ``method``)
+    n_trials: int = 1  #: strategies / configurations tried that this answer is one of
+    null: str = "= 0"
+    block: float | None = None  #: bootstrap mean block length, in observations
+    reps: int | None = None  #: bootstrap resamples
+    alternative: str = "two-sided"  #: or "greater": the p-value is one-sided, for a positive claim
+
+    @property
+    def significant(self) -> bool:
+        """At the 5 % level (use :func:`verdict` for another level and for the words)."""
+        return bool(self.p_value < 0.05)
+
+    def evidence(self) -> str:
+        """The parenthesis a verdict quotes: estimate, interval, p-value, method, trials."""
+        pct = round(100 * self.level)
+        trials = f"; {self.n_trials} trials counted" if self.n_trials > 1 else ""
+        interval = f", {pct} % CI [{self.low:+.3g}, {self.high:+.3g}]" if np.isfinite(self.low) else ""
+        return (
+            f"{self.name} {self.estimate:+.3g}{interval}, {format_p(self.p_value, self.reps)} "
+            f"for H0 {self.null}; {self.method}; n = {self.n}{trials}"
+        )
+
+    def __str__(self) -> str:
+        return self.evidence()
+
+    def _repr_markdown_(self) -> str:
+        return self.evidence()
+
+
+def _as_1d(x: np.ndarray | pd.Series | Sequence[float], what: str, min_n: int = 3) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim != 1:
+        raise ValueError(f"{what} must be one series (1-D), got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{what} has {int((~np.isfinite(a)).sum())} NaN/inf values; drop or fill them first")
+    if a.size < min_n:
+        raise ValueError(f"{what} needs at least {min_n} values, got {a.size}")
+    return a
+
+
+def _check_level(level: float) -> float:
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), e.g. 0.95, got {level}")
+    return float(level)
+
+
+def block_length(x: np.ndarray | pd.Series | pd.DataFrame) -> float:
+    """Mean block length for a stationary bootstrap, chosen from the data (Politis & White 2004).
+
+    Why data-chosen: a block too short breaks the volatility clustering and makes every
+    interval too narrow; one too long wastes the sample. ``arch.bootstrap.optimal_block_length``
+    (with Patton, Politis & White's 2009 correction) estimates it per column; we take the
+    largest, never below 1 bar nor above a third of the sample.
+    """
+    from arch.bootstrap import optimal_block_length
+
+    a = np.asarray(x, dtype=np.float64)
+    a = a[:, None] if a.ndim == 1 else a
+    if a.shape[0] < 10:
+        raise ValueError(f"need at least 10 observations to choose a block length, got {a.shape[0]}")
+    a = a[:, a.std(axis=0) > 0]
+    if a.shape[1] == 0:
+        return 1.0  # a constant series has no dependence to keep
+    b = float(np.max(optimal_block_length(a)["stationary"].to_numpy()))
+    return float(min(max(b, 1.0), a.shape[0] / 3))
+
+
+def _bootstrap(data: np.ndarray, func: Callable[[np.ndarray], float], block: float, reps: int, seed: int) -> np.ndarray:
+    """``reps`` values of ``func`` on stationary-bootstrap resamples of the rows of ``data``."""
+    from arch.bootstrap import StationaryBootstrap
+
+    if reps < 99:
+        raise ValueError(f"reps must be at least 99 bootstrap resamples, got {reps}")
+    bs = StationaryBootstrap(block, data, seed=seed)
+    return bs.apply(lambda d: np.array([func(d)]), reps)[:, 0]
+
+
+def _interval_and_p(est: float, draws: np.ndarray, level: float, null_value: float = 0.0) -> tuple[float, float, float]:
+    """Percentile interval and the p-value that inverts it (H0: statistic = ``null_value``).
+
+    The p-value is twice the share of bootstrap statistics beyond the null value: the
+    largest level at which the percentile interval still excludes it, so interval and
+    p-value always agree on the verdict.
+    """
+    ok = np.isfinite(draws)
+    if ok.mean() < 0.99:
+        raise ValueError(
+            f"{int((~ok).sum())} of {draws.size} bootstrap statistics are undefined (e.g. a constant "
+            "resample); the statistic is not stable on this sample — use more data"
+        )
+    d = draws[ok]
+    alpha = (1 - level) / 2
+    low, high = np.quantile(d, [alpha, 1 - alpha])
+    tail = min(np.sum(d <= null_value), np.sum(d >= null_value))
+    p = 2 * (1 + tail) / (d.size + 1)
+    return float(low), float(high), float(min(p, 1.0))
+
+
+def _sharpe(x: np.ndarray, periods: float) -> float:
+    """Annualised Sharpe of one column; an all-flat series (no return, no risk) counts as 0."""
+    sd = x.std(ddof=1)
+    if sd == 0:
+        return 0.0 if np.all(x == x[0]) and x[0] == 0 else float("nan")
+    return float(x.mean() / sd * math.sqrt(periods))
+
+
+def _ic(f: np.ndarray, y: np.ndarray) -> float:
+    if f.std() == 0 or y.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(f, y)[0, 1])
+
+
+Statistic = Literal["mean", "sharpe", "ic"] | Callable[..., float]
+
+
+def _stat_fn(statistic: Statistic, periods: float) -> Callable[..., float]:
+    if callable(statistic):
+        return statistic
+    if statistic == "mean":
+        return lambda x, y=None: float(x.mean())
+    if statistic == "sharpe":
+        return lambda x, y=None: _sharpe(x, periods)
+    if statistic == "ic":
+        return _ic
+    raise ValueError(f"unknown statistic {statistic!r}; use 'mean', 'sharpe', 'ic' or a function")
+
+
+def block_bootstrap_ci(
+    x: np.ndarray | pd.Series,
+    statistic: Statistic = "mean",
+    *,
+    outcome: np.ndarray | pd.Series | None = None,
+    periods: float = 1.0,
+    level: float = 0.95,
+    reps: int = 1000,
+    block: float | None = None,
+    seed: int = 0,
+    name: str | None = None,
+    n_trials: int = 1,
+) -> TestResult:
+    """Interval and p-value (H0: statistic = 0) of a statistic of one dependent series.
+
+    Stationary bootstrap (Politis & Romano 1994) with a data-chosen block
+    (:func:`block_length`), percentile interval. ``statistic`` is ``"mean"``,
+    ``"sharpe"`` (annualised with ``periods``), ``"ic"`` (correlation with ``outcome``)
+    or a function ``f(x)`` / ``f(x, outcome)``.
+    """
+    level = _check_level(level)
+    a = _as_1d(x, "x", 10)
+    fn = _stat_fn(statistic, periods)
+    if outcome is not None or statistic == "ic":
+        if outcome is None:
+            raise ValueError("statistic='ic' needs the outcome the forecast predicts (outcome=...)")
+        y = _as_1d(outcome, "outcome", 10)
+        if y.size != a.size:
+            raise ValueError(f"x and outcome must have the same length, got {a.size} and {y.size}")
+        data = np.column_stack([a, y])
+        score = _standardise(a) * _standardise(y)
+        est = fn(a, y)
+
+        def func(d: np.ndarray) -> float:
+            return fn(d[:, 0], d[:, 1])
+    else:
+        data = a[:, None]
+        score = a if statistic != "sharpe" else np.column_stack([a, (a - a.mean()) ** 2])
+        est = fn(a)
+
+        def func(d: np.ndarray) -> float:
+            return fn(d[:, 0])
+
+    b = float(block) if block is not None else block_length(score)
+    draws = _bootstrap(data, func, b, reps, seed)
+    low, high, p = _interval_and_p(est, draws, level)
+    label = name or (statistic if isinstance(statistic, str) else getattr(statistic, "__name__", "statistic"))
+    return TestResult(
+        name=label, estimate=float(est), low=low, high=high, level=level, p_value=p,
+        method=f"stationary bootstrap, mean block {b:.1f} ({'given' if block else 'data-chosen'}), {reps} resamples",
+        n=int(a.size), n_trials=int(n_trials), block=b, reps=int(reps),
+    )
+
+
+def _standardise(x: np.ndarray) -> np.ndarray:
+    sd = x.std()
+    return (x - x.mean()) / sd if sd > 0 else x - x.mean()
+
+
+def paired_difference_test(
+    a: np.ndarray | pd.Series,
+    b: np.ndarray | pd.Series,
+    statistic: Statistic = "sharpe",
+    *,
+    outcome: np.ndarray | pd.Series | None = None,
+    periods: float = 1.0,
+    names: tuple[str, str] = ("a", "b"),
+    level: float = 0.95,
+    reps: int = 1000,
+    block: float | None = None,
+    seed: int = 0,
+    n_trials: int = 1,
+) -> TestResult:
+    """Is ``statistic(a) − statistic(b)`` different from 0, on the same bars?
+
+    Why paired: two strategies traded on the same bars share the market's noise; resampling
+    the *rows* jointly keeps that shared part out of the difference, so the test is far
+    sharper than comparing two separate intervals. ``a``/``b`` are return series
+    (``"sharpe"``, ``"mean"``) or forecasts of one ``outcome`` (``"ic"``), or anything a
+    function ``f(x)`` / ``f(x, outcome)`` scores. The block length is chosen from the
+    series that drives the difference (standardised returns, or forecast × outcome products).
+    """
+    level = _check_level(level)
+    xa, xb = _as_1d(a, names[0], 10), _as_1d(b, names[1], 10)
+    if xa.size != xb.size:
+        raise ValueError(f"paired series must cover the same bars: {names[0]} has {xa.size}, {names[1]} {xb.size}")
+    if isinstance(a, pd.Series) and isinstance(b, pd.Series) and not a.index.equals(b.index):
+        raise ValueError(f"{names[0]} and {names[1]} have different indexes; align them on the same bars first")
+    fn = _stat_fn(statistic, periods)
+    if outcome is not None or statistic == "ic":
+        if outcome is None:
+            raise ValueError("statistic='ic' needs the outcome both forecasts predict (outcome=...)")
+        y = _as_1d(outcome, "outcome", 10)
+        if y.size != xa.size:
+            raise ValueError(f"forecasts and outcome must have the same length, got {xa.size} and {y.size}")
+        data = np.column_stack([xa, xb, y])
+        zy = _standardise(y)
+        score = _standardise(xa) * zy - _standardise(xb) * zy
+        est = fn(xa, y) - fn(xb, y)
+
+        def func(d: np.ndarray) -> float:
+            return fn(d[:, 0], d[:, 2]) - fn(d[:, 1], d[:, 2])
+    else:
+        data = np.column_stack([xa, xb])
+        score = _standardise(xa) - _standardise(xb) if statistic == "sharpe" else xa - xb
+        est = fn(xa) - fn(xb)
+
+        def func(d: np.ndarray) -> float:
+            return fn(d[:, 0]) - fn(d[:, 1])
+
+    blk = float(block) if block is not None else block_length(score)
+    draws = _bootstrap(data, func, blk, reps, seed)
+    low, high, p = _interval_and_p(est, draws, level)
+    what = statistic if isinstance(statistic, str) else getattr(statistic, "__name__", "statistic")
+    label = {"sharpe": "Sharpe", "ic": "IC", "mean": "mean"}.get(what, what)
+    return TestResult(
+        name=f"{label}({names[0]}) − {label}({names[1]})", estimate=float(est), low=low, high=high,
+        level=level, p_value=p,
+        method=(f"paired stationary bootstrap, mean block {blk:.1f} bars "
+                f"({'given' if block else 'data-chosen'}), {reps} resamples"),
+        n=int(xa.size), n_trials=int(n_trials), block=blk, reps=int(reps),
+    )
+
+
+def clustered_mean_ci(
+    values: np.ndarray | pd.Series | Sequence[float],
+    clusters: np.ndarray | pd.Series | Sequence[object] | None = None,
+    *,
+    level: float = 0.95,
+    name: str = "mean",
+    n_trials: int = 1,
+) -> TestResult:
+    """Mean with a t interval over **clusters**: runs that share test bars are one cluster.
+
+    Why: six runs (3 folds × 2 seeds) scored on the same three test periods are not six
+    independent draws — their errors move together within a fold. Averaging within each
+    cluster and using Student's t with ``G − 1`` degrees of freedom over the ``G`` cluster
+    means is the honest small-sample interval (a normal z = 1.96 over all runs is too narrow).
+    Without ``clusters`` every value is its own cluster (a plain t interval).
+    """
+    level = _check_level(level)
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if not np.isfinite(v).all():
+        raise ValueError("values have NaN/inf; drop the failed runs explicitly first")
+    g = np.arange(v.size) if clusters is None else np.asarray(clusters).ravel()
+    if g.size != v.size:
+        raise ValueError(f"values and clusters must have the same length, got {v.size} and {g.size}")
+    means = pd.Series(v).groupby(pd.Series(g)).mean().to_numpy()
+    k = means.size
+    if k < 2:
+        raise ValueError(
+            f"need at least 2 clusters for an interval, got {k}; with one shared test period the "
+            "spread between runs says nothing about sampling noise — use a bootstrap on its bars"
+        )
+    est = float(means.mean())
+    se = float(means.std(ddof=1) / math.sqrt(k))
+    tq = float(_sps.t.ppf(0.5 + level / 2, k - 1))
+    if se > 0:
+        p = float(2 * _sps.t.sf(abs(est) / se, k - 1))
+    else:
+        p = 0.0 if est != 0 else 1.0
+    what = f"{k} clusters" if clusters is not None else f"{k} independent values"
+    return TestResult(
+        name=name, estimate=est, low=est - tq * se, high=est + tq * se, level=level, p_value=p,
+        method=f"t interval over {what} (t with {k - 1} df; {v.size} runs)",
+        n=int(k), n_trials=int(n_trials),
+    )
+
+
+def _newey_west_lags(n: int) -> int:
+    """Newey & West's (1994) rule of thumb ``floor(4 (n/100)^(2/9))``."""
+    return int(math.floor(4 * (n / 100) ** (2 / 9)))
+
+
+def effective_sample_size(x: np.ndarray | pd.Series, *, overlap: int | None = None) -> float:
+    """How many independent observations a dependent series is worth for its mean.
+
+    ``n · γ₀ / LRV``, the sample variance over the long-run variance. Labels that overlap
+    by ``overlap`` bars (an h-bar forward return sampled every bar, or h windows sharing one
+    label) are correlated at lags ``< overlap`` by construction: the long-run variance then
+    sums those lags with equal weight (Hansen & Hodrick 1980) — about ``n / overlap`` for
+    i.i.d. increments. Without ``overlap``, Bartlett weights over Newey–West's lag count.
+    Never more than ``n``: we do not claim more independence than there are values.
+    """
+    from statsmodels.tsa.stattools import acovf
+
+    a = _as_1d(x, "x", 10)
+    n = a.size
+    if overlap is not None:
+        if overlap < 1:
+            raise ValueError(f"overlap must be >= 1 bar, got {overlap}")
+        lags = int(overlap) - 1
+        weights = np.ones(lags)
+    else:
+        lags = _newey_west_lags(n)
+        weights = 1 - np.arange(1, lags + 1) / (lags + 1)
+    lags = min(lags, n - 1)
+    g = acovf(a, adjusted=False, fft=True, nlag=lags)
+    if g[0] == 0:
+        raise ValueError("x is constant: its effective sample size is undefined")
+    lrv = g[0] + 2 * float(np.dot(weights[:lags], g[1 : lags + 1]))
+    if lrv <= 0:
+        return float(n)
+    return float(min(n, n * g[0] / lrv))
+
+
+def hac_mean_test(
+    x: np.ndarray | pd.Series,
+    *,
+    max_lag: int | None = None,
+    level: float = 0.95,
+    name: str = "mean",
+    n_trials: int = 1,
+) -> TestResult:
+    """Mean of a serially correlated series with Newey–West (HAC) standard error.
+
+    Why: overlapping labels and clustered volatility make the i.i.d. ``sd/√n`` too small.
+    statsmodels' OLS on a constant with ``cov_type="HAC"`` gives the Bartlett-kernel
+    long-run variance; ``max_lag`` defaults to Newey & West's rule of thumb (pass the
+    label overlap − 1 at least, when labels overlap).
+    """
+    import statsmodels.api as sm
+
+    level = _check_level(level)
+    a = _as_1d(x, "x", 10)
+    lags = _newey_west_lags(a.size) if max_lag is None else int(max_lag)
+    fit = sm.OLS(a, np.ones(a.size)).fit(cov_type="HAC", cov_kwds={"maxlags": lags})
+    low, high = fit.conf_int(alpha=1 - level)[0]
+    return TestResult(
+        name=name, estimate=float(fit.params[0]), low=float(low), high=float(high), level=level,
+        p_value=float(fit.pvalues[0]), method=f"Newey–West HAC standard error, {lags} lags (statsmodels)",
+        n=int(a.size), n_trials=int(n_trials),
+    )
+
+
+@dataclass(frozen=True)
+class AcfBand:
+    """Sample ACF with two noise bands: i.i.d. ``z/√n`` and heteroskedasticity-robust, per lag."""
+
+    lags: np.ndarray
+    acf: np.ndarray
+    iid: float  #: half-width ``z / √n`` (right only for independent, identically distributed values)
+    robust: np.ndarray  #: half-width per lag, valid under volatility clustering
+    level: float
+    n: int
+    excess_kurtosis: float
+
+    @property
+    def outside(self) -> np.ndarray:
+        """Lags (≥ 1) whose autocorrelation lies outside the robust band."""
+        mask = np.abs(self.acf) > self.robust
+        return self.lags[1:][mask[1:]]
+
+    def __str__(self) -> str:
+        pct = round(100 * self.level)
+        return (
+            f"ACF to lag {self.lags[-1]}: i.i.d. {pct} % band ±{self.iid:.4f}; robust band "
+            f"±{np.median(self.robust[1:]):.4f} (median over lags, {self.robust[1:].min():.4f}–"
+            f"{self.robust[1:].max():.4f}); {self.outside.size} lags outside the robust band; "
+            f"n = {self.n}, excess kurtosis {self.excess_kurtosis:.1f}"
+        )
+
+
+def robust_acf_band(x: np.ndarray | pd.Series, max_lag: int, *, level: float = 0.95) -> AcfBand:
+    """ACF with a band that stays right when volatility clusters (Taylor 1984; Lo & MacKinlay 1989).
+
+    Why: under "no autocorrelation" the variance of the lag-k sample autocorrelation is
+    ``Σ x_t² x_{t−k}² / (Σ x_t²)²``. For i.i.d. values that is ``1/n`` — the familiar
+    ``1.96/√n`` band. When big moves cluster, ``x_t² x_{t−k}²`` is large far more often,
+    so the true band is wider (by roughly ``√(1 + excess kurtosis × ρ_k(x²))``-type
+    factors): the i.i.d. band flags noise as structure. ACF and products come from
+    statsmodels' FFT ``acovf``.
+    """
+    from statsmodels.tsa.stattools import acovf
+
+    level = _check_level(level)
+    a = _as_1d(x, "x", 10)
+    if not 1 <= max_lag < a.size:
+        raise ValueError(f"max_lag must be between 1 and len(x) - 1 = {a.size - 1}, got {max_lag}")
+    d = a - a.mean()
+    n = d.size
+    g = acovf(d, adjusted=False, fft=True, nlag=max_lag)
+    if g[0] == 0:
+        raise ValueError("x is constant: its autocorrelation is undefined")
+    sq = acovf(d**2, demean=False, adjusted=False, fft=True, nlag=max_lag) * n  # Σ_t x_t² x_{t+k}²
+    z = float(_sps.norm.ppf(0.5 + level / 2))
+    robust = z * np.sqrt(sq) / (n * g[0])
+    return AcfBand(
+        lags=np.arange(max_lag + 1), acf=g / g[0], iid=z / math.sqrt(n), robust=robust,
+        level=level, n=int(n), excess_kurtosis=float(_sps.kurtosis(a, fisher=True, bias=False)),
+    )
+
+
+def _gains_frame(frame: pd.DataFrame | np.ndarray, what: str) -> pd.DataFrame:
+    df = pd.DataFrame(frame) if not isinstance(frame, pd.DataFrame) else frame
+    if df.shape[1] < 1 or df.shape[0] < 10:
+        raise ValueError(f"{what} must be a (bars × strategies) table with at least 10 bars, got {df.shape}")
+    if not np.isfinite(df.to_numpy(dtype=float)).all():
+        raise ValueError(f"{what} has NaN/inf values; every strategy must have a value on every bar")
+    return df.astype(float)
+
+
+@dataclass(frozen=True)
+class SpaResult(TestResult):
+    """Hansen's SPA: could *any* of the candidates tried beat the benchmark?"""
+
+    best: str = ""
+    p_lower: float = float("nan")
+    p_upper: float = float("nan")
+    mean_differences: pd.Series = field(default_factory=pd.Series)
+
+
+def spa_test(
+    benchmark: np.ndarray | pd.Series,
+    candidates: pd.DataFrame,
+    *,
+    higher_is_better: bool = True,
+    periods: float = 1.0,
+    reps: int = 1000,
+    block: float | None = None,
+    seed: int = 0,
+    benchmark_name: str = "benchmark",
+) -> SpaResult:
+    """Hansen's (2005) test of superior predictive ability over **every** candidate tried.
+
+    Why: picking the best of k strategies and testing it alone ignores the k − 1 others —
+    the best of many noisy trials looks good by luck. SPA asks "does any candidate beat the
+    benchmark?" with the whole search in the null distribution, so pass every strategy or
+    lookback actually tried, the losers included. ``arch.bootstrap.SPA`` on losses
+    (``−gains`` when ``higher_is_better``), stationary bootstrap with a data-chosen block;
+    the reported p-value is Hansen's consistent one. ``estimate`` is the best candidate's
+    mean advantage per bar × ``periods`` (annualised when ``periods`` is bars per year).
+    """
+    from arch.bootstrap import SPA
+
+    cand = _gains_frame(candidates, "candidates")
+    bench = _as_1d(benchmark, benchmark_name, 10)
+    if bench.size != cand.shape[0]:
+        raise ValueError(f"benchmark has {bench.size} bars, candidates {cand.shape[0]}: use the same bars")
+    sign = -1.0 if higher_is_better else 1.0
+    diffs = cand.to_numpy() - bench[:, None]  # gains (or losses) over the benchmark
+    adv = diffs.mean(axis=0) * (1 if higher_is_better else -1)
+    blk = float(block) if block is not None else block_length(diffs)
+    spa = SPA(sign * bench, sign * cand.to_numpy(), block_size=int(math.ceil(blk)), reps=reps, seed=seed)
+    spa.compute()
+    pv = spa.pvalues
+    best = int(np.argmax(adv))
+    means = pd.Series(adv * periods, index=[str(c) for c in cand.columns], name="mean advantage")
+    return SpaResult(
+        name=f"best advantage over {benchmark_name} ({cand.columns[best]})",
+        estimate=float(adv[best] * periods), low=float("nan"), high=float("nan"), level=0.95,
+        p_value=float(pv["consistent"]), null=f"no candidate beats {benchmark_name}", alternative="greater",
+        method=(f"Hansen SPA (arch), consistent p-value; stationary bootstrap, block {math.ceil(blk)} bars "
+                f"({'given' if block else 'data-chosen'}), {reps} resamples"),
+        n=int(bench.size), n_trials=int(cand.shape[1]), block=float(math.ceil(blk)), reps=int(reps),
+        best=str(cand.columns[best]), p_lower=float(pv["lower"]), p_upper=float(pv["upper"]),
+        mean_differences=means,
+    )
+
+
+@dataclass(frozen=True)
+class McsResult:
+    """The Model Confidence Set: the candidates the data cannot tell from the best."""
+
+    included: tuple[str, ...]
+    excluded: tuple[str, ...]
+    pvalues: pd.Series  #: MCS p-value per candidate (in the set when ≥ size)
+    size: float
+    method: str
+    n: int
+    n_trials: int
+
+    def __str__(self) -> str:
+        pv = ", ".join(f"{k} {v:.2f}" for k, v in self.pvalues.items())
+        return (
+            f"{round(100 * (1 - self.size))} % model confidence set of {self.n_trials} candidates: "
+            f"{{{', '.join(self.included)}}} (MCS p-values: {pv}); {self.method}; n = {self.n}"
+        )
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+
+def model_confidence_set(
+    values: pd.DataFrame,
+    *,
+    higher_is_better: bool = True,
+    size: float = 0.10,
+    reps: int = 1000,
+    block: float | None = None,
+    seed: int = 0,
+) -> McsResult:
+    """Hansen, Lunde & Nason's (2011) Model Confidence Set over every candidate tried.
+
+    Why: when no single winner is clear, the honest answer is the *set* of candidates that
+    contains the best one with probability ``1 − size``. ``arch.bootstrap.MCS`` (range
+    statistic) on per-bar losses (``−values`` when ``higher_is_better``); block data-chosen.
+    """
+    from arch.bootstrap import MCS
+
+    df = _gains_frame(values, "values")
+    if df.shape[1] < 2:
+        raise ValueError("a model confidence set needs at least 2 candidates")
+    losses = -df if higher_is_better else df
+    blk = float(block) if block is not None else block_length(losses.to_numpy() - losses.to_numpy().mean(axis=1, keepdims=True))
+    mcs = MCS(losses.to_numpy(), size, reps=reps, block_size=int(math.ceil(blk)), method="R", seed=seed)
+    mcs.compute()
+    names = [str(c) for c in df.columns]
+    pv = mcs.pvalues["Pvalue"]
+    pvalues = pd.Series({names[int(i)]: float(p) for i, p in pv.items()}).reindex(names)
+    return McsResult(
+        included=tuple(names[int(i)] for i in mcs.included), excluded=tuple(names[int(i)] for i in mcs.excluded),
+        pvalues=pvalues, size=float(size),
+        method=f"MCS (arch, range statistic), stationary bootstrap, block {math.ceil(blk)} bars, {reps} resamples",
+        n=int(df.shape[0]), n_trials=int(df.shape[1]),
+    )
+
+
+def _moments(r: np.ndarray) -> tuple[float, float, float]:
+    """Per-bar Sharpe, skewness and (non-excess) kurtosis of a return series."""
+    sd = r.std(ddof=1)
+    if sd == 0:
+        raise ValueError("the returns are constant: the Sharpe ratio is undefined")
+    return float(r.mean() / sd), float(_sps.skew(r)), float(_sps.kurtosis(r, fisher=False))
+
+
+def psr_from_moments(sharpe: float, benchmark: float, n: int, skew: float = 0.0, kurtosis: float = 3.0) -> float:
+    """Probability that the true per-bar Sharpe exceeds ``benchmark`` (Bailey & López de Prado 2012).
+
+    ``Φ((SR − SR*) √(n − 1) / √(1 − γ₃ SR + (γ₄ − 1)/4 · SR²))``, all per bar, γ₄ the
+    *non-excess* kurtosis (3 for a normal): skewed, fat-tailed returns make a Sharpe
+    ratio less certain than the normal formula says.
+    """
+    if n < 2:
+        raise ValueError(f"need at least 2 observations, got {n}")
+    var = 1 - skew * sharpe + (kurtosis - 1) / 4 * sharpe**2
+    if var <= 0:
+        raise ValueError(f"skew {skew} and kurtosis {kurtosis} give a non-positive variance for Sharpe {sharpe}")
+    return float(_sps.norm.cdf((sharpe - benchmark) * math.sqrt(n - 1) / math.sqrt(var)))
+
+
+def expected_max_sharpe(n_trials: int, variance: float) -> float:
+    """Expected best Sharpe ratio of ``n_trials`` skill-less trials whose Sharpes vary by ``variance``.
+
+    Bailey & López de Prado (2014), from extreme-value theory:
+    ``√V · ((1 − γ) Φ⁻¹(1 − 1/N) + γ Φ⁻¹(1 − 1/(N e)))`` with γ Euler's constant.
+    """
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
+    if n_trials == 1:
+        return 0.0
+    if variance < 0:
+        raise ValueError(f"the variance of the trials' Sharpe ratios must be >= 0, got {variance}")
+    z1 = _sps.norm.ppf(1 - 1 / n_trials)
+    z2 = _sps.norm.ppf(1 - 1 / (n_trials * math.e))
+    return float(math.sqrt(variance) * ((1 - EULER_GAMMA) * z1 + EULER_GAMMA * z2))
+
+
+def _sr_interval(sr: float, n: int, skew: float, kurt: float, level: float) -> tuple[float, float]:
+    se = math.sqrt(max(1 - skew * sr + (kurt - 1) / 4 * sr**2, 0.0) / (n - 1))
+    z = float(_sps.norm.ppf(0.5 + level / 2))
+    return sr - z * se, sr + z * se
+
+
+def probabilistic_sharpe_ratio(
+    returns: np.ndarray | pd.Series,
+    *,
+    benchmark_sharpe: float = 0.0,
+    periods: float = 1.0,
+    level: float = 0.95,
+    name: str = "Sharpe",
+    n_trials: int = 1,
+) -> TestResult:
+    """PSR: the probability that the true Sharpe exceeds ``benchmark_sharpe`` (annualised).
+
+    ``p_value = 1 − PSR`` (one-sided); the interval is the asymptotic one that accounts for
+    skewness and kurtosis (Mertens 2002), annualised. Assumes serially independent returns.
+    """
+    level = _check_level(level)
+    r = _as_1d(returns, "returns", 10)
+    sr, sk, ku = _moments(r)
+    scale = math.sqrt(periods)
+    psr = psr_from_moments(sr, benchmark_sharpe / scale, r.size, sk, ku)
+    lo, hi = _sr_interval(sr, r.size, sk, ku, level)
+    return TestResult(
+        name=name, estimate=sr * scale, low=lo * scale, high=hi * scale, level=level, p_value=1 - psr,
+        null=f"true Sharpe ≤ {benchmark_sharpe:g}", alternative="greater",
+        method=f"Probabilistic Sharpe Ratio {psr:.3f} (skew {sk:.2f}, kurtosis {ku:.1f}; Bailey & López de Prado 2012)",
+        n=int(r.size), n_trials=int(n_trials),
+    )
+
+
+def deflated_sharpe_ratio(
+    returns: np.ndarray | pd.Series,
+    trial_sharpes: Sequence[float] | np.ndarray,
+    *,
+    n_trials: int | None = None,
+    periods: float = 1.0,
+    level: float = 0.95,
+    name: str = "Sharpe",
+) -> TestResult:
+    """DSR: the PSR of the selected strategy against the best Sharpe that luck alone would give.
+
+    Why: the best of N trials has a positive expected Sharpe even when none has skill.
+    The benchmark is :func:`expected_max_sharpe` of the N trials, with the variance of the
+    trials' (annualised) Sharpe ratios ``trial_sharpes``; ``n_trials`` defaults to their
+    number — pass a larger count when more were tried than you have Sharpes for (the
+    variance then comes from those you have). ``p_value = 1 − DSR``.
+    """
+    r = _as_1d(returns, "returns", 10)
+    srs = np.asarray(trial_sharpes, dtype=np.float64).ravel()
+    if srs.size < 2 or not np.isfinite(srs).all():
+        raise ValueError("trial_sharpes needs the finite Sharpe ratios of at least 2 trials")
+    n_tr = int(n_trials) if n_trials is not None else srs.size
+    if n_tr < srs.size:
+        raise ValueError(f"n_trials={n_tr} is less than the {srs.size} trial Sharpe ratios given: count every trial")
+    var_bar = float(srs.var(ddof=1)) / periods
+    sr0 = expected_max_sharpe(n_tr, var_bar) * math.sqrt(periods)
+    res = probabilistic_sharpe_ratio(r, benchmark_sharpe=sr0, periods=periods, level=level, name=name, n_trials=n_tr)
+    dsr = 1 - res.p_value
+    return TestResult(
+        name=name, estimate=res.estimate, low=res.low, high=res.high, level=level, p_value=res.p_value,
+        null=f"true Sharpe ≤ {sr0:.2f}, the best of {n_tr} skill-less trials", alternative="greater",
+        method=(f"Deflated Sharpe Ratio {dsr:.3f} (Bailey & López de Prado 2014; trials' Sharpe sd "
+                f"{math.sqrt(var_bar * periods):.2f})"),
+        n=res.n, n_trials=n_tr,
+    )
+
+
+@dataclass(frozen=True)
+class PboResult:
+    """Probability of backtest overfitting by combinatorially symmetric cross-validation."""
+
+    pbo: float  #: share of IS/OOS splits where the in-sample best ranks at or below the OOS median
+    logits: np.ndarray  #: λ = log(ω / (1 − ω)) of the in-sample best's OOS relative rank ω, per split
+    n_splits: int
+    n_combinations: int
+    n_strategies: int
+    n: int
+    prob_oos_loss: float  #: share of splits where the in-sample best has a negative OOS statistic
+
+    def __str__(self) -> str:
+        return (
+            f"PBO {self.pbo:.2f} over {self.n_combinations} CSCV splits ({self.n_splits} blocks, "
+            f"{self.n_strategies} strategies counted, n = {self.n}); the in-sample best loses out of "
+            f"sample in {self.prob_oos_loss:.0%} of splits"
+        )
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+
+def pbo_cscv(returns: pd.DataFrame | np.ndarray, *, n_splits: int = 16) -> PboResult:
+    """Probability of backtest overfitting (Bailey, Borwein, López de Prado & Zhu 2017).
+
+    Cut the (bars × strategies) returns into ``n_splits`` blocks in time; for every way of
+    choosing half of them as in-sample (IS), pick the strategy with the best IS Sharpe and
+    find its relative rank ω among all strategies out of sample (OOS). PBO is the share of
+    splits with ω ≤ ½ — the selection did no better than the OOS median. With no skill at
+    all PBO is about ½; a real edge drives it towards 0.
+    """
+    df = _gains_frame(returns, "returns")
+    x = df.to_numpy()
+    n, k = x.shape
+    if k < 2:
+        raise ValueError("PBO needs at least 2 strategies (every one tried)")
+    if n_splits < 2 or n_splits % 2 or n_splits > n:
+        raise ValueError(f"n_splits must be an even number between 2 and the {n} bars, got {n_splits}")
+    edges = np.linspace(0, n, n_splits + 1).astype(int)
+    count = np.diff(edges).astype(float)
+    s1 = np.add.reduceat(x, edges[:-1], axis=0)
+    s2 = np.add.reduceat(x**2, edges[:-1], axis=0)
+    combos = np.array(list(itertools.combinations(range(n_splits), n_splits // 2)))
+    is_mask = np.zeros((len(combos), n_splits))
+    np.put_along_axis(is_mask, combos, 1.0, axis=1)
+
+    def sharpe_of(mask: np.ndarray) -> np.ndarray:
+        m = mask @ count
+        mean = (mask @ s1) / m[:, None]
+        var = ((mask @ s2) - m[:, None] * mean**2) / (m[:, None] - 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(var > 0, mean / np.sqrt(np.maximum(var, 0)), 0.0)
+
+    sr_is, sr_oos = sharpe_of(is_mask), sharpe_of(1.0 - is_mask)
+    best = np.argmax(sr_is, axis=1)
+    chosen = sr_oos[np.arange(len(combos)), best]
+    rank = (sr_oos < chosen[:, None]).sum(axis=1) + 1  # 1 = worst OOS, k = best
+    omega = rank / (k + 1)
+    logits = np.log(omega / (1 - omega))
+    return PboResult(
+        pbo=float((logits <= 0).mean()), logits=logits, n_splits=int(n_splits), n_combinations=len(combos),
+        n_strategies=int(k), n=int(n), prob_oos_loss=float((chosen < 0).mean()),
+    )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A sentence chosen by a test: the claim if the evidence supports it, its negation if not."""
+
+    holds: bool
+    sentence: str
+    result: object
+
+    def __str__(self) -> str:
+        return self.sentence
+
+    def _repr_markdown_(self) -> str:
+        return self.sentence
+
+
+def verdict(
+    result: TestResult,
+    claim: str,
+    *,
+    alpha: float = 0.05,
+    opposite: str | None = None,
+    positive: bool = True,
+) -> Verdict:
+    """Turn a test result into the sentence a chapter prints — the words are chosen here.
+
+    ``claim`` is a clause such as ``"the transformer beats ridge on net Sharpe"``; it
+    holds when ``p < alpha`` **and** the estimate points the claimed way (``positive``:
+    the estimate is above the null). Otherwise the sentence is "no evidence that …", or
+    ``opposite`` when the data significantly support the other direction. The evidence
+    (estimate, interval, p-value, method, trials) is always quoted.
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    p = result.p_value
+    one_sided = result.alternative == "greater"
+    if one_sided and not positive:
+        raise ValueError(f"{result.name}: a one-sided ('greater') test supports positive claims only")
+    # A one-sided p-value below 1/2 already says the estimate lies above the null.
+    right_way = one_sided or (result.estimate > 0 if positive else result.estimate < 0)
+    evidence = result.evidence()
+    if p < alpha and right_way:
+        sentence = f"{claim[0].upper()}{claim[1:]} ({evidence})."
+        holds = True
+    elif p < alpha and opposite is not None and not one_sided:
+        sentence = f"{opposite[0].upper()}{opposite[1:]} ({evidence})."
+        holds = False
+    else:
+        sentence = f"No evidence at the {alpha:.0%} level that {claim} ({evidence})."
+        holds = False
+    return Verdict(holds=holds, sentence=sentence, result=result)
