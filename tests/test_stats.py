@@ -287,3 +287,12 @@ def test_results_print_their_test():
     text = str(res)
     assert "IC +0.2" in text and "95 % CI" in text and "t with 2 df" in text and "4 trials counted" in text
     assert st.format_p(0.0004, reps=999) == "p < 0.001" and st.format_p(0.5) == "p = 0.50"
+
+
+def test_robust_portmanteau_keeps_its_size_and_finds_real_autocorrelation():
+    sims, n, m = 200, 2000, 10
+    rejections = sum(st.robust_acf_band(_clustered_vol(n, 500 + s), m).portmanteau().p_value < 0.05
+                     for s in range(sims))
+    assert rejections / sims < 0.09
+    res = st.robust_acf_band(_ar1(5000, 0.1, 17), m).portmanteau()
+    assert res.p_value < 0.01 and res.alternative == "greater" and "10 df" in res.method
