@@ -47,8 +47,6 @@ __all__ = [
     "annualised_turnover",
     "exposure",
     "time_in_market",
-    "SharpeCI",
-    "sharpe_bootstrap_ci",
     "summary",
     "compare",
     "ForecastSkill",
@@ -309,83 +307,6 @@ def time_in_market(positions: pd.DataFrame | np.ndarray) -> float:
     w = np.asarray(positions, dtype=float)
     w = w[:, None] if w.ndim == 1 else w
     return float((np.abs(w).sum(axis=1) > 0).mean())
-
-
-@dataclass(frozen=True)
-class SharpeCI:
-    """A bootstrap confidence interval for the annualised Sharpe ratio."""
-
-    sharpe: float
-    low: float
-    high: float
-    level: float
-    n_boot: int
-    block: float
-    method: str
-
-    def __str__(self) -> str:
-        pct = round(100 * self.level)
-        return f"Sharpe {self.sharpe:.2f} [{pct}% CI {self.low:.2f}, {self.high:.2f}]"
-
-
-def _bootstrap_indices(
-    rng: np.random.Generator, n_boot: int, n: int, block: float, method: str
-) -> np.ndarray:
-    """(n_boot, n) resampling indices; blocks wrap around the end (circular)."""
-    if method == "stationary":
-        # Politis & Romano (1994): a new block starts with probability 1/block.
-        starts_here = rng.random((n_boot, n)) < 1.0 / block
-    elif method == "circular":
-        starts_here = np.zeros((n_boot, n), dtype=bool)
-        starts_here[:, :: int(round(block))] = True
-    else:
-        raise ValueError(f"unknown bootstrap method {method!r}; use 'stationary' or 'circular'")
-    starts_here[:, 0] = True
-    pos = np.arange(n)
-    last_start = np.maximum.accumulate(np.where(starts_here, pos, 0), axis=1)
-    origin = rng.integers(0, n, size=(n_boot, n))
-    first = np.take_along_axis(origin, last_start, axis=1)
-    return (first + (pos - last_start)) % n
-
-
-def sharpe_bootstrap_ci(
-    returns: pd.Series | np.ndarray,
-    periods: float,
-    *,
-    n_boot: int = 2000,
-    level: float = 0.95,
-    block: float | None = None,
-    method: Literal["stationary", "circular"] = "stationary",
-    seed: int = 0,
-) -> SharpeCI:
-    """Percentile confidence interval for the annualised Sharpe ratio by block bootstrap.
-
-    Returns are resampled in blocks (mean length ``block``, default ``n ** (1/3)``) so
-    that volatility clustering and autocorrelation survive the resampling — an i.i.d.
-    bootstrap would make the interval too narrow. ``method="stationary"`` draws
-    geometric block lengths (Politis & Romano), ``"circular"`` fixed ones. Seeded.
-    """
-    r = _returns(returns)
-    periods = _check_periods(periods)
-    if r.size < 3:
-        raise ValueError(f"need at least 3 returns for a bootstrap, got {r.size}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), e.g. 0.95, got {level}")
-    block = float(block) if block is not None else max(1.0, r.size ** (1 / 3))
-    if block < 1:
-        raise ValueError(f"block must be >= 1 bar, got {block}")
-    rng = np.random.default_rng(seed)
-    stats = np.empty(n_boot)
-    chunk = max(1, 2_000_000 // r.size)  # bound the memory of the index array
-    for lo in range(0, n_boot, chunk):
-        hi = min(n_boot, lo + chunk)
-        sample = r[_bootstrap_indices(rng, hi - lo, r.size, block, method)]
-        sd = sample.std(axis=1, ddof=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            stats[lo:hi] = sample.mean(axis=1) / sd * math.sqrt(periods)
-    alpha = (1 - level) / 2
-    low, high = np.nanquantile(stats, [alpha, 1 - alpha])
-    return SharpeCI(sharpe(r, periods), float(low), float(high), level, n_boot, block, method)
 
 
 def summary(

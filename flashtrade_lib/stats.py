@@ -87,6 +87,7 @@ class TestResult:
     block: float | None = None  #: bootstrap mean block length, in observations
     reps: int | None = None  #: bootstrap resamples
     alternative: str = "two-sided"  #: or "greater": the p-value is one-sided, for a positive claim
+    trials_adjusted: bool = False  #: the p-value already accounts for the ``n_trials`` (SPA, DSR)
 
     @property
     def significant(self) -> bool:
@@ -96,7 +97,8 @@ class TestResult:
     def evidence(self) -> str:
         """The parenthesis a verdict quotes: estimate, interval, p-value, method, trials."""
         pct = round(100 * self.level)
-        trials = f"; {self.n_trials} trials counted" if self.n_trials > 1 else ""
+        how = "in the test" if self.trials_adjusted else "Bonferroni"
+        trials = f"; {self.n_trials} trials counted ({how})" if self.n_trials > 1 else ""
         interval = f", {pct} % CI [{self.low:+.3g}, {self.high:+.3g}]" if np.isfinite(self.low) else ""
         return (
             f"{self.name} {self.estimate:+.3g}{interval}, {format_p(self.p_value, self.reps)} "
@@ -226,11 +228,20 @@ def block_bootstrap_ci(
     Stationary bootstrap (Politis & Romano 1994) with a data-chosen block
     (:func:`block_length`), percentile interval. ``statistic`` is ``"mean"``,
     ``"sharpe"`` (annualised with ``periods``), ``"ic"`` (correlation with ``outcome``)
-    or a function ``f(x)`` / ``f(x, outcome)``.
+    or a function ``f(x)`` / ``f(x, outcome)``. A 2-D ``x`` (bars × columns) is resampled
+    by rows for a function of all its columns, e.g. a ratio of two means.
     """
     level = _check_level(level)
-    a = _as_1d(x, "x", 10)
     fn = _stat_fn(statistic, periods)
+    if np.ndim(x) == 2:
+        if not callable(statistic):
+            raise ValueError("a 2-D x (bars × columns) needs a function of the rows as its statistic")
+        data = np.asarray(x, dtype=np.float64)
+        if not np.isfinite(data).all() or data.shape[0] < 10:
+            raise ValueError(f"x must be finite with at least 10 rows, got shape {data.shape}")
+        return _bootstrap_result(data, fn, float(fn(data)), data, level, reps, block, seed,
+                                 name or getattr(statistic, "__name__", "statistic"), n_trials)
+    a = _as_1d(x, "x", 10)
     if outcome is not None or statistic == "ic":
         if outcome is None:
             raise ValueError("statistic='ic' needs the outcome the forecast predicts (outcome=...)")
@@ -251,14 +262,21 @@ def block_bootstrap_ci(
         def func(d: np.ndarray) -> float:
             return fn(d[:, 0])
 
+    label = name or (statistic if isinstance(statistic, str) else getattr(statistic, "__name__", "statistic"))
+    return _bootstrap_result(data, func, float(est), score, level, reps, block, seed, label, n_trials)
+
+
+def _bootstrap_result(
+    data: np.ndarray, func: Callable[[np.ndarray], float], est: float, score: np.ndarray, level: float,
+    reps: int, block: float | None, seed: int, name: str, n_trials: int,
+) -> TestResult:
     b = float(block) if block is not None else block_length(score)
     draws = _bootstrap(data, func, b, reps, seed)
     low, high, p = _interval_and_p(est, draws, level)
-    label = name or (statistic if isinstance(statistic, str) else getattr(statistic, "__name__", "statistic"))
     return TestResult(
-        name=label, estimate=float(est), low=low, high=high, level=level, p_value=p,
-        method=f"stationary bootstrap, mean block {b:.1f} ({'given' if block else 'data-chosen'}), {reps} resamples",
-        n=int(a.size), n_trials=int(n_trials), block=b, reps=int(reps),
+        name=name, estimate=est, low=low, high=high, level=level, p_value=p,
+        method=f"stationary bootstrap, mean block {b:.1f} bars ({'given' if block else 'data-chosen'}), {reps} resamples",
+        n=int(data.shape[0]), n_trials=int(n_trials), block=b, reps=int(reps),
     )
 
 
@@ -579,6 +597,7 @@ def spa_test(
         name=f"best advantage over {benchmark_name} ({cand.columns[best]})",
         estimate=float(adv[best] * periods), low=float("nan"), high=float("nan"), level=0.95,
         p_value=float(pv["consistent"]), null=f"no candidate beats {benchmark_name}", alternative="greater",
+        trials_adjusted=True,
         method=(f"Hansen SPA (arch), consistent p-value; stationary bootstrap, block {math.ceil(blk)} bars "
                 f"({'given' if block else 'data-chosen'}), {reps} resamples"),
         n=int(bench.size), n_trials=int(cand.shape[1]), block=float(math.ceil(blk)), reps=int(reps),
@@ -750,6 +769,7 @@ def deflated_sharpe_ratio(
     return TestResult(
         name=name, estimate=res.estimate, low=res.low, high=res.high, level=level, p_value=res.p_value,
         null=f"true Sharpe ≤ {sr0:.2f}, the best of {n_tr} skill-less trials", alternative="greater",
+        trials_adjusted=True,
         method=(f"Deflated Sharpe Ratio {dsr:.3f} (Bailey & López de Prado 2014; trials' Sharpe sd "
                 f"{math.sqrt(var_bar * periods):.2f})"),
         n=res.n, n_trials=n_tr,
@@ -850,11 +870,18 @@ def verdict(
     ``claim`` is a clause such as ``"the transformer beats ridge on net Sharpe"``; it
     holds when ``p < alpha`` **and** the estimate points the claimed way (``positive``:
     the estimate is above the null). Otherwise the sentence is "no evidence that …", or
-    ``opposite`` when the data significantly support the other direction. The evidence
-    (estimate, interval, p-value, method, trials) is always quoted.
+    ``opposite`` when the data significantly support the other direction. A result that is
+    one of ``n_trials`` comparisons its p-value does not account for is judged at
+    ``alpha / n_trials`` (Bonferroni). The evidence (estimate, interval, p-value, method,
+    trials) is always quoted.
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    level_words = f"the {alpha:.0%} level"
+    if result.n_trials > 1 and not result.trials_adjusted:
+        alpha = alpha / result.n_trials
+        level_words = f"the {alpha:.3g} level ({alpha * result.n_trials:.0%} Bonferroni over {result.n_trials})"
+        level_words = level_words.replace(f"{alpha:.3g} level", f"{100 * alpha:.3g}% level")
     p = result.p_value
     one_sided = result.alternative == "greater"
     if one_sided and not positive:
@@ -869,6 +896,6 @@ def verdict(
         sentence = f"{opposite[0].upper()}{opposite[1:]} ({evidence})."
         holds = False
     else:
-        sentence = f"No evidence at the {alpha:.0%} level that {claim} ({evidence})."
+        sentence = f"No evidence at {level_words} that {claim} ({evidence})."
         holds = False
     return Verdict(holds=holds, sentence=sentence, result=result)

@@ -74,6 +74,7 @@ class FoldResult:
     signals: pd.DataFrame
     model: Any
     backtest: BacktestResult
+    gross_returns: pd.Series | None = None
 
 
 @dataclass
@@ -86,6 +87,8 @@ class WalkForwardResult:
     positions: pd.DataFrame
     signals: pd.DataFrame
     periods_per_year: float
+    gross_returns: pd.Series | None = None  #: before costs: with ``turnover``, what any cost would leave
+    fill_lag: int = 0
 
     @property
     def equity(self) -> pd.Series:
@@ -142,6 +145,7 @@ def walk_forward(
     market: pd.DataFrame | pd.Series,
     market_is: str,
     history: int = 0,
+    fill_lag: int = 0,
     calendar: _metrics.Calendar = "crypto",
     **backtest_kwargs: Any,
 ) -> WalkForwardResult:
@@ -152,7 +156,9 @@ def walk_forward(
     ``signal(model, test_index)`` returns signals for exactly the test bars.
     Each fold is backtested on its test bars (starting flat; the weight decided at
     the last test bar is not traded), preceded by ``history`` bars with zero signal
-    so that volatility targeting has a trailing window. ``backtest_kwargs`` (costs,
+    so that volatility targeting has a trailing window. ``fill_lag`` delays every fill by
+    that many more bars (latency: a decision at the close of ``t`` is held from ``t + 1 +
+    fill_lag``), within each fold. ``backtest_kwargs`` (costs,
     position rule, caps, ...) are passed to :func:`~flashtrade_lib.backtest.backtest`,
     identically for every fold — and for every strategy you compare.
     """
@@ -165,6 +171,8 @@ def walk_forward(
     )
     if history < 0:
         raise ValueError(f"history must be >= 0 bars, got {history}")
+    if fill_lag < 0 or int(fill_lag) != fill_lag:
+        raise ValueError(f"fill_lag must be a whole number of bars >= 0, got {fill_lag}")
     results: list[FoldResult] = []
     used = np.zeros(len(index), dtype=bool)
     for k, fold in enumerate(folds):
@@ -196,6 +204,9 @@ def walk_forward(
         window = frame.iloc[start : test[-1] + 1]
         full_sig = pd.DataFrame(0.0, index=window.index, columns=frame.columns)
         full_sig.loc[test_index] = sig.reindex(columns=frame.columns).to_numpy(dtype=float)
+        if fill_lag:
+            # a signal of bar t acts as if decided at t + fill_lag; the fold still starts flat
+            full_sig = full_sig.shift(int(fill_lag)).fillna(0.0)
         res = backtest(
             window,
             full_sig,
@@ -218,6 +229,7 @@ def walk_forward(
                 signals=full_sig.loc[test_index],
                 model=model,
                 backtest=res,
+                gross_returns=res.gross_returns.loc[test_index],
             )
         )
     if not results:
@@ -230,4 +242,6 @@ def walk_forward(
         positions=pd.concat([f.positions for f in results]),
         signals=pd.concat([f.signals for f in results]),
         periods_per_year=float(periods),
+        gross_returns=pd.concat([f.gross_returns for f in results]),
+        fill_lag=int(fill_lag),
     )

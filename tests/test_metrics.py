@@ -166,41 +166,6 @@ def test_quantstats_default_is_252_which_is_wrong_for_hourly_crypto() -> None:
     assert ratio == pytest.approx(math.sqrt(8760 / 252), rel=1e-9)
 
 
-# ----------------------------------------------------------------------------- bootstrap
-
-
-def test_bootstrap_ci_is_seeded_and_brackets_the_estimate() -> None:
-    r = np.random.default_rng(4).normal(5e-4, 0.01, 2000)
-    a = m.sharpe_bootstrap_ci(r, 8760, n_boot=300, seed=1)
-    b = m.sharpe_bootstrap_ci(r, 8760, n_boot=300, seed=1)
-    assert a == b
-    assert a.low < a.sharpe < a.high
-    assert a.sharpe == pytest.approx(m.sharpe(r, 8760), rel=1e-15)
-    c = m.sharpe_bootstrap_ci(r, 8760, n_boot=300, seed=1, method="circular", block=20)
-    assert c.low < c.sharpe < c.high
-
-
-def test_block_bootstrap_widens_the_interval_for_autocorrelated_returns() -> None:
-    rng = np.random.default_rng(7)
-    e = rng.normal(0, 0.01, 3000)
-    r = np.empty_like(e)
-    r[0] = e[0]
-    for t in range(1, r.size):  # AR(1) with phi = 0.6: an i.i.d. bootstrap is over-confident
-        r[t] = 0.6 * r[t - 1] + e[t]
-    r += 2e-4
-    iid = m.sharpe_bootstrap_ci(r, 8760, n_boot=400, block=1, seed=0)
-    blocks = m.sharpe_bootstrap_ci(r, 8760, n_boot=400, block=50, seed=0)
-    assert (blocks.high - blocks.low) > 1.4 * (iid.high - iid.low)
-
-
-def test_bootstrap_indices_follow_blocks() -> None:
-    idx = m._bootstrap_indices(np.random.default_rng(0), 3, 20, 5, "circular")
-    steps = np.diff(idx, axis=1) % 20
-    within = np.ones(19, dtype=bool)
-    within[[4, 9, 14]] = False  # block boundaries
-    assert (steps[:, within] == 1).all()
-
-
 def test_summary_and_compare() -> None:
     s = m.summary(R5, 252, turnover=np.ones(5), positions=np.ones((5, 2)))
     assert s["annual_turnover"] == 252 and s["exposure"] == 2 and s["bars"] == 5

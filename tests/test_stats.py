@@ -296,3 +296,23 @@ def test_robust_portmanteau_keeps_its_size_and_finds_real_autocorrelation():
     assert rejections / sims < 0.09
     res = st.robust_acf_band(_ar1(5000, 0.1, 17), m).portmanteau()
     assert res.p_value < 0.01 and res.alternative == "greater" and "10 df" in res.method
+
+
+def test_sharpe_interval_is_seeded_brackets_the_estimate_and_widens_with_blocks():
+    # (formerly metrics.sharpe_bootstrap_ci: one bootstrap for the book, on arch)
+    r = _ar1(3000, 0.6, 18) * 0.01 + 2e-4
+    a = st.block_bootstrap_ci(r, "sharpe", periods=8760, reps=400, seed=1)
+    assert a == st.block_bootstrap_ci(r, "sharpe", periods=8760, reps=400, seed=1)
+    assert a.low < a.estimate < a.high
+    assert a.estimate == pytest.approx(r.mean() / r.std(ddof=1) * math.sqrt(8760))
+    iid = st.block_bootstrap_ci(r, "sharpe", periods=8760, reps=400, block=1, seed=0)
+    assert (a.high - a.low) > 1.4 * (iid.high - iid.low)  # an i.i.d. bootstrap is over-confident
+
+
+def test_verdict_counts_untested_trials_with_bonferroni():
+    four = _result(0.8, 0.02, n_trials=4)
+    v = st.verdict(four, "x beats y")
+    assert not v.holds and "Bonferroni" in v.sentence and "1.25%" in v.sentence
+    assert st.verdict(_result(0.8, 0.01, n_trials=4), "x beats y").holds
+    spa_like = _result(0.8, 0.02, n_trials=4, alternative="greater", trials_adjusted=True)
+    assert st.verdict(spa_like, "x beats y").holds
