@@ -256,7 +256,7 @@ def block_bootstrap_ci(
             return fn(d[:, 0], d[:, 1])
     else:
         data = a[:, None]
-        score = a if statistic != "sharpe" else np.column_stack([a, (a - a.mean()) ** 2])
+        score = _sharpe_influence(a) if statistic == "sharpe" else a
         est = fn(a)
 
         def func(d: np.ndarray) -> float:
@@ -278,6 +278,19 @@ def _bootstrap_result(
         method=f"stationary bootstrap, mean block {b:.1f} bars ({'given' if block else 'data-chosen'}), {reps} resamples",
         n=int(data.shape[0]), n_trials=int(n_trials), block=b, reps=int(reps),
     )
+
+
+def _sharpe_influence(x: np.ndarray) -> np.ndarray:
+    """Per-bar influence of each return on the Sharpe ratio, ``z − SR/2 · (z² − 1)``.
+
+    The block length is chosen on this series because the Sharpe ratio's sampling error is,
+    to first order, its mean: the dependence that matters is this series' dependence.
+    """
+    sd = x.std()
+    if sd == 0:
+        return x - x.mean()
+    z = (x - x.mean()) / sd
+    return z - x.mean() / sd / 2 * (z**2 - 1)
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:
@@ -306,7 +319,8 @@ def paired_difference_test(
     sharper than comparing two separate intervals. ``a``/``b`` are return series
     (``"sharpe"``, ``"mean"``) or forecasts of one ``outcome`` (``"ic"``), or anything a
     function ``f(x)`` / ``f(x, outcome)`` scores. The block length is chosen from the
-    series that drives the difference (standardised returns, or forecast × outcome products).
+    series that drives the difference (the Sharpe ratios' influence series, the forecast ×
+    outcome products, or ``a − b``).
     """
     level = _check_level(level)
     xa, xb = _as_1d(a, names[0], 10), _as_1d(b, names[1], 10)
@@ -330,7 +344,7 @@ def paired_difference_test(
             return fn(d[:, 0], d[:, 2]) - fn(d[:, 1], d[:, 2])
     else:
         data = np.column_stack([xa, xb])
-        score = _standardise(xa) - _standardise(xb) if statistic == "sharpe" else xa - xb
+        score = _sharpe_influence(xa) - _sharpe_influence(xb) if statistic == "sharpe" else xa - xb
         est = fn(xa) - fn(xb)
 
         def func(d: np.ndarray) -> float:
@@ -594,7 +608,7 @@ def spa_test(
     best = int(np.argmax(adv))
     means = pd.Series(adv * periods, index=[str(c) for c in cand.columns], name="mean advantage")
     return SpaResult(
-        name=f"best advantage over {benchmark_name} ({cand.columns[best]})",
+        name=f"mean advantage of the best, {cand.columns[best]}, over {benchmark_name}",
         estimate=float(adv[best] * periods), low=float("nan"), high=float("nan"), level=0.95,
         p_value=float(pv["consistent"]), null=f"no candidate beats {benchmark_name}", alternative="greater",
         trials_adjusted=True,
