@@ -275,10 +275,29 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     print(f"backtest of {symbol}, {args.split} split {prices.index[0]} → {prices.index[-1]}, "
           f"signal={args.signal}, position={args.position}, cost {args.cost_bps} bps")
     print(table[keep].round(4).to_string())
+    _print_intervals({"model": model_bt.returns, "buy_and_hold": hold.returns}, model_bt.periods_per_year)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"model": model_bt.equity, "buy_and_hold": hold.equity}).to_csv(args.out)
     return 0
+
+
+def _print_intervals(returns: dict, periods: float) -> None:
+    """Sharpe and annual return with 95 % block-bootstrap intervals, and a warning when too short."""
+    from flashtrade_lib.metrics import annualisation_note, annualised_intervals
+
+    bars = len(next(iter(returns.values())))
+    if bars < 10:
+        print(f"only {bars} bars: too few for an interval")
+    else:
+        print("95 % intervals (stationary block bootstrap, data-chosen block, 1000 resamples):")
+        for name, r in returns.items():
+            ci = annualised_intervals(r, periods)
+            print(f"  {name:13s}" + "  ".join(
+                f"{k} {v.estimate:+.3f} [{v.low:+.3f}, {v.high:+.3f}]" for k, v in ci.items()))
+    note = annualisation_note(bars, periods)
+    if note:
+        print("note: " + note)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -49,6 +49,9 @@ __all__ = [
     "time_in_market",
     "summary",
     "compare",
+    "MIN_YEARS_TO_ANNUALISE",
+    "annualisation_note",
+    "annualised_intervals",
     "ForecastSkill",
     "forecast_skill",
 ]
@@ -342,6 +345,49 @@ def summary(
 def compare(rows: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
     """A table (one row per strategy) from ``{name: summary_dict}``."""
     return pd.DataFrame.from_dict(dict(rows), orient="index")
+
+
+# Below about a quarter of a year, an annualised figure mostly extrapolates a few weeks' luck:
+# 12 days of returns annualised are raised to the power 30.
+MIN_YEARS_TO_ANNUALISE = 0.25
+
+
+def annualisation_note(bars: int, periods: float, min_years: float = MIN_YEARS_TO_ANNUALISE) -> str | None:
+    """A plain warning when ``bars`` cover too little time for annualised figures to mean much."""
+    years = bars / _check_periods(periods)
+    if years >= min_years:
+        return None
+    return (
+        f"{bars} bars cover {years * 365:.1f} days ({years:.3f} years): annualised figures extrapolate "
+        f"them {1 / years:.0f}-fold and mean little below {min_years:g} years; read total_return and "
+        "the intervals, or test on a longer split"
+    )
+
+
+def annualised_intervals(
+    returns: pd.Series | np.ndarray, periods: float, *, level: float = 0.95, reps: int = 1000, seed: int = 0
+) -> dict[str, object]:
+    """Sharpe ratio and annual return, each with a stationary block-bootstrap interval.
+
+    Why: a Sharpe ratio or annual return without an interval invites reading noise as skill,
+    and the shorter the sample, the wider the truth. The interval comes from
+    :func:`flashtrade_lib.stats.block_bootstrap_ci` (arch, data-chosen block).
+    """
+    from flashtrade_lib import stats
+
+    r = _returns(returns)
+    periods = _check_periods(periods)
+
+    def annual_return(x: np.ndarray) -> float:
+        wealth = float(np.prod(1.0 + x))
+        return wealth ** (periods / x.size) - 1.0 if wealth > 0 else -1.0
+
+    return {
+        "sharpe": stats.block_bootstrap_ci(r, "sharpe", periods=periods, level=level, reps=reps, seed=seed,
+                                           name="sharpe"),
+        "annual_return": stats.block_bootstrap_ci(r, annual_return, level=level, reps=reps, seed=seed,
+                                                  name="annual_return"),
+    }
 
 
 @dataclass(frozen=True)

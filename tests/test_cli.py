@@ -88,6 +88,8 @@ def test_backtest_prints_model_and_buy_and_hold(trained, tmp_path, capsys):
                        "--out", str(equity))
     assert code == 0
     assert "model" in out and "buy_and_hold" in out and "sharpe" in out
+    assert "95 % intervals" in out and "annual_return" in out and "[" in out
+    assert "mean little below 0.25 years" in out  # the test split covers about 5 days
     curves = pd.read_csv(equity, index_col=0)
     assert list(curves.columns) == ["model", "buy_and_hold"] and (curves > 0).all().all()
 

@@ -203,3 +203,18 @@ def test_forecast_skill_refuses_and_flags_what_it_cannot_score() -> None:
     constant = forecast_skill(np.ones(10), np.arange(10.0))
     assert np.isnan(constant.ic) and np.isnan(constant.rank_ic)
     assert constant.hit_rate == pytest.approx(1.0)  # nine positive outcomes, one zero left out
+
+
+def test_annualisation_note_only_for_short_samples() -> None:
+    note = m.annualisation_note(288, 8760)  # 12 days of hourly bars
+    assert note is not None and "12.0 days" in note and "30-fold" in note
+    assert m.annualisation_note(8760, 8760) is None
+
+
+def test_annualised_intervals_bracket_the_point_estimates() -> None:
+    r = np.random.default_rng(3).normal(2e-4, 0.01, 3000)
+    ci = m.annualised_intervals(r, 8760, reps=300)
+    assert ci["sharpe"].estimate == pytest.approx(m.sharpe(r, 8760))
+    assert ci["annual_return"].estimate == pytest.approx(m.annualised_return(r, 8760))
+    for res in ci.values():
+        assert res.low < res.estimate < res.high
