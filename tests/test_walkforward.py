@@ -142,3 +142,23 @@ def test_accepts_the_data_chapters_walk_forward_folds() -> None:
     for fold, f, train in zip(folds, wf.folds, seen, strict=True):
         assert train.equals(p.index[fold.train]) and f.returns.index.equals(p.index[fold.test])
         assert train.max() < f.test_start
+
+
+def test_fill_lag_delays_every_fill_by_one_bar_within_each_fold() -> None:
+    p = _prices()
+    folds = _expanding(len(p), 100, 100)
+
+    def signal(model, test):
+        return momentum(p, 5).loc[test]
+
+    now = walk_forward(folds, lambda train: None, signal, market=p, market_is="prices", cost_bps=5)
+    late = walk_forward(folds, lambda train: None, signal, market=p, market_is="prices", cost_bps=5,
+                        fill_lag=1)
+    assert late.fill_lag == 1
+    for a, b in zip(now.folds, late.folds, strict=True):
+        assert (b.positions.iloc[:2] == 0).all().all()  # flat one bar longer at the fold's start
+        np.testing.assert_allclose(b.positions.iloc[1:], a.positions.iloc[:-1], **EXACT)
+    costs = pd.concat([f.backtest.costs.loc[f.returns.index] for f in late.folds])
+    np.testing.assert_allclose(late.gross_returns - costs, late.returns, **EXACT)
+    with pytest.raises(ValueError, match="fill_lag"):
+        walk_forward(folds, lambda train: None, signal, market=p, market_is="prices", fill_lag=-1)
