@@ -268,14 +268,14 @@ def block_bootstrap_ci(
 
 def _bootstrap_result(
     data: np.ndarray, func: Callable[[np.ndarray], float], est: float, score: np.ndarray, level: float,
-    reps: int, block: float | None, seed: int, name: str, n_trials: int,
+    reps: int, block: float | None, seed: int, name: str, n_trials: int, kind: str = "stationary bootstrap",
 ) -> TestResult:
     b = float(block) if block is not None else block_length(score)
     draws = _bootstrap(data, func, b, reps, seed)
     low, high, p = _interval_and_p(est, draws, level)
     return TestResult(
         name=name, estimate=est, low=low, high=high, level=level, p_value=p,
-        method=f"stationary bootstrap, mean block {b:.1f} bars ({'given' if block else 'data-chosen'}), {reps} resamples",
+        method=f"{kind}, mean block {b:.1f} bars ({'given' if block else 'data-chosen'}), {reps} resamples",
         n=int(data.shape[0]), n_trials=int(n_trials), block=b, reps=int(reps),
     )
 
@@ -350,18 +350,11 @@ def paired_difference_test(
         def func(d: np.ndarray) -> float:
             return fn(d[:, 0]) - fn(d[:, 1])
 
-    blk = float(block) if block is not None else block_length(score)
-    draws = _bootstrap(data, func, blk, reps, seed)
-    low, high, p = _interval_and_p(est, draws, level)
     what = statistic if isinstance(statistic, str) else getattr(statistic, "__name__", "statistic")
     label = {"sharpe": "Sharpe", "ic": "IC", "mean": "mean"}.get(what, what)
-    return TestResult(
-        name=f"{label}({names[0]}) − {label}({names[1]})", estimate=float(est), low=low, high=high,
-        level=level, p_value=p,
-        method=(f"paired stationary bootstrap, mean block {blk:.1f} bars "
-                f"({'given' if block else 'data-chosen'}), {reps} resamples"),
-        n=int(xa.size), n_trials=int(n_trials), block=blk, reps=int(reps),
-    )
+    return _bootstrap_result(data, func, float(est), score, level, reps, block, seed,
+                             f"{label}({names[0]}) − {label}({names[1]})", n_trials,
+                             kind="paired stationary bootstrap")
 
 
 def clustered_mean_ci(
@@ -561,6 +554,11 @@ def _gains_frame(frame: pd.DataFrame | np.ndarray, what: str) -> pd.DataFrame:
     return df.astype(float)
 
 
+def _whole_block(block: float | None, series: np.ndarray) -> int:
+    """arch's SPA and MCS take a whole block length: the given one or the data's, rounded up."""
+    return int(math.ceil(float(block) if block is not None else block_length(series)))
+
+
 @dataclass(frozen=True)
 class SpaResult(TestResult):
     """Hansen's SPA: could *any* of the candidates tried beat the benchmark?"""
@@ -601,8 +599,8 @@ def spa_test(
     sign = -1.0 if higher_is_better else 1.0
     diffs = cand.to_numpy() - bench[:, None]  # gains (or losses) over the benchmark
     adv = diffs.mean(axis=0) * (1 if higher_is_better else -1)
-    blk = float(block) if block is not None else block_length(diffs)
-    spa = SPA(sign * bench, sign * cand.to_numpy(), block_size=int(math.ceil(blk)), reps=reps, seed=seed)
+    blk = _whole_block(block, diffs)
+    spa = SPA(sign * bench, sign * cand.to_numpy(), block_size=blk, reps=reps, seed=seed)
     spa.compute()
     pv = spa.pvalues
     best = int(np.argmax(adv))
@@ -612,9 +610,9 @@ def spa_test(
         estimate=float(adv[best] * periods), low=float("nan"), high=float("nan"), level=0.95,
         p_value=float(pv["consistent"]), null=f"no candidate beats {benchmark_name}", alternative="greater",
         trials_adjusted=True,
-        method=(f"Hansen SPA (arch), consistent p-value; stationary bootstrap, block {math.ceil(blk)} bars "
+        method=(f"Hansen SPA (arch), consistent p-value; stationary bootstrap, block {blk} bars "
                 f"({'given' if block else 'data-chosen'}), {reps} resamples"),
-        n=int(bench.size), n_trials=int(cand.shape[1]), block=float(math.ceil(blk)), reps=int(reps),
+        n=int(bench.size), n_trials=int(cand.shape[1]), block=float(blk), reps=int(reps),
         best=str(cand.columns[best]), p_lower=float(pv["lower"]), p_upper=float(pv["upper"]),
         mean_differences=means,
     )
@@ -664,8 +662,8 @@ def model_confidence_set(
     if df.shape[1] < 2:
         raise ValueError("a model confidence set needs at least 2 candidates")
     losses = -df if higher_is_better else df
-    blk = float(block) if block is not None else block_length(losses.to_numpy() - losses.to_numpy().mean(axis=1, keepdims=True))
-    mcs = MCS(losses.to_numpy(), size, reps=reps, block_size=int(math.ceil(blk)), method="R", seed=seed)
+    blk = _whole_block(block, losses.to_numpy() - losses.to_numpy().mean(axis=1, keepdims=True))
+    mcs = MCS(losses.to_numpy(), size, reps=reps, block_size=blk, method="R", seed=seed)
     mcs.compute()
     names = [str(c) for c in df.columns]
     pv = mcs.pvalues["Pvalue"]
@@ -673,7 +671,7 @@ def model_confidence_set(
     return McsResult(
         included=tuple(names[int(i)] for i in mcs.included), excluded=tuple(names[int(i)] for i in mcs.excluded),
         pvalues=pvalues, size=float(size),
-        method=f"MCS (arch, range statistic), stationary bootstrap, block {math.ceil(blk)} bars, {reps} resamples",
+        method=f"MCS (arch, range statistic), stationary bootstrap, block {blk} bars, {reps} resamples",
         n=int(df.shape[0]), n_trials=int(df.shape[1]),
     )
 
