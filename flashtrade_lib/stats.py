@@ -42,6 +42,7 @@ __all__ = [
     "block_bootstrap_ci",
     "paired_difference_test",
     "clustered_mean_ci",
+    "clustered_summary",
     "effective_sample_size",
     "hac_mean_test",
     "robust_acf_band",
@@ -400,6 +401,26 @@ def clustered_mean_ci(
         method=f"t interval over {what} (t with {k - 1} df; {v.size} runs)",
         n=int(k), n_trials=int(n_trials),
     )
+
+
+def clustered_summary(
+    results: pd.DataFrame, metric: str, *, by: str, cluster: str, level: float = 0.95
+) -> pd.DataFrame:
+    """:func:`clustered_mean_ci` for each group of a results table (e.g. per lookback, folds as clusters).
+
+    One row per value of ``by``: mean, interval, p-value (H0: mean = 0), clusters and runs.
+    The intervals are not adjusted for the number of groups: compare groups with a paired
+    test or :func:`spa_test`, not by overlapping intervals.
+    """
+    missing = [c for c in (metric, by, cluster) if c not in results]
+    if missing:
+        raise ValueError(f"results has no column(s) {missing}; columns: {list(results.columns)}")
+    rows = {}
+    for key, group in results.groupby(by, sort=True):
+        res = clustered_mean_ci(group[metric], group[cluster], level=level, name=metric)
+        rows[key] = {"mean": res.estimate, "ci_low": res.low, "ci_high": res.high, "p_value": res.p_value,
+                     "clusters": res.n, "runs": len(group)}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(by)
 
 
 def _newey_west_lags(n: int) -> int:

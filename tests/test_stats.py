@@ -316,3 +316,15 @@ def test_verdict_counts_untested_trials_with_bonferroni():
     assert st.verdict(_result(0.8, 0.01, n_trials=4), "x beats y").holds
     spa_like = _result(0.8, 0.02, n_trials=4, alternative="greater", trials_adjusted=True)
     assert st.verdict(spa_like, "x beats y").holds
+
+
+def test_clustered_summary_is_one_clustered_interval_per_group():
+    runs = pd.DataFrame({"lookback": [8] * 6 + [64] * 6, "fold": [0, 0, 1, 1, 2, 2] * 2,
+                         "seed": [0, 1] * 6,
+                         "ic": [0.01, 0.05, -0.02, 0.03, 0.06, 0.01, 0.1, 0.12, 0.08, 0.09, 0.11, 0.1]})
+    table = st.clustered_summary(runs, "ic", by="lookback", cluster="fold")
+    one = st.clustered_mean_ci(runs.ic[runs.lookback == 64], runs.fold[runs.lookback == 64])
+    assert list(table.index) == [8, 64] and list(table["clusters"]) == [3, 3] and list(table["runs"]) == [6, 6]
+    assert (table.loc[64, "ci_low"], table.loc[64, "ci_high"]) == pytest.approx((one.low, one.high))
+    with pytest.raises(ValueError, match="no column"):
+        st.clustered_summary(runs, "sharpe", by="lookback", cluster="fold")
