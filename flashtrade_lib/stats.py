@@ -147,7 +147,13 @@ def block_length(x: np.ndarray | pd.Series | pd.DataFrame) -> float:
     a = a[:, a.std(axis=0) > 0]
     if a.shape[1] == 0:
         return 1.0  # a constant series has no dependence to keep
-    b = float(np.max(optimal_block_length(a)["stationary"].to_numpy()))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        b = float(np.max(optimal_block_length(a)["stationary"].to_numpy()))
+    if not np.isfinite(b):
+        raise ValueError(
+            "the Politis–White estimate of the block length is undefined for this data (a series "
+            "with almost no variation?); pass block=... explicitly"
+        )
     return float(min(max(b, 1.0), a.shape[0] / 3))
 
 
