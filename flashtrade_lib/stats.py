@@ -541,6 +541,9 @@ class AcfBand:
             f"n = {self.n}, excess kurtosis {self.excess_kurtosis:.1f}"
         )
 
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
 
 def robust_acf_band(x: np.ndarray | pd.Series, max_lag: int, *, level: float = 0.95) -> AcfBand:
     """ACF with a band that stays right when volatility clusters (Taylor 1984; Lo & MacKinlay 1989).
