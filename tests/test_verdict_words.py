@@ -6,7 +6,8 @@ in a code cell, so the sentence lives in a cell *output*, never in a markdown ce
 scans the **markdown cells** of every notebook for verdict words. Not verdicts, and so not
 scanned: code (fenced blocks, inline code), math, text in quotation marks (a word mentioned,
 not used: a decision rule for "significant"), questions (a sentence ending in "?", such as
-an exercise that asks "Is the difference significant?") and directive/label lines. Anything
+an exercise that asks "Is the difference significant?") and directive syntax (fences, options,
+labels; a directive's title is prose and is scanned). Anything
 else needs an entry in ``ALLOWED`` below, with its reason — keep that list tiny.
 """
 
@@ -44,7 +45,13 @@ PENDING: list[tuple[str, str]] = [
 
 # Code blocks only: a MyST directive fence (```{exercise}, ````{solution}) keeps its prose scanned.
 _FENCE = re.compile(r"(?<![`~])(`{3,}|~{3,})(?![`~{])[^\n]*\n.*?\n\1(?![`~])", re.DOTALL)
-_DIRECTIVE_LINE = re.compile(r"^\s*(?:`{3,}|~{3,}|:[\w-]+:).*$", re.MULTILINE)
+# Directive syntax is not prose: the fence and {name}, option lines (:label: ...) and the label a
+# {solution} refers to. A directive's *title* (an exercise's name) stays scanned.
+_DIRECTIVE_LINE = re.compile(
+    r"^\s*(?:(?:`{3,}|~{3,})\{solution\}.*|(?:`{3,}|~{3,})(?:\{[\w-]+\})?|:[\w-]+:.*)$"
+    r"|^\s*(?:`{3,}|~{3,})\{[\w-]+\}",
+    re.MULTILINE,
+)
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
 _MATH = re.compile(r"\$\$.*?\$\$|\$[^$\n]*\$", re.DOTALL)
 _QUOTED = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”")
@@ -108,7 +115,9 @@ def test_the_scan_sees_a_typed_verdict(tmp_path) -> None:
         nbformat.v4.new_markdown_cell('Does a long context help? A rule for "significant": `p < 0.05`.'),
         nbformat.v4.new_markdown_cell("```python\nprint('x beats y')\n```\n$\\text{significant}$"),
         nbformat.v4.new_markdown_cell("````{solution} ex-1\n```python\nx = 1\n```\nSo it helps.\n````"),
+        nbformat.v4.new_markdown_cell("````{exercise} Why momentum beats ridge\n:label: ex-beats\nWork.\n````"),
+        nbformat.v4.new_markdown_cell("````{solution} ex-ch09-significant\n:class: dropdown\nDone.\n````"),
     ]
     path = tmp_path / "99_demo.ipynb"
     nbformat.write(nb, path)
-    assert [(i, w) for i, w, _ in typed_verdicts(path)] == [(0, "beats"), (3, "helps")]
+    assert [(i, w) for i, w, _ in typed_verdicts(path)] == [(0, "beats"), (3, "helps"), (4, "beats")]
