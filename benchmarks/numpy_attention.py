@@ -50,10 +50,10 @@ from flashtrade_lib.attention.reference import naive_attention, tiled_attention
 from flashtrade_lib.bench import (
     blas_thread_count,
     blas_threads,
+    cpu_profile,
     fmt_bytes,
     load_record,
     memory_method,
-    page_faults,
     peak_memory,
     reuse_freed_memory,
     time_calls,
@@ -64,6 +64,11 @@ from flashtrade_lib.record_quality import Series
 
 RESULTS = "numpy_attention"  # the record's name: bench.results_dir() / "numpy_attention.json"
 TARGET_N, TARGET_SPEEDUP, TARGET_MEMORY_RATIO = 8192, 1.3, 1 / 100
+
+
+def _first_touch(fn) -> dict:
+    prof = cpu_profile(fn)
+    return {"page_faults_per_call": prof.page_faults, "system_s_per_call": prof.system_s}
 
 
 def run_size(n: int, d: int, blocks: list[int], repeat: int, seed: int = 0) -> dict:
@@ -85,11 +90,10 @@ def run_size(n: int, d: int, blocks: list[int], repeat: int, seed: int = 0) -> d
             "dtype": str(out.dtype),
         }
     timings = time_calls(fns, repeat=repeat, warmup=0)  # already warm
-    rows["naive"]["page_faults_per_call"] = page_faults(fns["naive"])
+    rows["naive"].update(_first_touch(fns["naive"]))
     with reuse_freed_memory() as reused:  # the same naive function, on memory already faulted in
         fns["naive"]()
-        rows["naive_prefaulted"] = {**rows["naive"], "prefaulted": reused,
-                                    "page_faults_per_call": page_faults(fns["naive"])}
+        rows["naive_prefaulted"] = {**rows["naive"], "prefaulted": reused, **_first_touch(fns["naive"])}
         timings["naive_prefaulted"] = time_calls({"naive": fns["naive"]}, repeat=repeat, warmup=0)["naive"]
     for name, row in rows.items():
         row["median_s"] = timings[name].median_s

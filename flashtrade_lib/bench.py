@@ -33,7 +33,8 @@ __all__ = [
     "blas_thread_count",
     "fmt_bytes",
     "fmt_seconds",
-    "page_faults",
+    "CpuProfile",
+    "cpu_profile",
     "reuse_freed_memory",
     "other_busy_cores",
     "MachineWatch",
@@ -285,19 +286,34 @@ def fmt_seconds(s: float) -> str:
 # ------------------------------------------------------------------ first touch
 
 
-def page_faults(fn: Callable[[], object]) -> int:
-    """Page faults (minor + major) this process takes while ``fn()`` runs.
+@dataclass(frozen=True)
+class CpuProfile:
+    """Where one call's time went: wall clock, CPU in user code, CPU in the kernel, and page faults."""
 
-    A fault is the kernel handing the process a page it touches for the first time;
-    on some virtual machines each costs microseconds, so code that allocates big fresh
-    arrays on every call (naive attention) spends a large, erratic share of its time here.
+    wall_s: float
+    user_s: float
+    system_s: float
+    page_faults: int
+
+
+def cpu_profile(fn: Callable[[], object]) -> CpuProfile:
+    """Run ``fn()`` once and say how much of its time the operating system took.
+
+    A page fault is the kernel handing the process a page it touches for the first
+    time (and zeroing it); on some virtual machines that costs seconds per GiB, so code
+    that allocates big fresh arrays on every call (naive attention) spends a large,
+    erratic share of its time in the kernel — ``system_s`` — rather than in arithmetic.
+    User and system times are this process's (all threads).
     """
     import resource
 
     before = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
     fn()
+    wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_SELF)
-    return (after.ru_minflt - before.ru_minflt) + (after.ru_majflt - before.ru_majflt)
+    faults = (after.ru_minflt - before.ru_minflt) + (after.ru_majflt - before.ru_majflt)
+    return CpuProfile(wall, after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime, faults)
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc mallopt parameters

@@ -135,17 +135,17 @@ def test_watch_machine_reports_the_load_and_never_waits_past_its_bound() -> None
         pass
 
 
-def test_page_faults_see_fresh_memory_and_reuse_removes_them() -> None:
+def test_cpu_profile_sees_fresh_memory_and_reuse_removes_them() -> None:
     np = pytest.importorskip("numpy")
 
     def touch() -> float:
         return float(np.ones(2**24).sum())  # 128 MiB, written
 
-    fresh = bench.page_faults(touch)
+    fresh = bench.cpu_profile(touch).page_faults
     assert fresh >= 2**27 // 2**21, fresh  # at least one fault per 2 MiB (transparent huge pages)
     with bench.reuse_freed_memory() as reused:
         if not reused:
             pytest.skip("glibc mallopt not available here")
         touch()  # warm-up: faults the heap in once
-        again = bench.page_faults(touch)
+        again = bench.cpu_profile(touch).page_faults
     assert again < fresh / 10, (fresh, again)
