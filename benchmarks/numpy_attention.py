@@ -1,6 +1,6 @@
 """Naive vs tiled NumPy attention: wall time, peak extra memory and error, side by side.
 
-    .venv/bin/python benchmarks/numpy_attention.py                 # N = 4096, 8192, 16384: ~2 min quiet
+    .venv/bin/python benchmarks/numpy_attention.py                 # N = 2048, 4096, 8192: ~1 min quiet
     .venv/bin/python benchmarks/numpy_attention.py --sizes 2048 4096 --repeat 3
 
 One head, d = 64, float32. For each N, every method is timed *interleaved*
@@ -118,7 +118,7 @@ def print_table(n: int, rows: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192, 16384])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096, 8192])
     parser.add_argument("--blocks", type=int, nargs="+", default=[128, 256, 512])
     parser.add_argument("--d", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=5)

@@ -1,6 +1,6 @@
 """Time and peak memory of one training step vs context length: naive attention vs SDPA (and GPU kernels).
 
-    .venv/bin/python benchmarks/train_context.py                 # CPU defaults, ~10 minutes on 2 cores
+    .venv/bin/python benchmarks/train_context.py                 # CPU defaults: ~6 min on a quiet 2-core machine
     .venv/bin/python benchmarks/train_context.py --contexts 512 1024 --repeat 2   # quicker
 
 One step = forward, loss, backward and AdamW update of ``FlashAttentionTrader``
