@@ -148,6 +148,21 @@ def test_kernel_refuses_what_it_cannot_do():
     assert ref["causal_nq_ne_nk"].startswith("ValueError") and "as many queries" in ref["causal_nq_ne_nk"]
 
 
+def test_matmul_counts_the_chapter_states_are_the_kernels():
+    """MATMULS_PER_TILE (which chapter 4 prints) agrees with the ``tl.dot`` calls in each kernel's source."""
+    import ast
+
+    tree = ast.parse((Path(__file__).resolve().parents[1] / "kernels" / "flash_attention.py").read_text())
+    stated = next(ast.literal_eval(node.value) for node in tree.body
+                  if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "MATMULS_PER_TILE")
+    counted = {
+        fn.name: sum(isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute) and c.func.attr == "dot"
+                     and getattr(c.func.value, "id", "") == "tl" for c in ast.walk(fn))
+        for fn in tree.body if isinstance(fn, ast.FunctionDef) and fn.name in stated
+    }
+    assert counted == stated
+
+
 if __name__ == "__main__":
     if os.environ.get("TRITON_INTERPRET") != "1":
         sys.exit("run with TRITON_INTERPRET=1 (tests/test_triton_kernel.py does that for you)")
