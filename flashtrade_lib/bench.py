@@ -6,6 +6,13 @@ seconds per GiB. So every comparison the book makes is *interleaved* (round-robi
 over the candidates, after a warm-up) and reported as medians measured side by
 side in one run; memory is the peak *extra* resident memory a call needs, which is
 what decides whether attention fits on a machine.
+
+Recorded results check themselves: :func:`watch_machine` waits (bounded) for a quiet
+machine and measures the others' load during a run, :func:`write_record` stores every
+repeat time with a quality verdict (:mod:`flashtrade_lib.record_quality`), and
+:func:`load_record` finds a record by name in one located home (:func:`results_dir`).
+:func:`cpu_profile` and :func:`reuse_freed_memory` separate first touch of fresh memory
+from the arithmetic being timed.
 """
 
 from __future__ import annotations
