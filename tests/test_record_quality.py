@@ -149,3 +149,14 @@ def test_cpu_profile_sees_fresh_memory_and_reuse_removes_them() -> None:
         touch()  # warm-up: faults the heap in once
         again = bench.cpu_profile(touch).page_faults
     assert again < fresh / 10, (fresh, again)
+
+
+def test_installed_wheels_ship_the_records() -> None:
+    """Outside a checkout, results_dir() falls back to package data that pyproject must declare."""
+    import tomllib
+
+    config = tomllib.loads((Path(bench.__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    tools = config["tool"]["setuptools"]
+    assert tools["package-dir"]["flashtrade_lib.results"] == "benchmarks/results"
+    assert "flashtrade_lib.results" in tools["packages"]
+    assert tools["package-data"]["flashtrade_lib.results"] == ["*.json"]
