@@ -153,7 +153,7 @@ def test_cpu_profile_sees_fresh_memory_and_reuse_removes_them() -> None:
 
 def test_installed_wheels_ship_the_records() -> None:
     """Outside a checkout, results_dir() falls back to package data that pyproject must declare."""
-    import tomllib
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
     config = tomllib.loads((Path(bench.__file__).resolve().parents[1] / "pyproject.toml").read_text())
     tools = config["tool"]["setuptools"]
