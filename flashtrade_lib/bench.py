@@ -45,6 +45,7 @@ __all__ = [
     "reuse_freed_memory",
     "other_busy_cores",
     "MachineWatch",
+    "start_watch",
     "watch_machine",
     "results_dir",
     "record_path",
@@ -393,7 +394,7 @@ def other_busy_cores(seconds: float = 1.0) -> float | None:
 
 @dataclass
 class MachineWatch:
-    """What :func:`watch_machine` saw: the wait for a quiet machine, and the load during the run."""
+    """What :func:`start_watch` saw: the wait for a quiet machine; :meth:`finish` adds the load during the run."""
 
     threshold_cores: float
     max_wait_s: float
@@ -401,18 +402,39 @@ class MachineWatch:
     quiet_at_start: bool | None = None
     load_before: float = 0.0
     report: dict[str, Any] | None = None
+    _start: tuple[tuple[float, float] | None, float, float] | None = None
+
+    def finish(self) -> dict[str, Any]:
+        """Stop watching: the load report :func:`write_record` stores and checks (also kept as ``.report``)."""
+        if self._start is None:
+            raise RuntimeError("finish() called twice, or on a MachineWatch not made by start_watch()")
+        (start, own0, t1), self._start = self._start, None
+        end, own1, t2 = _cpu_jiffies(), _own_cpu_s(), time.perf_counter()
+        others = None
+        if start is not None and end is not None and t2 > t1:
+            others = max(0.0, (end[0] - start[0]) - (own1 - own0)) / (t2 - t1)
+        self.report = {
+            "cores": os.cpu_count() or 1,
+            "threshold_cores": self.threshold_cores,
+            "waited_s": round(self.waited_s, 1),
+            "max_wait_s": self.max_wait_s,
+            "quiet_at_start": self.quiet_at_start,
+            "load_average_1min": {"before": self.load_before, "after": os.getloadavg()[0]},
+            "other_busy_cores": others,
+            "run_s": round(t2 - t1, 1),
+        }
+        return self.report
 
 
-@contextlib.contextmanager
-def watch_machine(max_wait_s: float | None = None, *, threshold_cores: float | None = None,
-                  poll_s: float = 2.0) -> Iterator[MachineWatch]:
-    """Wait (at most ``max_wait_s``) for a quiet machine, then measure the others' load while the block runs.
+def start_watch(max_wait_s: float | None = None, *, threshold_cores: float | None = None,
+                poll_s: float = 2.0) -> MachineWatch:
+    """Wait (at most ``max_wait_s``) for a quiet machine, then start measuring the others' load.
 
     Quiet means other programs keep at most ``threshold_cores`` busy (default: half the
     cores) over a ``poll_s`` window. The wait is bounded — default 60 s, or the
     environment variable ``FLASHTRADE_QUIET_WAIT_S``; 0 checks once without waiting — and
-    when it runs out the benchmark goes ahead and the record says so. On exit
-    ``watch.report`` holds the load report :func:`write_record` stores and checks.
+    when it runs out the benchmark goes ahead and the record says so. Call
+    ``watch.finish()`` when the measurement ends (or use :func:`watch_machine`).
     """
     if max_wait_s is None:
         max_wait_s = float(os.environ.get(QUIET_WAIT_ENV, "60"))
@@ -433,24 +455,19 @@ def watch_machine(max_wait_s: float | None = None, *, threshold_cores: float | N
               f"(others keep {busy:.2f} cores busy > {watch.threshold_cores:g}); measuring anyway, "
               "and the record will say so", flush=True)
     watch.load_before = os.getloadavg()[0]
-    start, own0, t1 = _cpu_jiffies(), _own_cpu_s(), time.perf_counter()
+    watch._start = (_cpu_jiffies(), _own_cpu_s(), time.perf_counter())
+    return watch
+
+
+@contextlib.contextmanager
+def watch_machine(max_wait_s: float | None = None, *, threshold_cores: float | None = None,
+                  poll_s: float = 2.0) -> Iterator[MachineWatch]:
+    """:func:`start_watch` before the block and ``finish()`` after it: ``watch.report`` then holds the load."""
+    watch = start_watch(max_wait_s, threshold_cores=threshold_cores, poll_s=poll_s)
     try:
         yield watch
     finally:
-        end, own1, t2 = _cpu_jiffies(), _own_cpu_s(), time.perf_counter()
-        others = None
-        if start is not None and end is not None and t2 > t1:
-            others = max(0.0, (end[0] - start[0]) - (own1 - own0)) / (t2 - t1)
-        watch.report = {
-            "cores": cores,
-            "threshold_cores": watch.threshold_cores,
-            "waited_s": round(watch.waited_s, 1),
-            "max_wait_s": max_wait_s,
-            "quiet_at_start": watch.quiet_at_start,
-            "load_average_1min": {"before": watch.load_before, "after": os.getloadavg()[0]},
-            "other_busy_cores": others,
-            "run_s": round(t2 - t1, 1),
-        }
+        watch.finish()
 
 
 # ------------------------------------------------------------------ recorded results

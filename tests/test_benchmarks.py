@@ -18,7 +18,7 @@ from flashtrade_lib.bench import load_record, provenance, write_record
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 TINY = {
-    "backtest": ["--bars", "3000", "--loop-bars", "500", "--repeat", "1"],
+    "backtest": ["--bars", "3000", "--loop-bars", "500", "--repeat", "1", "--max-wait", "0"],
     "numpy_attention": ["--sizes", "128", "256", "--blocks", "32", "--repeat", "1", "--max-wait", "0"],
     "windows_memory": ["--bars", "3000", "--lookback", "64", "--batches", "2"],
     "train_context": ["--contexts", "32", "64", "--repeat", "1", "--d-model", "16",

@@ -133,6 +133,10 @@ def test_watch_machine_reports_the_load_and_never_waits_past_its_bound() -> None
     assert set(report["load_average_1min"]) == {"before", "after"}
     with pytest.raises(ValueError, match="max_wait_s"), bench.watch_machine(-1):
         pass
+    watch = bench.start_watch(0)  # the same, for scripts that cannot wrap their measurement in a block
+    assert watch.finish()["run_s"] >= 0
+    with pytest.raises(RuntimeError, match="twice"):
+        watch.finish()
 
 
 def test_cpu_profile_sees_fresh_memory_and_reuse_removes_them() -> None:
