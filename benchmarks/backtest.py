@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from flashtrade_lib.backtest import backtest, backtest_loop
-from flashtrade_lib.bench import fmt_seconds, time_calls, write_record
+from flashtrade_lib.bench import fmt_seconds, start_watch, time_calls, write_record
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RULES = {"position": "tanh", "scale": 2.0, "max_weight": 0.5, "max_gross": 1.5}
@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="time the loop on this many bars and scale (default: all bars)")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--out", type=Path, default=RESULTS / "backtest.json")
+    ap.add_argument("--max-wait", type=float, default=None,
+                    help="seconds to wait for a quiet machine (default 60, or $FLASHTRADE_QUIET_WAIT_S)")
     args = ap.parse_args(argv)
     loop_bars = args.bars if args.loop_bars is None else min(args.loop_bars, args.bars)
 
@@ -89,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAIL: vectorised and loop results differ by {diff:.3g}", file=sys.stderr)
         return 1
 
+    watch = start_watch(args.max_wait)  # bounded wait for a quiet machine; the record keeps the load
     # 2a. times, interleaved (the convention of this repo: a slow spell of the shared
     #     machine hits every candidate alike): full vectorised, slice vectorised, slice loop
     candidates = {
@@ -165,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                                   "warm": ratio_warm >= 100},
         "load_average_at_end": list(os.getloadavg()),
     }
-    write_record(args.out, record)
+    write_record(args.out, record, load=watch.finish())
     return 0
 
 

@@ -1,6 +1,6 @@
 """Time and peak memory of one training step vs context length: naive attention vs SDPA (and GPU kernels).
 
-    .venv/bin/python benchmarks/train_context.py                 # CPU defaults, ~10 minutes on 2 cores
+    .venv/bin/python benchmarks/train_context.py                 # CPU defaults: ~6 min on a quiet 2-core machine
     .venv/bin/python benchmarks/train_context.py --contexts 512 1024 --repeat 2   # quicker
 
 One step = forward, loss, backward and AdamW update of ``FlashAttentionTrader``
@@ -37,10 +37,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flashtrade_lib.bench import fmt_bytes, fmt_seconds, write_record
+from flashtrade_lib.bench import fmt_bytes, fmt_seconds, load_record, watch_machine, write_record
+from flashtrade_lib.record_quality import Series
 from flashtrade_lib.step_cost import measure_train_context
 
-ROOT = Path(__file__).resolve().parents[1]
 GiB = 2**30
 
 
@@ -85,18 +85,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--max-gib", type=float, default=16.0, help="never run a naive step predicted above this")
     parser.add_argument("--budget-gib", type=float, default=24.0, help="memory budget for 'longest context'")
+    parser.add_argument("--max-wait", type=float, default=None,
+                        help="seconds to wait for a quiet machine (default 60, or $FLASHTRADE_QUIET_WAIT_S)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     device = "cuda" if cuda else "cpu"
     backends = args.backends or default_backends()
-    out = args.out or ROOT / "benchmarks" / "results" / f"train_context_{device}.json"
+    out = args.out or f"train_context_{device}"  # a record name: bench.results_dir() / "<name>.json"
     sizes = {"batch": args.batch, "d_model": args.d_model, "n_heads": args.n_heads, "n_layers": args.n_layers}
     print(f"device {device}; backends {backends}; {sizes}; contexts {args.contexts}", flush=True)
 
-    rows = measure_train_context(
-        args.contexts, backends, repeat=args.repeat, max_bytes=args.max_gib * GiB, device=device,
-        amp=cuda, progress=True, **sizes,
-    )
+    with watch_machine(args.max_wait) as watch:
+        rows = measure_train_context(
+            args.contexts, backends, repeat=args.repeat, max_bytes=args.max_gib * GiB, device=device,
+            amp=cuda, progress=True, **sizes,
+        )
     ok = {(r["context"], r["backend"]): r for r in rows if r["status"] == "ok"}
 
     print(f"\n{'context':>8} | " + " | ".join(f"{b:>22}" for b in backends) + " | sdpa vs naive: speed-up, memory")
@@ -149,11 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     if "longest_context_ratio_sdpa_over_naive" in fits:
         targets["longest_context_ratio"] = {"value": fits["longest_context_ratio_sdpa_over_naive"], "target": 8.0,
                                             "note": "from the fits above (predicted beyond measured contexts)"}
-    for name, t in targets.items():
+    for t in targets.values():
         t["met"] = bool(t["value"] >= t["target"])
-        print(f"target {name}: {t['value']:.2f} (>= {t['target']}) {'MET' if t['met'] else 'NOT MET'}")
 
-    write_record(out, {
+    # every backend's step is O(N²) in arithmetic (the fused kernel saves memory, not FLOPs)
+    series = [Series(b, 2, tuple(n for n in args.contexts if (n, b) in ok),
+                     tuple(tuple(ok[(n, b)]["step_times_s"]) for n in args.contexts if (n, b) in ok))
+              for b in backends if any((n, b) in ok for n in args.contexts)]
+    path = write_record(out, {
         "benchmark": "train_context",
         "description": "one training step (forward+backward+AdamW) of FlashAttentionTrader, causal",
         "settings": {**sizes, "contexts": args.contexts, "backends": backends, "repeat": args.repeat,
@@ -161,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "fits": fits,
         "targets": targets,
-    })
+    }, series=series, load=watch.report)
+    for name, t in load_record(path)["targets"].items():
+        print(f"target {name}: {t['value']:.2f} (>= {t['target']}) {'MET' if t['met'] else 'NOT MET'}")
     return 0
 
 

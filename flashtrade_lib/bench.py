@@ -6,6 +6,13 @@ seconds per GiB. So every comparison the book makes is *interleaved* (round-robi
 over the candidates, after a warm-up) and reported as medians measured side by
 side in one run; memory is the peak *extra* resident memory a call needs, which is
 what decides whether attention fits on a machine.
+
+Recorded results check themselves: :func:`watch_machine` waits (bounded) for a quiet
+machine and measures the others' load during a run, :func:`write_record` stores every
+repeat time with a quality verdict (:mod:`flashtrade_lib.record_quality`), and
+:func:`load_record` finds a record by name in one located home (:func:`results_dir`).
+:func:`cpu_profile` and :func:`reuse_freed_memory` separate first touch of fresh memory
+from the arithmetic being timed.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import contextlib
 import ctypes
 import gc
 import json
+import os
 import statistics
 import sys
 import time
@@ -32,8 +40,19 @@ __all__ = [
     "blas_thread_count",
     "fmt_bytes",
     "fmt_seconds",
+    "CpuProfile",
+    "cpu_profile",
+    "reuse_freed_memory",
+    "other_busy_cores",
+    "MachineWatch",
+    "start_watch",
+    "watch_machine",
+    "results_dir",
+    "record_path",
     "write_record",
     "load_record",
+    "verdict",
+    "trusted",
     "provenance",
 ]
 
@@ -272,26 +291,255 @@ def fmt_seconds(s: float) -> str:
     return f"{s * 1e6:.0f} µs"
 
 
+# ------------------------------------------------------------------ first touch
+
+
+@dataclass(frozen=True)
+class CpuProfile:
+    """Where one call's time went: wall clock, CPU in user code, CPU in the kernel, and page faults."""
+
+    wall_s: float
+    user_s: float
+    system_s: float
+    page_faults: int
+
+
+def cpu_profile(fn: Callable[[], object]) -> CpuProfile:
+    """Run ``fn()`` once and say how much of its time the operating system took.
+
+    A page fault is the kernel handing the process a page it touches for the first
+    time (and zeroing it); on some virtual machines that costs seconds per GiB, so code
+    that allocates big fresh arrays on every call (naive attention) spends a large,
+    erratic share of its time in the kernel — ``system_s`` — rather than in arithmetic.
+    User and system times are this process's (all threads).
+    """
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    fn()
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    faults = (after.ru_minflt - before.ru_minflt) + (after.ru_majflt - before.ru_majflt)
+    return CpuProfile(wall, after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime, faults)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc mallopt parameters
+_GLIBC_DEFAULT_MMAP_MAX = 65536
+
+
+@contextlib.contextmanager
+def reuse_freed_memory() -> Iterator[bool]:
+    """Inside the block, memory a call frees is kept and handed to the next call, already faulted in.
+
+    glibc serves big allocations with fresh ``mmap`` pages and returns them on ``free``,
+    so every call of a function that allocates big arrays touches fresh memory again.
+    Here large blocks come from the heap instead (``M_MMAP_MAX = 0``) and freed heap is
+    not returned (``M_TRIM_THRESHOLD`` huge): after one warm-up call the same code runs on
+    pre-faulted buffers. Same function, same arithmetic — only first touch is removed.
+    Yields ``False`` (and changes nothing) where glibc's ``mallopt`` is not available.
+    On exit it restores glibc's static defaults and trims the heap (the *dynamic* mmap
+    threshold glibc adapts by itself is not restored).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        yield False
+        return
+    ok = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**62 - 1))
+    try:
+        yield ok
+    finally:
+        mallopt(_M_MMAP_MAX, _GLIBC_DEFAULT_MMAP_MAX)
+        mallopt(_M_TRIM_THRESHOLD, 128 * 1024)
+        _release_free_heap()
+
+
+# ------------------------------------------------------------------ a quiet machine
+
+QUIET_WAIT_ENV = "FLASHTRADE_QUIET_WAIT_S"
+"""Environment variable with the default bound, in seconds, on waiting for a quiet machine."""
+
+
+def _cpu_jiffies() -> tuple[float, float] | None:
+    """(busy, total) CPU seconds of the whole machine so far, from ``/proc/stat``; None elsewhere."""
+    try:
+        fields = [float(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0.0] * 8)[:8]
+    busy = user + nice + system + irq + softirq + steal  # steal: the hypervisor ran someone else
+    return busy / hz, (busy + idle + iowait) / hz
+
+
+def _own_cpu_s() -> float:
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def other_busy_cores(seconds: float = 1.0) -> float | None:
+    """Cores kept busy by *other* programs over the next ``seconds`` (``None`` without ``/proc/stat``)."""
+    start, own0, t0 = _cpu_jiffies(), _own_cpu_s(), time.perf_counter()
+    time.sleep(seconds)
+    end, own1, t1 = _cpu_jiffies(), _own_cpu_s(), time.perf_counter()
+    if start is None or end is None:
+        return None
+    return max(0.0, (end[0] - start[0]) - (own1 - own0)) / (t1 - t0)
+
+
+@dataclass
+class MachineWatch:
+    """What :func:`start_watch` saw: the wait for a quiet machine; :meth:`finish` adds the load during the run."""
+
+    threshold_cores: float
+    max_wait_s: float
+    waited_s: float = 0.0
+    quiet_at_start: bool | None = None
+    load_before: float = 0.0
+    report: dict[str, Any] | None = None
+    _start: tuple[tuple[float, float] | None, float, float] | None = None
+
+    def finish(self) -> dict[str, Any]:
+        """Stop watching: the load report :func:`write_record` stores and checks (also kept as ``.report``)."""
+        if self._start is None:
+            raise RuntimeError("finish() called twice, or on a MachineWatch not made by start_watch()")
+        (start, own0, t1), self._start = self._start, None
+        end, own1, t2 = _cpu_jiffies(), _own_cpu_s(), time.perf_counter()
+        others = None
+        if start is not None and end is not None and t2 > t1:
+            others = max(0.0, (end[0] - start[0]) - (own1 - own0)) / (t2 - t1)
+        self.report = {
+            "cores": os.cpu_count() or 1,
+            "threshold_cores": self.threshold_cores,
+            "waited_s": round(self.waited_s, 1),
+            "max_wait_s": self.max_wait_s,
+            "quiet_at_start": self.quiet_at_start,
+            "load_average_1min": {"before": self.load_before, "after": os.getloadavg()[0]},
+            "other_busy_cores": others,
+            "run_s": round(t2 - t1, 1),
+        }
+        return self.report
+
+
+def start_watch(max_wait_s: float | None = None, *, threshold_cores: float | None = None,
+                poll_s: float = 2.0) -> MachineWatch:
+    """Wait (at most ``max_wait_s``) for a quiet machine, then start measuring the others' load.
+
+    Quiet means other programs keep at most ``threshold_cores`` busy (default: half the
+    cores) over a ``poll_s`` window. The wait is bounded — default 60 s, or the
+    environment variable ``FLASHTRADE_QUIET_WAIT_S``; 0 checks once without waiting — and
+    when it runs out the benchmark goes ahead and the record says so. Call
+    ``watch.finish()`` when the measurement ends (or use :func:`watch_machine`).
+    """
+    if max_wait_s is None:
+        max_wait_s = float(os.environ.get(QUIET_WAIT_ENV, "60"))
+    if max_wait_s < 0:
+        raise ValueError(f"max_wait_s must be >= 0 seconds, got {max_wait_s}")
+    cores = os.cpu_count() or 1
+    watch = MachineWatch(threshold_cores=cores / 2 if threshold_cores is None else threshold_cores,
+                         max_wait_s=max_wait_s)
+    t0 = time.perf_counter()
+    while True:
+        busy = other_busy_cores(min(poll_s, max(max_wait_s, 0.2)))
+        watch.quiet_at_start = busy is None or busy <= watch.threshold_cores
+        if watch.quiet_at_start or time.perf_counter() - t0 >= max_wait_s:
+            break
+    watch.waited_s = time.perf_counter() - t0
+    if not watch.quiet_at_start:
+        print(f"note: the machine did not become quiet within {max_wait_s:g} s "
+              f"(others keep {busy:.2f} cores busy > {watch.threshold_cores:g}); measuring anyway, "
+              "and the record will say so", flush=True)
+    watch.load_before = os.getloadavg()[0]
+    watch._start = (_cpu_jiffies(), _own_cpu_s(), time.perf_counter())
+    return watch
+
+
+@contextlib.contextmanager
+def watch_machine(max_wait_s: float | None = None, *, threshold_cores: float | None = None,
+                  poll_s: float = 2.0) -> Iterator[MachineWatch]:
+    """:func:`start_watch` before the block and ``finish()`` after it: ``watch.report`` then holds the load."""
+    watch = start_watch(max_wait_s, threshold_cores=threshold_cores, poll_s=poll_s)
+    try:
+        yield watch
+    finally:
+        watch.finish()
+
+
 # ------------------------------------------------------------------ recorded results
+
+RESULTS_ENV = "FLASHTRADE_RESULTS"
+"""Environment variable naming a directory of benchmark records (overrides every other home)."""
+
+
+def results_dir() -> Path:
+    """Where benchmark records live: one located home, installed or not.
+
+    1. ``$FLASHTRADE_RESULTS``, when set;
+    2. the checkout's ``benchmarks/results`` when ``flashtrade_lib`` is imported from a
+       source tree (editable install, or the repository on ``sys.path``) — where the
+       benchmark scripts write;
+    3. the records shipped inside an installed wheel (package data ``flashtrade_lib.results``).
+    """
+    if os.environ.get(RESULTS_ENV):
+        return Path(os.environ[RESULTS_ENV])
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "benchmarks").is_dir():
+        return checkout / "benchmarks" / "results"
+    from importlib.resources import files
+
+    return Path(str(files("flashtrade_lib") / "results"))
+
+
+def record_path(name_or_path: Path | str) -> Path:
+    """``"numpy_attention"`` → ``results_dir() / "numpy_attention.json"``; a path is returned as given."""
+    if isinstance(name_or_path, Path) or "/" in name_or_path or name_or_path.endswith(".json"):
+        return Path(name_or_path)
+    if not name_or_path:
+        raise ValueError("name a record, e.g. load_record('numpy_attention'), or give its path")
+    return results_dir() / f"{name_or_path}.json"
 
 
 def write_record(
-    path: Path | str, record: dict[str, Any], *, environment: dict[str, Any] | None = None
+    path: Path | str,
+    record: dict[str, Any],
+    *,
+    environment: dict[str, Any] | None = None,
+    series: list[Any] | None = None,
+    load: dict[str, Any] | None = None,
+    spread_bound: float | None = None,
 ) -> Path:
-    """Write a benchmark's result as JSON, stamped with the machine that measured it.
+    """Write a benchmark's result as JSON, stamped with the machine and with its own quality verdict.
 
-    ``environment`` defaults to :func:`flashtrade_lib.env.environment_report` taken now;
-    a number in the book is only as good as the statement of where it came from.
+    ``path`` is a file path or a record name (see :func:`record_path`). ``series``
+    (:class:`~flashtrade_lib.record_quality.Series`: every repeat time, and the order of
+    the cost in N) and ``load`` (``watch.report`` from :func:`watch_machine`) are stored
+    and checked now (:func:`~flashtrade_lib.record_quality.assess`); a flagged record's
+    targets are never "met". ``environment`` defaults to
+    :func:`flashtrade_lib.env.environment_report` taken now: a number in the book is only
+    as good as the statement of where it came from.
     """
+    from flashtrade_lib import record_quality
     from flashtrade_lib.env import environment_report
 
-    if "environment" in record:
-        raise ValueError("pass the machine report as environment=, not inside the record")
-    path = Path(path)
+    for key in ("environment", "quality", "series", "load"):
+        if key in record:
+            raise ValueError(f"pass {key!r} as the keyword argument {key}= (or let write_record compute it), "
+                             "not inside the record")
+    path = record_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    full = {**record, "environment": environment or environment_report()}
+    bound = record_quality.SPREAD_BOUND if spread_bound is None else spread_bound
+    quality = record_quality.assess(series, load, spread_bound=bound)
+    full = json.loads(json.dumps(record, default=_json_scalar))  # a copy: gating must not edit the caller's dict
+    record_quality.gate_targets(full, quality)
+    full.update({"quality": quality, "load": load, "series": [s.as_json() for s in series or ()],
+                 "environment": environment or environment_report()})
     path.write_text(json.dumps(full, indent=2, default=_json_scalar) + "\n")
-    print(f"wrote {path}")
+    print(f"wrote {path}\n{record_quality.verdict_sentence(quality)}")
     return path
 
 
@@ -302,10 +550,31 @@ def _json_scalar(value: Any) -> Any:
     raise TypeError(f"a benchmark record holds plain JSON types, not {type(value).__name__}")
 
 
-def load_record(path: Path | str) -> dict[str, Any] | None:
-    """A recorded benchmark, or ``None`` when it has not been recorded (yet)."""
-    path = Path(path)
-    return json.loads(path.read_text()) if path.is_file() else None
+def load_record(name_or_path: Path | str) -> dict[str, Any] | None:
+    """A recorded benchmark by name (``load_record("numpy_attention")``) or path; ``None`` if not recorded.
+
+    The record's ``"quality"`` verdict comes with it — ``None`` for records written before
+    records checked themselves — and :func:`verdict` turns it into the sentence a chapter
+    prints next to the number.
+    """
+    path = record_path(name_or_path)
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    record.setdefault("quality", None)
+    return record
+
+
+def verdict(record: dict[str, Any]) -> str:
+    """The record's quality verdict as one plain sentence (see :mod:`flashtrade_lib.record_quality`)."""
+    from flashtrade_lib.record_quality import verdict_sentence
+
+    return verdict_sentence(record.get("quality"))
+
+
+def trusted(record: dict[str, Any]) -> bool:
+    """True only when the record checked itself and passed: the one case a chapter may call its timings evidence."""
+    return (record.get("quality") or {}).get("verdict") == "ok"
 
 
 def provenance(record: dict[str, Any], packages: tuple[str, ...] = ("numpy",)) -> str:

@@ -18,13 +18,15 @@ __all__ = [
     "results_frame",
 ]
 
-RESULTS_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+from flashtrade_lib.bench import results_dir
+
+RESULTS_DIR = results_dir()  # the records' one home: $FLASHTRADE_RESULTS, the checkout, or the wheel's copy
 
 def load_gpu_results(directory: Path | str | None = None) -> list[dict[str, Any]]:
     """Every recorded ``gpu_attention*.json`` (newest first); an empty list when none exists yet."""
     from flashtrade_lib.bench import load_record
 
-    directory = RESULTS_DIR if directory is None else Path(directory)
+    directory = results_dir() if directory is None else Path(directory)
     records = []
     for path in sorted(directory.glob("gpu_attention*.json")):
         record = load_record(path)

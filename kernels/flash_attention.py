@@ -39,6 +39,7 @@ from triton.runtime.interpreter import InterpretedFunction
 
 __all__ = [
     "INTERPRETED",
+    "MATMULS_PER_TILE",
     "FlashAttentionFunction",
     "flash_attention",
     "flash_attention_backward",
@@ -280,10 +281,13 @@ def _attn_bwd_dq(
 ):
     """dQ of one query tile: ``dQ += dS K`` over key tiles.
 
-    The reference accumulates dQ inside the key loop; on a GPU that would make programs
-    for different key tiles add into the same dQ rows (atomics). FlashAttention-2
-    instead lets a second pass own each dQ tile, recomputing ``S`` and ``P`` — more
-    FLOPs, no write conflicts.
+    The reference accumulates dQ inside the key loop; on a GPU that makes programs for
+    different key tiles add into the same dQ rows. FlashAttention-2 keeps that single
+    pass and adds with atomics into an fp32 buffer (``dq_accum`` in flash-attn). This
+    kernel follows the Triton tutorial's design instead: a second pass owns each dQ tile
+    and recomputes ``S``, ``P`` and ``dP`` — three more matrix products per tile pair
+    (seven in the whole backward, against FlashAttention-2's five), no atomics, and a
+    deterministic result.
     """
     start_m = tl.program_id(0) * BLOCK_M
     off_bh = tl.program_id(1)
@@ -333,6 +337,16 @@ def _attn_bwd_dq(
 # =============================================================================
 # Launch configurations: block sizes, warps and pipeline stages per GPU generation
 # =============================================================================
+
+MATMULS_PER_TILE = {"_attn_fwd_inner": 2, "_attn_bwd_dkdv": 4, "_attn_bwd_dq": 3}
+"""``tl.dot`` calls per (query tile, key tile) pair in each kernel (a test counts them in the source).
+
+The backward does 4 + 3 = 7 products — ``S`` and ``dP`` are recomputed in both passes —
+so 3.5× the forward's arithmetic, while TFLOP/s are reported with the FlashAttention
+papers' convention of 2.5× (five products: the forward's ``S`` recomputed once, plus
+dV, dP, dS·K and dSᵀ·Q). Reported backward TFLOP/s thus understate this kernel's real
+arithmetic rate by 7/5; the convention compares algorithms doing the same job.
+"""
 
 INTERPRETED: bool = isinstance(_attn_fwd, InterpretedFunction)
 """True when this module was imported with ``TRITON_INTERPRET=1`` (kernels run on CPU tensors)."""

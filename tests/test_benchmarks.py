@@ -18,11 +18,11 @@ from flashtrade_lib.bench import load_record, provenance, write_record
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 TINY = {
-    "backtest": ["--bars", "3000", "--loop-bars", "500", "--repeat", "1"],
-    "numpy_attention": ["--sizes", "128", "--blocks", "32", "--repeat", "1"],
+    "backtest": ["--bars", "3000", "--loop-bars", "500", "--repeat", "1", "--max-wait", "0"],
+    "numpy_attention": ["--sizes", "128", "256", "--blocks", "32", "--repeat", "1", "--max-wait", "0"],
     "windows_memory": ["--bars", "3000", "--lookback", "64", "--batches", "2"],
     "train_context": ["--contexts", "32", "64", "--repeat", "1", "--d-model", "16",
-                      "--n-heads", "2", "--n-layers", "1", "--batch", "2"],
+                      "--n-heads", "2", "--n-layers", "1", "--batch", "2", "--max-wait", "0"],
     "cross_asset": ["--assets", "2", "--lookbacks", "16", "--repeat", "1", "--d-model", "16",
                     "--n-heads", "2", "--n-layers", "1", "--batch", "2"],
 }
@@ -43,6 +43,9 @@ def test_benchmark_script_writes_a_record(name: str, tmp_path: Path) -> None:
     assert record is not None, f"{name} wrote no record"
     assert record["benchmark"] == name
     assert record["environment"]["cpu_count"] >= 1
+    if name in ("numpy_attention", "train_context"):  # self-checking records: verdict, load, every repeat
+        assert record["quality"]["verdict"] in ("ok", "flagged") and record["load"]["cores"] >= 1
+        assert record["series"] and all(len(ts) == 1 for s in record["series"] for ts in s["times_s"])
     # windows_memory returns 1 when its memory target fails: at this size it must pass
     assert status == 0
 

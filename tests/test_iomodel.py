@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 from flashtrade_lib.attention.iomodel import (
     IOCount,
     SlowMemory,
+    attention_flops,
     blocks_for_memory,
     fast_memory_needed,
+    io_lower_bound,
     simulate_standard,
     simulate_tiled,
     standard_attention_io,
@@ -101,3 +103,33 @@ def test_errors_are_named() -> None:
         tiled_attention_io(8, 2, block_q=0, block_k=2)
     with pytest.raises(ValueError, match="must be 2-D"):
         simulate_tiled(np.ones((1, 2, 2)), np.ones((2, 2)), np.ones((2, 2)), block_q=1, block_k=1)
+
+
+def test_tiled_upper_bound_is_a_constant_times_the_lower_bound() -> None:
+    """Theorem 2 vs Proposition 3 over d <= M <= Nd: tiled traffic / (N²d²/M) stays in a constant band."""
+    n, d = 4096, 64
+    ratios = []
+    for p in range(8, 19):  # M = 2^8 .. 2^18 = N·d
+        m = 2**p
+        if m < 4 * d * 2:  # blocks_for_memory needs room for a couple of rows
+            continue
+        bq, bk = blocks_for_memory(m, d)
+        ratios.append(tiled_attention_io(n, d, block_q=bq, block_k=bk).total / io_lower_bound(n, d, m))
+    assert all(1 <= r < 20 for r in ratios), ratios
+    assert io_lower_bound(n, d, n * d) == n * d
+
+
+@pytest.mark.parametrize("m", [63, 4096 * 64 + 1])
+def test_lower_bound_refuses_memory_outside_the_theorem(m: int) -> None:
+    with pytest.raises(ValueError, match="d <= M <= N"):
+        io_lower_bound(4096, 64, m)
+
+
+def test_flop_counts_chapters_3_and_4_agree_on() -> None:
+    n, d = 1024, 64
+    assert attention_flops(n, d) == 4 * n * n * d
+    assert attention_flops(n, d, pass_="backward_stored_p") == 8 * n * n * d
+    assert attention_flops(n, d, pass_="backward") == 10 * n * n * d  # recomputing S costs 2N²d, not 4N²d
+    assert attention_flops(n, d, pass_="backward") / attention_flops(n, d) == 2.5
+    with pytest.raises(ValueError, match="pass_"):
+        attention_flops(n, d, pass_="sideways")

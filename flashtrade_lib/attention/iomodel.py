@@ -9,6 +9,8 @@ elements (Dao et al. 2022, Theorem 2). This module gives
 * exact counts for both algorithms, as the book implements them
   (:func:`standard_attention_io`, :func:`tiled_attention_io`), with the paper's
   block-size rule for a given ``M`` (:func:`blocks_for_memory`);
+* the paper's lower bound beside that upper bound (:func:`io_lower_bound`,
+  Proposition 3: no exact algorithm does asymptotically better for all ``d ≤ M ≤ Nd``);
 * *instrumented runs* (:func:`simulate_standard`, :func:`simulate_tiled`) that
   really compute attention while every slow-memory array is wrapped in a
   :class:`SlowMemory` that counts each element loaded or stored — the tests check
@@ -34,6 +36,8 @@ __all__ = [
     "tiled_attention_io",
     "blocks_for_memory",
     "fast_memory_needed",
+    "io_lower_bound",
+    "attention_flops",
     "SlowMemory",
     "simulate_standard",
     "simulate_tiled",
@@ -117,11 +121,14 @@ def tiled_attention_io(
 def blocks_for_memory(m: int, d: int, d_v: int | None = None) -> tuple[int, int]:
     """The largest ``(block_q, block_k)`` whose tile step fits in ``m`` on-chip elements.
 
-    Following the paper's Algorithm 1 (which uses ``⌈M/4d⌉`` and ``min(⌈M/4d⌉, d)``
-    up to constant factors), the small block is ``block_k = min(⌊M/4d⌋, d)``; then
-    ``block_q`` is as large as :func:`fast_memory_needed` allows. Our loop order is
-    FlashAttention-2's (Q outside), so it is ``block_q`` that sets how often K and V
-    are re-read: ``⌈N/block_q⌉ ≈ 3Nd/M`` times for ``M ≫ d²``, i.e. ``Θ(N²d²/M)``.
+    The paper's Algorithm 1 sets the *key* block ``B_c = ⌈M/4d⌉`` (large) and the *query*
+    block ``B_r = min(⌈M/4d⌉, d)`` (small), because its loop order is FlashAttention-1's:
+    K/V tiles outside, Q tiles streamed inside, so the outer (key) block decides how
+    often the inner operand is re-read. Our loop order is FlashAttention-2's — Q outside
+    — so the roles swap: the small block is ``block_k = min(⌊M/4d⌋, d)`` and ``block_q``
+    is as large as :func:`fast_memory_needed` allows. ``block_q`` then sets how often K
+    and V are re-read: ``⌈N/block_q⌉ ≈ 3Nd/M`` times for ``M ≫ d²``, i.e. ``Θ(N²d²/M)``
+    element accesses (Theorem 2, for ``d ≤ M ≤ Nd``).
     """
     m, d = _positive(m, "m"), _positive(d, "d")
     dv = d if d_v is None else _positive(d_v, "d_v")
@@ -144,6 +151,46 @@ def fast_memory_needed(block_q: int, block_k: int, d: int, d_v: int | None = Non
     bq, bk, d = _positive(block_q, "block_q"), _positive(block_k, "block_k"), _positive(d, "d")
     dv = d if d_v is None else _positive(d_v, "d_v")
     return bq * d + bk * d + bk * dv + bq * bk + bq * dv + 2 * bq
+
+
+def io_lower_bound(n: int, d: int, m: int) -> float:
+    """``N²d²/M``: the order below which no exact attention algorithm's traffic can go (Proposition 3).
+
+    Dao et al. (2022), Proposition 3: for ``d ≤ M ≤ Nd`` there is no algorithm computing
+    exact attention with ``o(N²d²/M)`` slow-memory accesses for all such ``M``. (At
+    ``M = Nd`` it is ``Nd``: the inputs must be read and the output written.) The bound is
+    asymptotic, so this returns the order with constant 1; the upper bound of
+    :func:`tiled_attention_io` with :func:`blocks_for_memory` is a small constant times it,
+    which is what "FlashAttention is IO-optimal" means. Outside ``d ≤ M ≤ Nd`` the
+    proposition says nothing, and this raises.
+    """
+    n, d, m = _positive(n, "n"), _positive(d, "d"), _positive(m, "m")
+    if not d <= m <= n * d:
+        raise ValueError(
+            f"Proposition 3 holds for d <= M <= N·d, i.e. {d} <= M <= {n * d}; got M = {m}. "
+            "Below d a single row does not fit on chip; above N·d everything fits and the "
+            "traffic is just reading the inputs and writing the output"
+        )
+    return n * n * d * d / m
+
+
+def attention_flops(n: int, d: int, *, n_k: int | None = None, pass_: str = "forward") -> int:
+    """Matrix-product FLOPs of attention for one head: ``2·Nq·Nk·d`` per ``Nq × Nk`` product.
+
+    * ``"forward"`` — ``S = QKᵀ`` and ``O = PV``: 2 products, ``4N²d``;
+    * ``"backward_stored_p"`` — with ``P`` kept from the forward: ``dV = PᵀdO``,
+      ``dP = dO Vᵀ``, ``dQ = dS K``, ``dK = dSᵀQ``: 4 products, ``8N²d``;
+    * ``"backward"`` — FlashAttention's, recomputing ``S`` per tile: 5 products,
+      ``10N²d`` = 2.5× the forward (the convention the papers' TFLOP/s use).
+
+    Softmax, scaling and masking are not counted (the papers' accounting).
+    """
+    products = {"forward": 2, "backward_stored_p": 4, "backward": 5}
+    if pass_ not in products:
+        raise ValueError(f"pass_ must be one of {sorted(products)}, got {pass_!r}")
+    nq, d = _positive(n, "n"), _positive(d, "d")
+    nk = nq if n_k is None else _positive(n_k, "n_k")
+    return products[pass_] * 2 * nq * nk * d
 
 
 class SlowMemory:
