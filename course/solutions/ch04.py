@@ -94,14 +94,8 @@ wrong("ch04-kernel-inner-loop", expect="O differs from the float64 reference")(
     _variant(my_attn_fwd, "acc = acc * alpha[:, None] + tl.dot(p, v)", "acc = acc + tl.dot(p, v)",
                            "my_attn_fwd_without_rescaling")
 )
-_UPDATE = """\
-        m_new = tl.maximum(m_i, tl.max(s, 1))
-        alpha = tl.math.exp2(m_i - m_new)
-        p = tl.math.exp2(s - m_new[:, None])
-        l_i = l_i * alpha + tl.sum(p, 1)
-        acc = acc * alpha[:, None] + tl.dot(p, v)
-        m_i = m_new
-"""
+_SOURCE = shown_source(my_attn_fwd)
+_UPDATE = _SOURCE[_SOURCE.index("        m_new = "):_SOURCE.index("    acc = acc / l_i")]  # the six lines
 # the learner's starting point: the update lines not written yet
 wrong("ch04-kernel-inner-loop", expect="Every value is NaN")(
     _variant(my_attn_fwd, _UPDATE, "        pass\n", "my_attn_fwd_unfinished")

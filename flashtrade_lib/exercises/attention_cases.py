@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from flashtrade_lib.attention.reference import causal_mask, naive_attention
+from flashtrade_lib.exercises import Feedback
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,10 @@ class AttentionCase:
     def allowed(self) -> np.ndarray:
         """Boolean (..., Nq, Nk): which scores take part (causal and mask combined)."""
         nq, nk = self.q.shape[-2], self.k.shape[-2]
-        allowed = np.ones(self.q.shape[:-2] + (nq, nk), dtype=bool)
-        if self.causal:
-            allowed &= causal_mask(nq, nk)
+        allowed = causal_mask(nq, nk) if self.causal else np.ones((nq, nk), dtype=bool)
         if self.mask is not None:
-            allowed &= self.mask
-        return allowed
+            allowed = allowed & self.mask
+        return np.broadcast_to(allowed, self.q.shape[:-2] + (nq, nk))
 
     def expected(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(o, lse, p)`` from the dense formula; a row that may attend nothing has lse = -inf."""
@@ -146,3 +145,48 @@ def error_text(err: float) -> str:
     if math.isinf(err):
         return "an infinite amount (an inf, -inf or NaN where the reference has a finite value, or the other way round)"
     return f"{err:.3g}"
+
+
+def grade_tiled(
+    answer: object,
+    *,
+    signature: str,
+    outputs: Sequence[str],
+    prepare: Callable[[AttentionCase], tuple[tuple, tuple[np.ndarray, ...]]],
+    diagnose: Callable[[list[str], Sequence[np.ndarray]], str],
+    passed: str,
+) -> Feedback:
+    """Run a tiled answer on every case, then under the memory trap; the first failure is the feedback.
+
+    ``prepare(case)`` gives the positional arguments of the answer (after ``causal``/``mask``
+    come as keywords) and the expected outputs; ``diagnose(bad outputs, got)`` adds the
+    likely cause.
+    """
+    if not callable(answer):
+        return Feedback(False, f"expected a function {signature}.")
+    cases = attention_cases()
+    for number, case in enumerate(cases, start=1):
+        args, want = prepare(case)
+        with np.errstate(all="ignore"):
+            got = answer(*(a.copy() if isinstance(a, np.ndarray) else a for a in args),
+                         causal=case.causal, mask=case.mask)
+        where = f"case {number} of {len(cases)} ({case.describe()})"
+        if not (isinstance(got, tuple) and len(got) == len(outputs)):
+            return Feedback(False, f"{where}: return the tuple ({', '.join(outputs)}), got {type(got).__name__}.")
+        got = [np.asarray(g, dtype=float) for g in got]
+        errors = {}
+        for name, g, w in zip(outputs, got, want, strict=True):
+            if g.shape != w.shape:
+                return Feedback(False, f"{where}: {name} must have shape {w.shape}, got {g.shape}.")
+            errors[name] = max_error(g, w) / max(1.0, float(np.abs(w[np.isfinite(w)]).max(initial=0.0)))
+        bad = [name for name, err in errors.items() if err > 1e-9]
+        if bad:
+            details = ", ".join(f"{name} differs by {error_text(errors[name])}" for name in bad)
+            return Feedback(False, f"{where}: {details} (relative to the largest value of the float64 "
+                                   f"reference; tolerance 1e-9).{diagnose(bad, got)}")
+    trap = trap_case()
+    args, _ = prepare(trap)
+    peak = score_matrix_peak(lambda: answer(*args, causal=False, mask=None), trap.q.shape[-2], trap.k.shape[-2])
+    if peak is not None:
+        return Feedback(False, naive_attention_message(peak, trap))
+    return Feedback(True, passed.format(cases=len(cases)))

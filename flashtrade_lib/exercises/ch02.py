@@ -4,18 +4,17 @@ update, the whole tiled forward, causal tiles."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from flashtrade_lib.attention.reference import tile_schedule
 from flashtrade_lib.exercises import Feedback, register
 from flashtrade_lib.exercises.attention_cases import (
-    attention_cases,
+    AttentionCase,
     error_text,
+    grade_tiled,
     max_error,
-    naive_attention_message,
-    score_matrix_peak,
-    trap_case,
 )
 
 
@@ -212,34 +211,17 @@ def _grade_tile_update(answer: object) -> Feedback:
     ),
 )
 def _grade_tiled_forward(answer: object) -> Feedback:
-    if not callable(answer):
-        return Feedback(False, "expected a function my_tiled_attention(q, k, v, block_q, block_k, "
-                               "causal=False, mask=None) -> (o, lse).")
-    cases = attention_cases()
-    for number, case in enumerate(cases, start=1):
-        o_ref, lse_ref, _ = case.expected()
-        with np.errstate(all="ignore"):
-            got = answer(case.q.copy(), case.k.copy(), case.v.copy(), case.block_q, case.block_k,
-                         causal=case.causal, mask=case.mask)
-        where = f"case {number} of {len(cases)} ({case.describe()})"
-        if not (isinstance(got, tuple) and len(got) == 2):
-            return Feedback(False, f"{where}: return the pair (o, lse), got {type(got).__name__}.")
-        for name, g, w in (("o", got[0], o_ref), ("lse", got[1], lse_ref)):
-            g = np.asarray(g, dtype=float)
-            if g.shape != w.shape:
-                return Feedback(False, f"{where}: {name} must have shape {w.shape}, got {g.shape}.")
-            err = max_error(g, w)
-            tol = 1e-9 * max(1.0, float(np.abs(w[np.isfinite(w)]).max(initial=0.0)))
-            if err > tol:
-                why = " (it holds NaN)" if np.isnan(g).any() else ""
-                return Feedback(False, f"{where}: {name} differs from the float64 reference by up to "
-                                       f"{error_text(err)}{why} (tolerance {tol:.1g}).")
-    trap = trap_case()
-    peak = score_matrix_peak(
-        lambda: answer(trap.q, trap.k, trap.v, trap.block_q, trap.block_k, causal=False, mask=None),
-        trap.q.shape[-2], trap.k.shape[-2],
+    def prepare(case: AttentionCase) -> tuple[tuple, tuple[np.ndarray, ...]]:
+        o, lse, _ = case.expected()
+        return (case.q, case.k, case.v, case.block_q, case.block_k), (o, lse)
+
+    def diagnose(bad: list[str], got: Sequence[np.ndarray]) -> str:
+        return " It holds NaN: a row that has seen no key yet computed -inf − (-inf)." if any(
+            np.isnan(g).any() for g in got) else ""
+
+    return grade_tiled(
+        answer, signature="my_tiled_attention(q, k, v, block_q, block_k, causal=False, mask=None) -> (o, lse)",
+        outputs=("o", "lse"), prepare=prepare, diagnose=diagnose,
+        passed="all {cases} cases match the float64 reference, and your answer never holds more than a "
+               "tile of scores: this is FlashAttention's forward.",
     )
-    if peak is not None:
-        return Feedback(False, naive_attention_message(peak, trap))
-    return Feedback(True, f"all {len(cases)} cases match the float64 reference, and your answer never "
-                          "holds more than a tile of scores: this is FlashAttention's forward.")

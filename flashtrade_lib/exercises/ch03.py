@@ -3,19 +3,13 @@ stores, and the whole tiled backward with recomputation."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from flashtrade_lib.attention.reference import tiled_attention
 from flashtrade_lib.exercises import Feedback, register
-from flashtrade_lib.exercises.attention_cases import (
-    AttentionCase,
-    attention_cases,
-    error_text,
-    max_error,
-    naive_attention_message,
-    score_matrix_peak,
-    trap_case,
-)
+from flashtrade_lib.exercises.attention_cases import AttentionCase, grade_tiled
 
 # ---------------------------------------------------------------------- dS via D
 
@@ -104,43 +98,20 @@ def _forward(case: AttentionCase) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ),
 )
 def _grade_tiled_backward(answer: object) -> Feedback:
-    if not callable(answer):
-        return Feedback(False, "expected a function my_tiled_backward(q, k, v, o, lse, do, block_q, "
-                               "block_k, causal=False, mask=None) -> (dq, dk, dv).")
-    cases = attention_cases()
-    for number, case in enumerate(cases, start=1):
+    def prepare(case: AttentionCase) -> tuple[tuple, tuple[np.ndarray, ...]]:
         o, lse, do = _forward(case)
-        want = _dense_gradients(case, do)
-        with np.errstate(all="ignore"):
-            got = answer(case.q.copy(), case.k.copy(), case.v.copy(), o.copy(), lse.copy(), do.copy(),
-                         case.block_q, case.block_k, causal=case.causal, mask=case.mask)
-        where = f"case {number} of {len(cases)} ({case.describe()})"
-        if not (isinstance(got, tuple) and len(got) == 3):
-            return Feedback(False, f"{where}: return the triple (dq, dk, dv).")
-        errors = {}
-        for name, g, w in zip(("dq", "dk", "dv"), got, want, strict=True):
-            g = np.asarray(g, dtype=float)
-            if g.shape != w.shape:
-                return Feedback(False, f"{where}: {name} must have shape {w.shape}, got {g.shape}.")
-            errors[name] = max_error(g, w) / max(1.0, float(np.abs(w).max()))
-        bad = [name for name, err in errors.items() if err > 1e-9]
-        if bad:
-            why = ""
-            if "dv" not in bad:
-                why = (" dV is right, so your P is right: the error is in dS — the softmax Jacobian "
-                       "needs dP − D, with D = rowsum(dO ∘ O), before multiplying by P.")
-            elif "dv" in bad:
-                why = " dV = Pᵀ dO is wrong, so P is: P = exp(S − lse) with the same scale and masks as the forward."
-            details = ", ".join(f"{name} off by {error_text(errors[name])}" for name in bad)
-            return Feedback(False, f"{where}: {details} (relative to the largest gradient).{why}")
-    trap = trap_case()
-    o, lse, do = _forward(trap)
-    peak = score_matrix_peak(
-        lambda: answer(trap.q, trap.k, trap.v, o, lse, do, trap.block_q, trap.block_k, causal=False,
-                       mask=None),
-        trap.q.shape[-2], trap.k.shape[-2],
+        return (case.q, case.k, case.v, o, lse, do, case.block_q, case.block_k), _dense_gradients(case, do)
+
+    def diagnose(bad: list[str], got: Sequence[np.ndarray]) -> str:
+        if "dv" not in bad:
+            return (" dV is right, so your P is right: the error is in dS — the softmax Jacobian needs "
+                    "dP − D, with D = rowsum(dO ∘ O), before multiplying by P.")
+        return " dV = Pᵀ dO is wrong, so P is: P = exp(S − lse), with the forward's scale and masks."
+
+    return grade_tiled(
+        answer, signature="my_tiled_backward(q, k, v, o, lse, do, block_q, block_k, causal=False, mask=None) "
+                          "-> (dq, dk, dv)",
+        outputs=("dq", "dk", "dv"), prepare=prepare, diagnose=diagnose,
+        passed="gradients match the dense Jacobian on all {cases} cases, recomputed a tile at a time from "
+               "lse: O(N) memory instead of O(N²).",
     )
-    if peak is not None:
-        return Feedback(False, naive_attention_message(peak, trap))
-    return Feedback(True, f"gradients match the dense Jacobian on all {len(cases)} cases, recomputed a "
-                          "tile at a time from lse: O(N) memory instead of O(N²).")
