@@ -1,7 +1,7 @@
-"""The course kit end to end: release chapter 2, fill it as three fake students, autograde.
+"""The course kit end to end: release chapters 2–4, fill chapter 2 as two fake students, autograde.
 
-One student is right, one makes the typical mistakes (and never defines one function),
-one writes an endless loop; the gradebook and the feedback texts must say so. Also: the
+One student is right; the other makes the typical mistakes, writes an endless loop and
+never defines one function; the gradebook and the feedback texts must say so. Also: the
 student release of chapters 2–4 holds no solution text, in its notebooks or its install.
 """
 
@@ -100,21 +100,19 @@ def nbformat_text(paths: list[Path]) -> str:
     return "\n".join(cell.source for p in paths for cell in nbformat.read(p, 4).cells)
 
 
-def test_autograde_three_students(course, tmp_path: Path) -> None:
+def test_autograde_two_students(course, tmp_path: Path) -> None:
     released = next(p for p in course.notebooks if p.name == CHAPTER)
     submissions = tmp_path / "submissions"
     plans = {
         "ada": {},  # everything right
-        "bob": {  # the typical mistakes, and one function never defined
+        "bob": {  # the typical mistakes, an endless loop, and one function never defined
             "ch02-online-softmax": _wrong_named("ch02-online-softmax", "online_softmax_stats",
                                                 "online_softmax_stats_without_rescaling"),
             "ch02-tile-update": _wrong_named("ch02-tile-update", "tile_update", "tile_update_forgetting_acc"),
-            "ch02-tiled-forward": _wrong_named("ch02-tiled-forward", "my_tiled_attention",
-                                               "naive_attention_in_disguise"),
+            "ch02-tiled-forward": "def my_tiled_attention(q, k, v, block_q, block_k, causal=False, mask=None):\n"
+                                  "    while True:\n        pass\n",
             "ch02-causal-tiles": None,
         },
-        "cyd": {"ch02-tiled-forward": "def my_tiled_attention(q, k, v, block_q, block_k, causal=False, mask=None):\n"
-                                      "    while True:\n        pass\n"},
     }
     for student, plan in plans.items():
         (submissions / student).mkdir(parents=True)
@@ -122,15 +120,16 @@ def test_autograde_three_students(course, tmp_path: Path) -> None:
     out = tmp_path / "grades"
     results = grade(course.course_dir, submissions, out, cell_timeout_s=CELL_TIMEOUT_S)
     rows = {row["student"]: row for row in csv.DictReader((out / "gradebook.csv").open())}
-    assert set(rows) == {"ada", "bob", "cyd"}
-    assert all(rows["ada"][eid] == "1" for eid in IDS), rows["ada"]
-    assert [rows["bob"][eid] for eid in IDS] == ["0", "0", "0", "1", "0"], rows["bob"]
-    assert rows["cyd"]["ch02-tiled-forward"] == "0" and rows["cyd"]["ch02-tile-update"] == "1", rows["cyd"]
-    assert rows["ada"]["total"] == str(len(IDS) + 0) or float(rows["ada"]["total"]) >= len(IDS)
+    assert set(rows) == {"ada", "bob"}
+    assert [rows["ada"][eid] for eid in IDS] == ["1"] * len(IDS) and rows["ada"]["total"] == str(len(IDS)), rows["ada"]
+    assert [rows["bob"][eid] for eid in IDS] == ["0", "0", "0", "1", "0"] and rows["bob"]["total"] == "1", rows["bob"]
     bob = (out / "feedback" / "bob.txt").read_text()
-    assert "ch02-tiled-forward: 0 points — your answer materialises a 512×512 score matrix" in bob
+    assert "ch02-online-softmax: 0 points — " in bob and "exp(m_old − m_new)" in bob
     assert "ch02-tile-update: 0 points — " in bob and "rescale it like ℓ" in bob
+    assert f"ch02-tiled-forward: 0 points — the cell ran past the {CELL_TIMEOUT_S} s limit" in bob
     assert "ch02-causal-tiles: 0 points — never defined: name 'causal_tiles' is not defined" in bob
-    cyd = (out / "feedback" / "cyd.txt").read_text()
-    assert f"ch02-tiled-forward: 0 points — the cell ran past the {CELL_TIMEOUT_S} s limit" in cyd
+    assert "ch02-merge-stats: passed" in bob
+    ada = (out / "feedback" / "ada.txt").read_text()  # chapters 3 and 4 were released but not handed in
+    assert ada.startswith(f"Feedback for ada: {len(IDS)} of 11 points")
+    assert "ch03-tiled-backward: 0 points — not graded: no 03_backward_recomputation.ipynb in the submission" in ada
     print({r.student: round(r.seconds, 1) for r in results})

@@ -3,6 +3,7 @@ the message meant for it; the book's solution blocks are the registered solution
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -129,3 +130,10 @@ def test_try_it_then_read_ours(exercise_id: str) -> None:
     asked = next(i for i, c in enumerate(cells) if f"check({exercise_id!r}" in c.source.replace('"', "'"))
     shown = next(i for i, c in enumerate(cells) if c.source.strip() == reveal)
     assert asked < shown, f"{exercise_id} is asked after the library's version is shown"
+
+
+def test_no_test_imports_private_exercise_code() -> None:
+    """Tests take solutions from course/solutions/ (flashtrade_lib.course.solutions.load), never the package."""
+    private = re.compile(r"from flashtrade_lib\.exercises\.\w+ import [^\n]*\b_\w+")
+    offenders = [p.name for p in (ROOT / "tests").glob("*.py") if private.search(p.read_text())]
+    assert not offenders, f"tests importing private exercise code: {offenders}"
