@@ -136,7 +136,8 @@ def _settle(page) -> None:
             ".every(d => d.querySelector('svg.main-svg'))",
             timeout=20000,
         )
-        page.wait_for_timeout(300)
+        # book/_ext/static/plotly_fit.js relays figures out for the page's width, then says so
+        page.wait_for_function("() => document.documentElement.dataset.plotlyFitted === 'yes'", timeout=20000)
 
 
 @pytest.mark.parametrize("device", list(WIDTHS))
@@ -165,9 +166,11 @@ def test_every_page_is_laid_out_for_the_screen(browser, built_book, device) -> N
 
 def _search(page, url: str) -> list[str]:
     page.goto(url, wait_until="load")
+    # Sphinx's searchtools writes "Search finished, found N page(s)..." (or "did not match")
+    # into .search-summary when the last result is listed
     page.wait_for_function(
-        "() => document.querySelector('#search-results') && "
-        "!document.querySelector('#search-results').innerText.includes('Searching')",
+        "() => { const s = document.querySelector('#search-results .search-summary');"
+        " return s && /finished|did not match/.test(s.innerText); }",
         timeout=30000,
     )
     page.wait_for_timeout(1000)  # snippets arrive after the result list
@@ -208,5 +211,12 @@ def test_search_served_over_http_shows_snippets(browser, built_book) -> None:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path == "/favicon.ico":  # the browser asks for one; the book has none
+            self.send_response(204)
+            self.end_headers()
+            return
+        super().do_GET()
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
         pass
