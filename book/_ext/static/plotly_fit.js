@@ -42,7 +42,9 @@
 
   const titleUpdate = (div, saved) => {
     if (!saved.title) return {};
-    const perLine = Math.max(16, Math.floor((div.clientWidth - 24) / Math.max(saved.glyph, 1)));
+    // the title starts at 5 % of the width (plotly's default x); keep a margin for glyphs
+    // wider than the average measured
+    const perLine = Math.max(16, Math.floor((0.95 * div.clientWidth - 32) / (1.1 * Math.max(saved.glyph, 1))));
     const text = wrap(saved.title, perLine);
     const now = div.layout.title && div.layout.title.text;
     return text === now ? {} : { "title.text": text, "title.automargin": true, "title.yref": "container" };
