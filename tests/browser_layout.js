@@ -4,10 +4,11 @@
 //  1. Overflow: an element of the article wider than the content column that is not inside
 //     a scroll container (the reader cannot reach the cut-off part), or clipped by an
 //     ancestor that hides overflow.
+//     Anything that scrolls sideways must show that it scrolls (a shadow at the hidden edge).
 //  2. Display math: an equation wider than its box. At desktop widths (`mustFit`) every
 //     equation must fit; on narrow screens it may scroll, never clip.
 //  3. Plotly: text boxes (titles, axis titles, annotations, tick labels, legend entries)
-//     that overlap each other, or an annotation lying on an error bar.
+//     that overlap each other or run off the figure, or an annotation lying on an error bar.
 (mustFit) => {
   const problems = [];
   const article = document.querySelector("article.bd-article") || document.querySelector("main");
@@ -59,6 +60,16 @@
       : `too wide: ${describe(el)} is ${width} px wide in a ${col} px column, outside any scroll container`);
   }
 
+  // 1b. Anything that scrolls sideways must show that it does: the book's scroll boxes draw a
+  //     shadow at the hidden edge (a gradient background, book/_ext/static/flashtrade.css);
+  //     a bare scroll box hides its cut-off columns from a reader without a visible scrollbar.
+  for (const el of article.querySelectorAll("*")) {
+    if (!scrolls(el) || el.closest("mjx-container") || el.closest(".plotly-graph-div") || !visible(el)) continue;
+    if (el.scrollWidth <= el.clientWidth + 2) continue;
+    if (cs(el).backgroundImage.includes("gradient")) continue;
+    problems.push(`scrolls sideways without showing it: ${describe(el)} holds ${el.scrollWidth} px in ${el.clientWidth} px`);
+  }
+
   // 2. Display math.
   for (const box of document.querySelectorAll('mjx-container[display="true"]')) {
     if (!visible(box)) continue;
@@ -100,6 +111,10 @@
       boxes.push({ t, r: t.getBoundingClientRect(), label: t.textContent.trim().slice(0, 40) });
     });
     const clashes = [];
+    const frame = fig.getBoundingClientRect();
+    boxes.forEach(({ r, label }) => {
+      if (r.left < frame.left - slack || r.right > frame.right + slack) clashes.push(`"${label}" runs off the figure`);
+    });
     for (let a = 0; a < boxes.length; a++) {
       for (let b = a + 1; b < boxes.length; b++) {
         if (boxes[a].t.contains(boxes[b].t) || boxes[b].t.contains(boxes[a].t)) continue;
@@ -113,7 +128,7 @@
       if (bars.some((bar) => overlap(r, bar))) clashes.push(`annotation "${t.textContent.trim().slice(0, 40)}" / an error bar`);
     });
     if (clashes.length) {
-      problems.push(`plotly "${title.slice(0, 50)}": ${clashes.length} overlapping text box(es): ${clashes.slice(0, 4).join("; ")}`);
+      problems.push(`plotly "${title.slice(0, 50)}": ${clashes.length} overlapping or cut-off text box(es): ${clashes.slice(0, 4).join("; ")}`);
     }
   });
   return problems;

