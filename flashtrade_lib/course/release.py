@@ -107,13 +107,17 @@ def write_config(course_dir: Path, cell_timeout_s: int = DEFAULT_CELL_TIMEOUT_S)
 
 def build_student_wheel(out: Path) -> Path:
     """A wheel of flashtrade_lib built from a copy of the package alone (no course/ folder in it)."""
+    import tomllib  # Python 3.11+: instructors build the release with the project's pinned 3.11
+
     with tempfile.TemporaryDirectory(prefix="flashtrade-student-") as tmp:
         src = Path(tmp)
         for name in ("pyproject.toml", "README.md"):
             shutil.copy(REPO_ROOT / name, src / name)
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-        shutil.copytree(REPO_ROOT / "flashtrade_lib", src / "flashtrade_lib", ignore=ignore)
-        shutil.copytree(REPO_ROOT / "kernels", src / "kernels", ignore=ignore)
+        # exactly the folders pyproject's package-dir installs (flashtrade_lib, kernels, ...)
+        package_dirs = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+        for folder in sorted(set(package_dirs.values())):
+            shutil.copytree(REPO_ROOT / folder, src / folder, ignore=ignore)
         out.mkdir(parents=True, exist_ok=True)
         done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                                "--quiet", "-w", str(out), str(src)], capture_output=True, text=True, check=False)
