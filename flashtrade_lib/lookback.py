@@ -1,0 +1,312 @@
+"""Does a longer context help? The lookback sweep of chapter 9, scored by skill and by net P&L.
+
+Why a function and not a notebook loop: the answer must not depend on details that
+change with the lookback by accident. :func:`lookback_sweep` therefore evaluates
+every lookback on the **same decision bars** (those that the longest window can
+reach), the same walk-forward folds (purged, embargoed), the same seeds and the
+same number of optimiser steps — only the window length changes. It keeps every
+out-of-sample forecast, so the same runs answer both questions a trader asks:
+
+* *Is the forecast better?* — IC per run (:func:`flashtrade_lib.metrics.forecast_skill`),
+  summarised with a t interval **clustered by fold** (:func:`summarise`: runs of one fold
+  share their test bars, so they are one cluster, not independent draws);
+* *Does it pay after costs?* — :func:`net_returns` trades each lookback's forecast through
+  chapter 8's engine (:func:`flashtrade_lib.backtest.backtest`), fold by fold.
+
+:func:`compare_lookbacks` then asks the question once for **all** lookbacks tried
+(Hansen's SPA against the shortest, and the Model Confidence Set), so the best of
+several noisy lookbacks is not mistaken for a finding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "SweepModel",
+    "LookbackSweep",
+    "LookbackComparison",
+    "lookback_sweep",
+    "summarise",
+    "mean_forecasts",
+    "net_returns",
+    "compare_lookbacks",
+]
+
+
+@dataclass(frozen=True)
+class SweepModel:
+    """Sizes of the model and the training run used at every lookback (CPU-sized defaults).
+
+    The defaults (one layer, one head of width 16, 300 AdamW steps at ``lr=3e-3``)
+    learn a 16-bar echo in a few seconds on a laptop CPU; longer lags need more
+    steps and data (chapter 9 shows what happens when the budget is too small).
+    """
+
+    d_model: int = 16
+    n_heads: int = 1
+    n_layers: int = 1
+    train_steps: int = 300
+    batch_size: int = 32
+    lr: float = 3e-3
+    rope_base: float = 10_000.0
+    backend: str = "auto"
+    device: str = "cpu"
+
+
+@dataclass
+class LookbackSweep:
+    """What a sweep produced: one row per run, and every out-of-sample forecast.
+
+    ``runs``: ``lookback, seed, fold, n_train, n_test, ic, rank_ic, r2, hit`` (+ ``oracle_ic,
+    oracle_r2, oracle_hit``), ``train_loss`` (last 20 steps' mean) and ``seconds``.
+    ``forecasts``: one row per ``(lookback, seed, test bar)`` with ``fold``, ``bar`` (row
+    position in the features), ``forecast`` and ``target`` (+ ``oracle``).
+    ``index``: the features' index, so ``index[bar]`` is a forecast's decision time.
+    """
+
+    runs: pd.DataFrame
+    forecasts: pd.DataFrame
+    index: pd.Index
+
+
+def _frame(x: Any, name: str) -> pd.DataFrame:
+    if isinstance(x, pd.Series):
+        return x.to_frame()
+    if isinstance(x, pd.DataFrame):
+        return x
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 1-D or 2-D (time, columns), got shape {arr.shape}")
+    return pd.DataFrame(arr)
+
+
+def _skill_columns(pred: np.ndarray, target: np.ndarray, prefix: str = "") -> dict[str, float]:
+    from flashtrade_lib.metrics import forecast_skill
+
+    s = forecast_skill(pred, target)
+    return {f"{prefix}ic": s.ic, f"{prefix}rank_ic": s.rank_ic, f"{prefix}r2": s.r2, f"{prefix}hit": s.hit_rate}
+
+
+def lookback_sweep(
+    features: pd.DataFrame | np.ndarray,
+    target: pd.Series | np.ndarray,
+    lookbacks: Sequence[int],
+    *,
+    horizon: int = 1,
+    seeds: Sequence[int] = (0,),
+    n_folds: int = 2,
+    test_size: int | None = None,
+    train_size: int | None = None,
+    model: SweepModel | None = None,
+    oracle: pd.Series | np.ndarray | None = None,
+) -> LookbackSweep:
+    """Train and score one model per ``(lookback, seed, fold)``; keep every test forecast.
+
+    ``features`` ``(T, F)`` are the causal inputs of bar ``t`` (standardised per fold on
+    its training bars only); ``target`` ``(T,)`` is the label of decision bar ``t``,
+    spanning bars ``[t, t + horizon]`` (e.g. :func:`~flashtrade_lib.data.forward_log_return`).
+    Decision bars are those every lookback can reach, so all lookbacks are scored on
+    identical test bars; ``walk_forward_folds`` (purged, embargo = ``horizon``) cuts them.
+    ``oracle`` (optional, ``(T,)``) is a ground-truth forecast scored on the same bars.
+    Deterministic on CPU for given seeds.
+    """
+    import time
+
+    import torch
+    from torch.utils.data import Subset
+
+    from flashtrade_lib.data import Standardizer, WindowDataset, walk_forward_folds
+    from flashtrade_lib.model import FlashAttentionTrader, ModelConfig
+    from flashtrade_lib.train import TrainConfig, predict, train
+
+    spec = model or SweepModel()
+    x = _frame(features, "features")
+    y = np.array(target, dtype=np.float64).ravel()  # a writable copy (pandas hands out read-only views)
+    if len(y) != len(x):
+        raise ValueError(f"target has {len(y)} rows but features have {len(x)}; align them on the same bars")
+    lbs = sorted({int(lb) for lb in lookbacks})
+    if not lbs or lbs[0] < 1:
+        raise ValueError(f"lookbacks must be positive whole numbers of bars, got {list(lookbacks)}")
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+    orc = None
+    if oracle is not None:
+        orc = np.asarray(oracle, dtype=np.float64).ravel()
+        if len(orc) != len(y):
+            raise ValueError(f"oracle has {len(orc)} rows but target has {len(y)}")
+
+    # decision bars that the *longest* window reaches with finite inputs and label
+    raw = np.array(x.to_numpy(dtype=np.float64))
+    probe = WindowDataset(raw, y, lbs[-1], horizon=horizon)
+    times = np.asarray(probe.times)
+    folds = walk_forward_folds(
+        np.stack([times, times + horizon], axis=1), n_folds=n_folds, test_size=test_size,
+        train_size=train_size, embargo=horizon,
+    )
+    rows: list[dict[str, Any]] = []
+    parts: list[pd.DataFrame] = []
+    for k, fold in enumerate(folds):
+        last_train_bar = int(times[fold.train[-1]])
+        scaled = np.array(Standardizer().fit(x.iloc[: last_train_bar + 1]).transform(x), dtype=np.float32)
+        test_bars = times[fold.test]
+        oracle_scores = {} if orc is None else _skill_columns(orc[test_bars], y[test_bars], "oracle_")
+        for lb in lbs:
+            ds = WindowDataset(scaled, y.astype(np.float32), lb, horizon=horizon, times=times)
+            for seed in seeds:
+                start = time.perf_counter()
+                torch.manual_seed(seed)
+                net = FlashAttentionTrader(ModelConfig(
+                    n_features=x.shape[1], d_model=spec.d_model, n_heads=spec.n_heads,
+                    n_layers=spec.n_layers, backend=spec.backend, rope_base=spec.rope_base,
+                ))
+                steps_per_epoch = max(1, len(fold.train) // spec.batch_size)
+                epochs = math.ceil(spec.train_steps / steps_per_epoch)
+                result = train(net, (Subset(ds, fold.train), None), TrainConfig(
+                    epochs=epochs, batch_size=spec.batch_size, lr=spec.lr, patience=None,
+                    max_steps_per_epoch=min(steps_per_epoch, spec.train_steps), progress=False,
+                    seed=seed, device=spec.device, warmup_frac=0.1,
+                ))
+                out = predict(net, Subset(ds, fold.test), batch_size=256, device=spec.device)
+                pred, label = out["regression"][:, 0].astype(np.float64), out["target"][:, 0].astype(np.float64)
+                rows.append({
+                    "lookback": lb, "seed": int(seed), "fold": k,
+                    "n_train": len(fold.train), "n_test": len(fold.test),
+                    **_skill_columns(pred, label),
+                    **oracle_scores,
+                    "train_loss": float(np.mean(result.step_losses[-20:])),
+                    "seconds": time.perf_counter() - start,
+                })
+                part = pd.DataFrame({"lookback": lb, "seed": int(seed), "fold": k, "bar": test_bars,
+                                     "forecast": pred, "target": label})
+                if orc is not None:
+                    part["oracle"] = orc[test_bars]
+                parts.append(part)
+    return LookbackSweep(runs=pd.DataFrame(rows), forecasts=pd.concat(parts, ignore_index=True), index=x.index)
+
+
+def summarise(runs: pd.DataFrame | LookbackSweep, metric: str = "ic", *, level: float = 0.95) -> pd.DataFrame:
+    """Mean of ``metric`` per lookback with a t interval **clustered by fold**.
+
+    Runs of one fold share their test bars, so their errors move together: each fold is
+    one cluster (its seeds averaged), and the interval is Student's t over the fold means
+    (:func:`flashtrade_lib.stats.clustered_mean_ci`, ``folds − 1`` degrees of freedom).
+    It needs at least two folds. Columns: ``mean, ci_low, ci_high, p_value`` (H0: mean
+    = 0), ``folds`` and ``runs``.
+    """
+    from flashtrade_lib.stats import clustered_mean_ci
+
+    frame = runs.runs if isinstance(runs, LookbackSweep) else runs
+    if metric not in frame:
+        raise ValueError(f"results has no column {metric!r}; columns: {list(frame.columns)}")
+    out = {}
+    for lb, g in frame.groupby("lookback"):
+        r = clustered_mean_ci(g[metric].to_numpy(), g["fold"].to_numpy(), level=level, name=f"{metric} at {lb}")
+        out[lb] = {"mean": r.estimate, "ci_low": r.low, "ci_high": r.high, "p_value": r.p_value,
+                   "folds": r.n, "runs": len(g)}
+    table = pd.DataFrame.from_dict(out, orient="index")
+    table.index.name = "lookback"
+    return table
+
+
+def mean_forecasts(sweep: LookbackSweep, column: str = "forecast") -> pd.DataFrame:
+    """Test bars × lookbacks: each lookback's forecast averaged over its seeds (an ensemble).
+
+    The index is the decision time of each test bar (``sweep.index[bar]``); a ``fold``
+    column says which fold's model made it and ``target`` holds the label.
+    """
+    f = sweep.forecasts
+    wide = f.pivot_table(index="bar", columns="lookback", values=column, aggfunc="mean")
+    first = f[f["lookback"] == f["lookback"].min()].groupby("bar")[["fold", "target"]].first()
+    wide = wide.join(first)
+    wide.index = sweep.index[wide.index.to_numpy()]
+    return wide
+
+
+def net_returns(
+    sweep: LookbackSweep,
+    prices: pd.Series,
+    *,
+    cost_bps: float = 10.0,
+    threshold: float | None = None,
+) -> pd.DataFrame:
+    """Net one-bar returns of trading each lookback's forecast, fold by fold (bars × lookbacks).
+
+    Chapter 8's engine (:func:`flashtrade_lib.backtest.backtest`): the seed-averaged forecast
+    of decision bar ``t`` (:func:`mean_forecasts`) becomes a position held during bar
+    ``t + 1``, costs ``cost_bps`` per unit traded. The position is the forecast's sign, but
+    only when ``|forecast|`` exceeds ``threshold`` (default: the one-way cost, in return
+    units — a trade is made only when the forecast move would pay for it); otherwise flat.
+    Each fold's test period is traded separately, starting flat. ``prices`` must share
+    the sweep's index (the close of every bar).
+    """
+    from flashtrade_lib.backtest import backtest
+
+    if not isinstance(prices, pd.Series) or not prices.index.equals(sweep.index):
+        raise ValueError("prices must be a Series on the same index as the sweep's features (one close per bar)")
+    if cost_bps < 0:
+        raise ValueError(f"cost_bps must be >= 0, got {cost_bps}")
+    cut = cost_bps / 1e4 if threshold is None else float(threshold)
+    wide = mean_forecasts(sweep)
+    lookbacks = [c for c in wide.columns if c not in ("fold", "target")]
+    pieces = []
+    for _, part in wide.groupby("fold"):
+        first = prices.index.get_loc(part.index[0])
+        last = prices.index.get_loc(part.index[-1])
+        window = prices.iloc[first : last + 2]  # one bar more: the last decision is held in it
+        cols = {}
+        for lb in lookbacks:
+            signal = part[lb].reindex(window.index).fillna(0.0)
+            res = backtest(window, signal, market_is="prices", position="sign", threshold=cut, cost_bps=cost_bps)
+            cols[lb] = res.returns.iloc[1:]  # bar 0 of the window holds nothing
+        pieces.append(pd.DataFrame(cols))
+    out = pd.concat(pieces)
+    out.columns.name = "lookback"
+    return out
+
+
+@dataclass(frozen=True)
+class LookbackComparison:
+    """All lookbacks tried, tested at once: SPA against the shortest and the Model Confidence Set."""
+
+    skill_spa: Any  #: SPA on minus squared forecast error per bar
+    pnl_spa: Any  #: SPA on net return per bar
+    pnl_mcs: Any  #: MCS of lookbacks on net return per bar
+    benchmark: int
+    lookbacks: tuple[int, ...]
+
+
+def compare_lookbacks(
+    sweep: LookbackSweep, net: pd.DataFrame, *, reps: int = 1000, seed: int = 0, periods: float = 1.0
+) -> LookbackComparison:
+    """Could **any** longer lookback beat the shortest one tried — in forecast loss, in net P&L?
+
+    Hansen's SPA (:func:`flashtrade_lib.stats.spa_test`) with the shortest lookback as the
+    benchmark and every longer one as a candidate (the losers count too), once on minus the
+    squared forecast error per test bar and once on net return per bar (``periods`` bars a
+    year annualises its estimate); and the Model Confidence Set of all lookbacks on net
+    return. Forecasts are the seed-averaged ones of :func:`mean_forecasts`.
+    """
+    from flashtrade_lib.stats import model_confidence_set, spa_test
+
+    wide = mean_forecasts(sweep)
+    lookbacks = tuple(int(c) for c in wide.columns if c not in ("fold", "target"))
+    if len(lookbacks) < 2:
+        raise ValueError("comparing lookbacks needs at least two of them")
+    short, longer = lookbacks[0], list(lookbacks[1:])
+    gains = -(wide[list(lookbacks)].sub(wide["target"], axis=0) ** 2)
+    names = {lb: f"lookback {lb}" for lb in lookbacks}
+    skill = spa_test(gains[short], gains[longer].rename(columns=names), reps=reps, seed=seed,
+                     benchmark_name=names[short])
+    pnl = spa_test(net[short], net[longer].rename(columns=names), reps=reps, seed=seed,
+                   benchmark_name=names[short], periods=periods)
+    mcs = model_confidence_set(net[list(lookbacks)].rename(columns=names), reps=reps, seed=seed)
+    return LookbackComparison(skill, pnl, mcs, short, lookbacks)

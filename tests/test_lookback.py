@@ -1,0 +1,104 @@
+"""The lookback sweep: a window that covers a planted lag is better, by a test over all lookbacks tried."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from flashtrade_lib.data import simulate_market
+from flashtrade_lib.lookback import (
+    LookbackSweep,
+    SweepModel,
+    compare_lookbacks,
+    lookback_sweep,
+    mean_forecasts,
+    net_returns,
+    summarise,
+)
+
+LAG = 16
+
+
+@pytest.fixture(scope="module")
+def market():
+    return simulate_market(3000, 1, 0, planted_lag=LAG, echo_coef=0.5)
+
+
+@pytest.fixture(scope="module")
+def sweep(market) -> LookbackSweep:
+    torch.set_num_threads(1)
+    returns = market.log_returns
+    target = returns.shift(-1).iloc[:, 0]  # label of bar t: the return of bar t+1 (horizon 1)
+    oracle = market.oracle_forecast(1).iloc[:, 0]
+    return lookback_sweep(returns, target, [LAG // 2, 2 * LAG], seeds=(0, 1), n_folds=2,
+                          model=SweepModel(), oracle=oracle)
+
+
+def test_tidy_rows_one_per_lookback_seed_fold(sweep: LookbackSweep) -> None:
+    runs = sweep.runs
+    assert len(runs) == 2 * 2 * 2
+    assert {"lookback", "seed", "fold", "ic", "rank_ic", "r2", "hit", "oracle_ic", "oracle_r2"} <= set(runs.columns)
+    # every lookback is scored on the same test bars, so the oracle's score per fold is identical
+    assert (runs.groupby("fold")["oracle_r2"].nunique() == 1).all()
+    assert runs["n_test"].nunique() == 1
+    # every forecast is kept: one per (lookback, seed, test bar)
+    assert len(sweep.forecasts) == int(runs["n_test"].sum())
+    by_run = sweep.forecasts.groupby(["lookback", "seed"])["bar"].apply(tuple)
+    assert by_run.nunique() == 1  # the same bars for every lookback and seed
+
+
+def test_covering_the_lag_recovers_the_signal(sweep: LookbackSweep) -> None:
+    ic = sweep.runs.groupby("lookback")["ic"].mean()
+    short, long = ic[LAG // 2], ic[2 * LAG]
+    oracle_ic = float(sweep.runs["oracle_ic"].mean())
+    assert oracle_ic > 0.4  # echo_coef 0.5: the oracle's IC is about 0.5
+    assert abs(short) < 0.1, f"a window shorter than the lag cannot see the echo, IC {short:.3f}"
+    assert long > 0.5 * oracle_ic, f"IC {long:.3f} with lookback {2 * LAG}, oracle {oracle_ic:.3f}"
+
+
+def test_summarise_is_clustered_by_fold(sweep: LookbackSweep) -> None:
+    s = summarise(sweep, "ic")
+    assert list(s.index) == [LAG // 2, 2 * LAG]
+    assert (s["ci_low"] <= s["mean"]).all() and (s["mean"] <= s["ci_high"]).all()
+    assert (s["folds"] == 2).all() and (s["runs"] == 4).all()
+    # two folds: a t interval with 1 degree of freedom over the two fold means
+    runs = sweep.runs[sweep.runs["lookback"] == LAG // 2]
+    means = runs.groupby("fold")["ic"].mean().to_numpy()
+    half = 12.706 * means.std(ddof=1) / np.sqrt(2)
+    assert s.loc[LAG // 2, "ci_high"] - s.loc[LAG // 2, "mean"] == pytest.approx(half, rel=1e-3)
+    with pytest.raises(ValueError, match="no column"):
+        summarise(sweep, "sharpe")
+
+
+def test_net_returns_trade_every_test_bar_through_the_engine(sweep: LookbackSweep, market) -> None:
+    close = market.panel["close"].iloc[:, 0]
+    free = net_returns(sweep, close, cost_bps=0.0)
+    costly = net_returns(sweep, close, cost_bps=10.0, threshold=0.0)
+    wide = mean_forecasts(sweep)
+    assert list(free.columns) == [LAG // 2, 2 * LAG]
+    assert len(free) == len(wide)  # one held bar per decision bar
+    # the same positions, minus costs: never better after costs
+    assert (costly.sum() < net_returns(sweep, close, cost_bps=0.0, threshold=0.0).sum()).all()
+    # without costs, trading the sign of a forecast that sees the echo makes money
+    assert free[2 * LAG].mean() > 0
+    with pytest.raises(ValueError, match="same index"):
+        net_returns(sweep, close.iloc[1:])
+
+
+def test_compare_lookbacks_finds_the_covering_window(sweep: LookbackSweep, market) -> None:
+    close = market.panel["close"].iloc[:, 0]
+    net = net_returns(sweep, close, cost_bps=0.0)
+    result = compare_lookbacks(sweep, net, reps=200)
+    assert result.benchmark == LAG // 2 and result.lookbacks == (LAG // 2, 2 * LAG)
+    assert result.skill_spa.n_trials == 1
+    assert result.skill_spa.p_value < 0.05, str(result.skill_spa)
+    assert f"lookback {2 * LAG}" in result.pnl_mcs.included
+
+
+def test_bad_inputs_are_explained() -> None:
+    x = np.zeros((100, 1))
+    with pytest.raises(ValueError, match="align"):
+        lookback_sweep(x, np.zeros(99), [4])
+    with pytest.raises(ValueError, match="lookbacks"):
+        lookback_sweep(x, np.zeros(100), [0])
