@@ -279,6 +279,7 @@ class LookbackComparison:
 
     skill_spa: Any  #: SPA on minus squared forecast error per bar
     pnl_spa: Any  #: SPA on net return per bar
+    skill_mcs: Any  #: MCS of lookbacks on minus squared forecast error per bar
     pnl_mcs: Any  #: MCS of lookbacks on net return per bar
     benchmark: int
     lookbacks: tuple[int, ...]
@@ -292,8 +293,8 @@ def compare_lookbacks(
     Hansen's SPA (:func:`flashtrade_lib.stats.spa_test`) with the shortest lookback as the
     benchmark and every longer one as a candidate (the losers count too), once on minus the
     squared forecast error per test bar and once on net return per bar (``periods`` bars a
-    year annualises its estimate); and the Model Confidence Set of all lookbacks on net
-    return. Forecasts are the seed-averaged ones of :func:`mean_forecasts`.
+    year annualises its estimate); and the Model Confidence Set of all lookbacks on each.
+    Forecasts are the seed-averaged ones of :func:`mean_forecasts`.
     """
     from flashtrade_lib.stats import model_confidence_set, spa_test
 
@@ -308,5 +309,6 @@ def compare_lookbacks(
                      benchmark_name=names[short])
     pnl = spa_test(net[short], net[longer].rename(columns=names), reps=reps, seed=seed,
                    benchmark_name=names[short], periods=periods)
-    mcs = model_confidence_set(net[list(lookbacks)].rename(columns=names), reps=reps, seed=seed)
-    return LookbackComparison(skill, pnl, mcs, short, lookbacks)
+    skill_set = model_confidence_set(gains[list(lookbacks)].rename(columns=names), reps=reps, seed=seed)
+    pnl_set = model_confidence_set(net[list(lookbacks)].rename(columns=names), reps=reps, seed=seed)
+    return LookbackComparison(skill, pnl, skill_set, pnl_set, short, lookbacks)

@@ -94,6 +94,7 @@ def test_compare_lookbacks_finds_the_covering_window(sweep: LookbackSweep, marke
     assert result.skill_spa.n_trials == 1
     assert result.skill_spa.p_value < 0.05, str(result.skill_spa)
     assert f"lookback {2 * LAG}" in result.pnl_mcs.included
+    assert result.skill_mcs.included == (f"lookback {2 * LAG}",)
 
 
 def test_bad_inputs_are_explained() -> None:

@@ -1,0 +1,128 @@
+"""Chapter 9's real-data question at full length: does a lookback of up to 1024 hours help, after costs?
+
+    .venv/bin/python benchmarks/lookback_sweep.py        # CPU defaults: lookbacks 8 … 1024, ~20-40 min on 2 cores
+    .venv/bin/python benchmarks/lookback_sweep.py --lookbacks 8 32 128 --seeds 0   # quicker
+
+The bundled hourly BTC bars (the most recent ``--bars``), the five causal features of
+chapter 5, the next bar's log return as the label — the same data as chapter 9's live
+sweep, but with lookbacks up to 1024 bars, which the fused SDPA kernel makes affordable on
+a CPU (naive attention would keep ``B·N²`` probabilities per step). For every
+(lookback, seed, fold) :func:`flashtrade_lib.lookback.lookback_sweep` trains the same model
+for the same number of steps on the same decision bars and walk-forward folds, and keeps
+every out-of-sample forecast. The record then holds, per lookback,
+
+* the IC with a t interval clustered by fold (:func:`flashtrade_lib.lookback.summarise`),
+* the net Sharpe of trading the forecast through chapter 8's engine at ``--cost-bps``
+  (:func:`flashtrade_lib.lookback.net_returns`) with a block-bootstrap interval,
+
+and, over **all** lookbacks tried, Hansen's SPA against the shortest one (forecast loss and
+net P&L) and the Model Confidence Set (:func:`flashtrade_lib.lookback.compare_lookbacks`).
+The machine's 1-minute load average before and after the run is recorded: a sweep taken on a
+busy machine is still a valid *skill* result (training is deterministic on CPU), but its
+``seconds`` are not timings. Results go to ``benchmarks/results/lookback_sweep_cpu.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from flashtrade_lib import stats
+from flashtrade_lib.bench import write_record
+from flashtrade_lib.data import forward_log_return, load_crypto, make_features
+from flashtrade_lib.lookback import (
+    SweepModel,
+    compare_lookbacks,
+    lookback_sweep,
+    net_returns,
+    summarise,
+)
+from flashtrade_lib.metrics import periods_per_year
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--coin", default="BTC")
+    p.add_argument("--bars", type=int, default=8000, help="most recent hourly bars used")
+    p.add_argument("--lookbacks", type=int, nargs="+", default=[8, 32, 128, 512, 1024])
+    p.add_argument("--folds", type=int, default=3)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--steps", type=int, default=300, help="AdamW steps per run")
+    p.add_argument("--cost-bps", type=float, default=10.0, help="cost per unit traded, in bps")
+    p.add_argument("--reps", type=int, default=1000, help="bootstrap resamples of the tests")
+    p.add_argument("--backend", default="sdpa", help="attention backend of every run")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--out", type=Path, default=RESULTS / "lookback_sweep_cpu.json")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0]
+    start = time.perf_counter()
+    panel = load_crypto([args.coin], freq="1h").iloc[-args.bars:]
+    features = make_features(panel)
+    features.columns = [f"{f}_{s}" for f, s in features.columns]
+    target = forward_log_return(panel["close"][args.coin], horizon=1)
+    spec = SweepModel(train_steps=args.steps, backend=args.backend)
+    sweep = lookback_sweep(features, target, args.lookbacks, seeds=args.seeds, n_folds=args.folds, model=spec)
+    net = net_returns(sweep, panel["close"][args.coin], cost_bps=args.cost_bps)
+    periods = periods_per_year(panel.index, "crypto")
+    tests = compare_lookbacks(sweep, net, reps=args.reps, periods=periods)
+    sharpe = {
+        int(lb): stats.block_bootstrap_ci(net[lb].to_numpy(), "sharpe", periods=periods, reps=args.reps,
+                                          name=f"net Sharpe at {lb}", n_trials=len(net.columns))
+        for lb in net.columns
+    }
+    ic = summarise(sweep, "ic")
+    elapsed = time.perf_counter() - start
+    for lb, row in ic.iterrows():
+        print(f"lookback {lb:5d}: IC {row['mean']:+.4f} [{row['ci_low']:+.4f}, {row['ci_high']:+.4f}], "
+              f"net Sharpe {sharpe[int(lb)].estimate:+.2f} [{sharpe[int(lb)].low:+.2f}, {sharpe[int(lb)].high:+.2f}]")
+    for result in (tests.skill_spa, tests.pnl_spa):
+        print(result)
+    print(tests.skill_mcs)
+    print(tests.pnl_mcs)
+    record = {
+        "benchmark": "lookback_sweep",
+        "settings": {
+            "coin": args.coin, "bars": args.bars, "first_bar": str(panel.index[0]), "last_bar": str(panel.index[-1]),
+            "lookbacks": sorted(set(args.lookbacks)), "folds": args.folds, "seeds": args.seeds,
+            "cost_bps": args.cost_bps, "reps": args.reps, "periods_per_year": periods,
+            "model": {k: getattr(spec, k) for k in ("d_model", "n_heads", "n_layers", "train_steps",
+                                                     "batch_size", "lr", "backend")},
+        },
+        "runs": sweep.runs.to_dict("records"),
+        "ic": [{"lookback": int(lb), **{k: float(v) for k, v in row.items()}} for lb, row in ic.iterrows()],
+        "net_sharpe": [{"lookback": lb, "estimate": r.estimate, "low": r.low, "high": r.high, "p_value": r.p_value,
+                        "method": r.method, "evidence": r.evidence()} for lb, r in sharpe.items()],
+        "tests": {
+            "skill_spa": {"p_value": tests.skill_spa.p_value, "best": tests.skill_spa.best,
+                          "evidence": tests.skill_spa.evidence()},
+            "pnl_spa": {"p_value": tests.pnl_spa.p_value, "best": tests.pnl_spa.best,
+                        "evidence": tests.pnl_spa.evidence()},
+            "skill_mcs": {"included": list(tests.skill_mcs.included), "summary": str(tests.skill_mcs)},
+            "pnl_mcs": {"included": list(tests.pnl_mcs.included), "summary": str(tests.pnl_mcs)},
+            "benchmark_lookback": tests.benchmark,
+        },
+        "elapsed_s": elapsed,
+        # quiet: other programs kept under half the cores busy when the run started (the
+        # sweep itself then adds its own threads, so the "after" value is not a test of quiet)
+        "load": {"loadavg_1min_before": load_before, "loadavg_1min_after": os.getloadavg()[0],
+                 "cpu_count": os.cpu_count(), "quiet": bool(load_before < 0.5 * (os.cpu_count() or 1))},
+    }
+    write_record(args.out, record)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
