@@ -81,17 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     sharpe = {
         int(lb): stats.block_bootstrap_ci(net[lb].to_numpy(), "sharpe", periods=periods, reps=args.reps,
                                           name=f"net Sharpe at {lb}", n_trials=len(net.columns))
-        for lb in net.columns
+        for lb in net.columns if net[lb].std() > 0  # a lookback that never trades has no Sharpe
     }
     ic = summarise(sweep, "ic")
     elapsed = time.perf_counter() - start
     for lb, row in ic.iterrows():
+        pnl = sharpe.get(int(lb))
         print(f"lookback {lb:5d}: IC {row['mean']:+.4f} [{row['ci_low']:+.4f}, {row['ci_high']:+.4f}], "
-              f"net Sharpe {sharpe[int(lb)].estimate:+.2f} [{sharpe[int(lb)].low:+.2f}, {sharpe[int(lb)].high:+.2f}]")
-    for result in (tests.skill_spa, tests.pnl_spa):
-        print(result)
-    print(tests.skill_mcs)
-    print(tests.pnl_mcs)
+              + (f"net Sharpe {pnl.estimate:+.2f} [{pnl.low:+.2f}, {pnl.high:+.2f}]" if pnl else "never traded"))
+    for result in (tests.skill_spa, tests.pnl_spa, tests.skill_mcs, tests.pnl_mcs):
+        print(result if result is not None else "no lookback ever traded: no P&L test")
     record = {
         "benchmark": "lookback_sweep",
         "settings": {
@@ -108,10 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         "tests": {
             "skill_spa": {"p_value": tests.skill_spa.p_value, "best": tests.skill_spa.best,
                           "evidence": tests.skill_spa.evidence()},
-            "pnl_spa": {"p_value": tests.pnl_spa.p_value, "best": tests.pnl_spa.best,
-                        "evidence": tests.pnl_spa.evidence()},
+            "pnl_spa": None if tests.pnl_spa is None else {
+                "p_value": tests.pnl_spa.p_value, "best": tests.pnl_spa.best, "evidence": tests.pnl_spa.evidence()},
             "skill_mcs": {"included": list(tests.skill_mcs.included), "summary": str(tests.skill_mcs)},
-            "pnl_mcs": {"included": list(tests.pnl_mcs.included), "summary": str(tests.pnl_mcs)},
+            "pnl_mcs": None if tests.pnl_mcs is None else {
+                "included": list(tests.pnl_mcs.included), "summary": str(tests.pnl_mcs)},
             "benchmark_lookback": tests.benchmark,
         },
         "elapsed_s": elapsed,

@@ -278,9 +278,9 @@ class LookbackComparison:
     """All lookbacks tried, tested at once: SPA against the shortest and the Model Confidence Set."""
 
     skill_spa: Any  #: SPA on minus squared forecast error per bar
-    pnl_spa: Any  #: SPA on net return per bar
+    pnl_spa: Any  #: SPA on net return per bar (``None`` when no lookback ever traded)
     skill_mcs: Any  #: MCS of lookbacks on minus squared forecast error per bar
-    pnl_mcs: Any  #: MCS of lookbacks on net return per bar
+    pnl_mcs: Any  #: MCS of lookbacks on net return per bar (``None`` when no lookback ever traded)
     benchmark: int
     lookbacks: tuple[int, ...]
 
@@ -294,7 +294,9 @@ def compare_lookbacks(
     benchmark and every longer one as a candidate (the losers count too), once on minus the
     squared forecast error per test bar and once on net return per bar (``periods`` bars a
     year annualises its estimate); and the Model Confidence Set of all lookbacks on each.
-    Forecasts are the seed-averaged ones of :func:`mean_forecasts`.
+    Forecasts are the seed-averaged ones of :func:`mean_forecasts`. When no forecast ever
+    cleared the trading threshold, every net return is 0: there is no P&L to compare, and
+    the P&L tests are ``None`` (the answer is "it never trades", not a p-value).
     """
     from flashtrade_lib.stats import model_confidence_set, spa_test
 
@@ -307,8 +309,10 @@ def compare_lookbacks(
     names = {lb: f"lookback {lb}" for lb in lookbacks}
     skill = spa_test(gains[short], gains[longer].rename(columns=names), reps=reps, seed=seed,
                      benchmark_name=names[short])
-    pnl = spa_test(net[short], net[longer].rename(columns=names), reps=reps, seed=seed,
-                   benchmark_name=names[short], periods=periods)
     skill_set = model_confidence_set(gains[list(lookbacks)].rename(columns=names), reps=reps, seed=seed)
-    pnl_set = model_confidence_set(net[list(lookbacks)].rename(columns=names), reps=reps, seed=seed)
+    pnl, pnl_set = None, None
+    if (net[list(lookbacks)].to_numpy() != 0).any():
+        pnl = spa_test(net[short], net[longer].rename(columns=names), reps=reps, seed=seed,
+                       benchmark_name=names[short], periods=periods)
+        pnl_set = model_confidence_set(net[list(lookbacks)].rename(columns=names), reps=reps, seed=seed)
     return LookbackComparison(skill, pnl, skill_set, pnl_set, short, lookbacks)

@@ -103,3 +103,12 @@ def test_bad_inputs_are_explained() -> None:
         lookback_sweep(x, np.zeros(99), [4])
     with pytest.raises(ValueError, match="lookbacks"):
         lookback_sweep(x, np.zeros(100), [0])
+
+
+def test_a_forecast_that_never_clears_the_cost_never_trades(sweep: LookbackSweep, market) -> None:
+    close = market.panel["close"].iloc[:, 0]
+    flat = net_returns(sweep, close, cost_bps=10.0, threshold=1.0)  # no forecast moves 100 %
+    assert (flat.to_numpy() == 0).all()
+    result = compare_lookbacks(sweep, flat, reps=99)
+    assert result.pnl_spa is None and result.pnl_mcs is None
+    assert result.skill_spa is not None
