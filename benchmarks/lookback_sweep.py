@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             "pnl_mcs": None if tests.pnl_mcs is None else {
                 "included": list(tests.pnl_mcs.included), "summary": str(tests.pnl_mcs)},
             "benchmark_lookback": tests.benchmark,
+            "never_traded": list(tests.never_traded),
         },
         "elapsed_s": elapsed,
         # quiet: other programs kept under half the cores busy when the run started (the

@@ -280,9 +280,10 @@ class LookbackComparison:
     skill_spa: Any  #: SPA on minus squared forecast error per bar
     pnl_spa: Any  #: SPA on net return per bar (``None`` when no lookback ever traded)
     skill_mcs: Any  #: MCS of lookbacks on minus squared forecast error per bar
-    pnl_mcs: Any  #: MCS of lookbacks on net return per bar (``None`` when no lookback ever traded)
+    pnl_mcs: Any  #: MCS on net return per bar of the lookbacks that traded (``None`` if fewer than 2)
     benchmark: int
     lookbacks: tuple[int, ...]
+    never_traded: tuple[int, ...] = ()  #: lookbacks whose forecast never cleared the threshold
 
 
 def compare_lookbacks(
@@ -296,7 +297,9 @@ def compare_lookbacks(
     year annualises its estimate); and the Model Confidence Set of all lookbacks on each.
     Forecasts are the seed-averaged ones of :func:`mean_forecasts`. When no forecast ever
     cleared the trading threshold, every net return is 0: there is no P&L to compare, and
-    the P&L tests are ``None`` (the answer is "it never trades", not a p-value).
+    the P&L tests are ``None`` (the answer is "it never trades", not a p-value); lookbacks
+    that never traded are left out of the MCS on P&L (identical all-zero series cannot be
+    ranked) and listed in ``never_traded``.
     """
     from flashtrade_lib.stats import model_confidence_set, spa_test
 
@@ -310,9 +313,12 @@ def compare_lookbacks(
     skill = spa_test(gains[short], gains[longer].rename(columns=names), reps=reps, seed=seed,
                      benchmark_name=names[short])
     skill_set = model_confidence_set(gains[list(lookbacks)].rename(columns=names), reps=reps, seed=seed)
+    traded = [lb for lb in lookbacks if (net[lb].to_numpy() != 0).any()]
     pnl, pnl_set = None, None
-    if (net[list(lookbacks)].to_numpy() != 0).any():
+    if traded:
         pnl = spa_test(net[short], net[longer].rename(columns=names), reps=reps, seed=seed,
                        benchmark_name=names[short], periods=periods)
-        pnl_set = model_confidence_set(net[list(lookbacks)].rename(columns=names), reps=reps, seed=seed)
-    return LookbackComparison(skill, pnl, skill_set, pnl_set, short, lookbacks)
+    if len(traded) >= 2:
+        pnl_set = model_confidence_set(net[traded].rename(columns=names), reps=reps, seed=seed)
+    never = tuple(lb for lb in lookbacks if lb not in traded)
+    return LookbackComparison(skill, pnl, skill_set, pnl_set, short, lookbacks, never)

@@ -112,3 +112,13 @@ def test_a_forecast_that_never_clears_the_cost_never_trades(sweep: LookbackSweep
     result = compare_lookbacks(sweep, flat, reps=99)
     assert result.pnl_spa is None and result.pnl_mcs is None
     assert result.skill_spa is not None
+
+
+def test_lookbacks_that_never_trade_are_named_not_ranked(sweep: LookbackSweep, market) -> None:
+    close = market.panel["close"].iloc[:, 0]
+    net = net_returns(sweep, close, cost_bps=0.0)
+    net[LAG // 2] = 0.0  # as if the short lookback's forecast never cleared the cost
+    result = compare_lookbacks(sweep, net, reps=99)
+    assert result.never_traded == (LAG // 2,)
+    assert result.pnl_mcs is None  # one lookback left that traded: nothing to rank
+    assert result.pnl_spa is not None
