@@ -43,8 +43,17 @@ def test_chapter7_trains_the_model_of_chapter6(monkeypatch: pytest.MonkeyPatch) 
     assert not differ, f"chapter 7 must retrain chapter 6's model; (ch6, ch7) differ: {differ}"
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread: on a shared 2-core machine two spinning threads slow training many-fold."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.slow
-def test_chapter6_defaults_learn_the_planted_echo(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_chapter6_defaults_learn_the_planted_echo(monkeypatch: pytest.MonkeyPatch, one_thread: None) -> None:
     p = notebook_parameters("06_training.ipynb", monkeypatch)
     syn = market_datasets("synthetic", n_bars=p["SYN_BARS"], n_assets=1, planted_lag=p["SYN_LAG"],
                           echo_coef=p["SYN_ECHO"], lookback=p["SYN_LOOKBACK"], seed=p["SEED"])
