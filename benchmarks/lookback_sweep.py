@@ -17,15 +17,14 @@ every out-of-sample forecast. The record then holds, per lookback,
 
 and, over **all** lookbacks tried, Hansen's SPA against the shortest one (forecast loss and
 net P&L) and the Model Confidence Set (:func:`flashtrade_lib.lookback.compare_lookbacks`).
-The machine's 1-minute load average before and after the run is recorded: a sweep taken on a
-busy machine is still a valid *skill* result (training is deterministic on CPU), but its
-``seconds`` are not timings. Results go to ``benchmarks/results/lookback_sweep_cpu.json``.
+The machine's load is watched (:func:`flashtrade_lib.bench.watch_machine`) and the record
+carries its own quality verdict: a sweep taken on a busy machine is still a valid *skill*
+result (training is deterministic on CPU), but its ``seconds`` are not timings. Results go to ``benchmarks/results/lookback_sweep_cpu.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ from pathlib import Path
 import torch
 
 from flashtrade_lib import stats
-from flashtrade_lib.bench import write_record
+from flashtrade_lib.bench import watch_machine, write_record
 from flashtrade_lib.data import forward_log_return, load_crypto, make_features
 from flashtrade_lib.lookback import (
     SweepModel,
@@ -59,6 +58,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=1000, help="bootstrap resamples of the tests")
     p.add_argument("--backend", default="sdpa", help="attention backend of every run")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--max-wait", type=float, default=None,
+                   help="seconds to wait for a quiet machine first (default: flashtrade_lib.bench's)")
     p.add_argument("--out", type=Path, default=RESULTS / "lookback_sweep_cpu.json")
     return p.parse_args(argv)
 
@@ -67,7 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    load_before = os.getloadavg()[0]
+    with watch_machine(args.max_wait) as watch:
+        record, elapsed = _sweep(args)
+    record["elapsed_s"] = elapsed
+    write_record(args.out, record, load=watch.report)
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> tuple[dict, float]:
     start = time.perf_counter()
     panel = load_crypto([args.coin], freq="1h").iloc[-args.bars:]
     features = make_features(panel)
@@ -115,14 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             "benchmark_lookback": tests.benchmark,
             "never_traded": list(tests.never_traded),
         },
-        "elapsed_s": elapsed,
-        # quiet: other programs kept under half the cores busy when the run started (the
-        # sweep itself then adds its own threads, so the "after" value is not a test of quiet)
-        "load": {"loadavg_1min_before": load_before, "loadavg_1min_after": os.getloadavg()[0],
-                 "cpu_count": os.cpu_count(), "quiet": bool(load_before < 0.5 * (os.cpu_count() or 1))},
     }
-    write_record(args.out, record)
-    return 0
+    return record, elapsed
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ TINY = {
     "cross_asset": ["--assets", "2", "--lookbacks", "16", "--repeat", "1", "--d-model", "16",
                     "--n-heads", "2", "--n-layers", "1", "--batch", "2"],
     "lookback_sweep": ["--bars", "700", "--lookbacks", "4", "8", "--folds", "2", "--seeds", "0",
-                       "--steps", "5", "--reps", "99", "--threads", "1"],
+                       "--steps", "5", "--reps", "99", "--threads", "1", "--max-wait", "0"],
 }
 
 
