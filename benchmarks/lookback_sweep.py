@@ -19,7 +19,7 @@ and, over **all** lookbacks tried, Hansen's SPA against the shortest one (foreca
 net P&L) and the Model Confidence Set (:func:`flashtrade_lib.lookback.compare_lookbacks`).
 The machine's load is watched (:func:`flashtrade_lib.bench.watch_machine`) and the record
 carries its own quality verdict: a sweep taken on a busy machine is still a valid *skill*
-result (training is deterministic on CPU), but its ``seconds`` are not timings. Results go to ``benchmarks/results/lookback_sweep_cpu.json``.
+result (training is deterministic on CPU), but its ``seconds`` are not timings. Results go to ``benchmarks/results/lookback_sweep_cpu.json`` (the record ``lookback_sweep_cpu``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import torch
 
@@ -42,8 +41,6 @@ from flashtrade_lib.lookback import (
     summarise,
 )
 from flashtrade_lib.metrics import periods_per_year
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -60,7 +57,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--max-wait", type=float, default=None,
                    help="seconds to wait for a quiet machine first (default: flashtrade_lib.bench's)")
-    p.add_argument("--out", type=Path, default=RESULTS / "lookback_sweep_cpu.json")
+    p.add_argument("--out", default="lookback_sweep_cpu",
+                   help="a record name (bench.results_dir() / NAME.json) or a path")
     return p.parse_args(argv)
 
 
