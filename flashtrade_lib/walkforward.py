@@ -95,15 +95,8 @@ class WalkForwardResult:
         """Growth of 1 over the joined out-of-sample bars."""
         return (1.0 + self.returns).cumprod().rename("equity")
 
-    def metrics(self, rf: float = 0.0) -> dict[str, float]:
-        """Metrics of the joined out-of-sample returns."""
-        return _metrics.summary(
-            self.returns,
-            self.periods_per_year,
-            turnover=self.turnover,
-            positions=self.positions,
-            rf=rf,
-        )
+    #: Metrics of the joined out-of-sample returns: the same definition as one backtest's.
+    metrics = BacktestResult.metrics
 
     def fold_table(self) -> pd.DataFrame:
         """One row per fold: its period, training size and main metrics."""
