@@ -18,9 +18,7 @@ import sys
 from pathlib import Path
 
 import nbformat
-import zmq
 from nbclient import NotebookClient
-from traitlets.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECK_TAG = "nbval-check-output"
@@ -57,12 +55,8 @@ def _merge_streams(outputs: list) -> list:
 
 def execute(nb: nbformat.NotebookNode, path: Path, timeout: int) -> None:
     os.environ["IPYTHONDIR"] = str(ROOT / "book" / "ipython")
-    # CurveZMQ keys for the kernel when it supports them: ipykernel warns on every start
-    # of an unencrypted TCP kernel (the book build does the same, book/_ext).
-    encrypt = Config({"KernelManager": {"transport_encryption": "auto"}}) if zmq.has("curve") else Config()
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
-        config=encrypt,
     )
     client.execute()
 

@@ -20,8 +20,6 @@
 * The course guide's table of notebook run times says "ran"/"failed" in words and names
   chapters by title (myst-nb's ``{nb-exec-table}`` uses emoji that render as a missing
   glyph where no emoji font is installed, and raw document paths).
-* The kernels that execute the notebooks get CurveZMQ transport encryption (ipykernel
-  warns on every start of an unencrypted TCP kernel).
 """
 
 from __future__ import annotations
@@ -131,22 +129,8 @@ class ExecutionTableInWords(SphinxPostTransform):
         return table
 
 
-def _encrypt_kernel_transport() -> None:
-    """Kernels started by this build get CurveZMQ keys when their kernelspec supports it.
-
-    myst-nb starts kernels through nbclient with an empty traitlets config, so the
-    setting goes on the trait's default (``KernelManager.transport_encryption``).
-    """
-    import zmq
-    from jupyter_client.manager import KernelManager
-
-    if zmq.has("curve"):
-        KernelManager.transport_encryption.default_value = "auto"
-
-
 def setup(app: Sphinx) -> dict[str, object]:
     _plotly_js_path()  # fail early, with a clear message
-    _encrypt_kernel_transport()
     app.add_js_file(PLOTLY_JS, priority=100)
     app.add_js_file(None, body=NO_SNIPPETS_FROM_FILES, priority=210)
     app.add_js_file("plotly_fit.js")
