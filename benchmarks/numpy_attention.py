@@ -42,7 +42,6 @@ import argparse
 import contextlib
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -125,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blas-threads", type=int, default=1, help="0 = the BLAS library's default")
     parser.add_argument("--max-wait", type=float, default=None,
                         help="seconds to wait for a quiet machine (default 60, or $FLASHTRADE_QUIET_WAIT_S)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", default=RESULTS, help="a record name (bench.results_dir() / NAME.json) or a path")
     args = parser.parse_args(argv)
     if args.repeat < 5:
         print(f"note: --repeat {args.repeat} < 5; the recorded target needs medians of >= 5 runs")
