@@ -40,7 +40,11 @@ KNOWN_FIGURE_DEFECTS = {
         "colorbar title 'weight' over its top tick label (colorbar title side='right')",
     ("phone", "notebooks/07_prediction.html", "Attention weights of one test window"):
         "colorbar title 'weight' over its top tick label (colorbar title side='right')",
-    ("desktop", "notebooks/07_prediction.html", "Occlusion:"): "long y-axis title runs into the title",
+    ("desktop", "notebooks/07_prediction.html", "Occlusion by resampling"): "long y-axis title runs into the title",
+    ("phone", "notebooks/07_prediction.html", "Planted sink: the two readings"):
+        "side-by-side panels: tick labels and axis titles collide (stack the panels)",
+    ("phone", "notebooks/08_backtesting.html", "Turnover vs net Sharpe on the test"):
+        "long x-axis title runs off the figure and into the y-axis title",
     ("phone", "notebooks/07_prediction.html", "Where the decision bar looks"):
         "side-by-side panels: x-axis titles collide and the title is cut (stack the panels)",
     ("phone", "notebooks/02_online_softmax.html", "Tile 1/10"): "subplot titles collide (stack the panels)",
