@@ -23,7 +23,11 @@ First touch: naive attention allocates fresh N×N arrays on every call, and on s
 virtual machines the kernel's first touch of fresh pages costs seconds per GiB. So
 naive is also timed on *pre-faulted* memory (``naive_prefaulted``: the same function
 inside :func:`flashtrade_lib.bench.reuse_freed_memory`), and the page faults per call
-of both are recorded: the gap between them is the machine's, not the algorithm's.
+of both are recorded: the gap between them is the machine's, not the algorithm's. So
+speed-ups and the target compare tiled with **pre-faulted** naive (the algorithm's
+part); the fresh-memory series is kept as an illustration of first touch
+(``speedup_vs_fresh_naive``) and is not part of the quality check, because its spread
+is the first-touch effect itself, not a disturbed measurement.
 
 Quality: the script first waits (at most ``--max-wait`` seconds, default 60) for a
 quiet machine, records every repeat time and the load, and the record carries the
@@ -31,7 +35,7 @@ verdict :func:`flashtrade_lib.bench.write_record` computes (load, spread of repe
 scaling an O(N²) cost can produce). A flagged record never says "target met".
 
 Target (issue 3, 2-core CPU, N = 8192): the best tiled block is at least 1.3×
-faster than naive and needs at most 1/100 of naive's peak extra memory. The
+faster than (pre-faulted) naive and needs at most 1/100 of naive's peak extra memory. The
 result is written, with machine and versions, to
 ``benchmarks/results/numpy_attention.json``.
 """
@@ -97,19 +101,21 @@ def run_size(n: int, d: int, blocks: list[int], repeat: int, seed: int = 0) -> d
     for name, row in rows.items():
         row["median_s"] = timings[name].median_s
         row["times_s"] = list(timings[name].times_s)
-    naive = rows["naive"]
+    naive, algorithm = rows["naive"], rows["naive_prefaulted"]
     for row in rows.values():
-        row["speedup_vs_naive"] = naive["median_s"] / row["median_s"]
+        row["speedup_vs_naive"] = algorithm["median_s"] / row["median_s"]  # the algorithm's part
+        row["speedup_vs_fresh_naive"] = naive["median_s"] / row["median_s"]  # plus first touch
         row["memory_ratio_vs_naive"] = row["peak_extra_bytes"] / max(naive["peak_extra_bytes"], 1)
     return rows
 
 
 def print_table(n: int, rows: dict) -> None:
     print(f"\nN = {n}")
-    print(f"  {'method':<11} {'median':>9} {'speed-up':>9} {'peak extra':>11} {'mem ratio':>10} {'max err':>9}")
+    print(f"  {'method':<17} {'median':>9} {'speed-up':>9} {'vs fresh':>9} {'peak extra':>11} {'mem ratio':>10} "
+          f"{'max err':>9}")
     for name, r in rows.items():
         print(
-            f"  {name:<11} {r['median_s']:>8.3f}s {r['speedup_vs_naive']:>8.2f}× "
+            f"  {name:<17} {r['median_s']:>8.3f}s {r['speedup_vs_naive']:>8.2f}× {r['speedup_vs_fresh_naive']:>8.2f}× "
             f"{fmt_bytes(r['peak_extra_bytes']):>11} {r['memory_ratio_vs_naive']:>10.4f} "
             f"{r['max_abs_error_vs_fp64']:>9.1e}"
         )
@@ -152,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             "required_speedup": TARGET_SPEEDUP,
             "required_memory_ratio": TARGET_MEMORY_RATIO,
             "met": met,
-            "speedup_vs_prefaulted_naive": rows["naive_prefaulted"]["median_s"] / rows[best]["median_s"],
+            "against": "naive on pre-faulted memory (the algorithm's part; first touch removed)",
+            "speedup_vs_fresh_naive": rows[best]["speedup_vs_fresh_naive"],
         }
 
     record = {
@@ -168,16 +175,18 @@ def main(argv: list[str] | None = None) -> int:
         },
         "results": results,
         "target": target,
+        "not_quality_checked": {
+            "naive": "fresh memory: its repeats vary with first touch, the effect this series illustrates"},
     }
-    methods = list(next(iter(results.values())))
+    methods = [m for m in next(iter(results.values())) if m not in record["not_quality_checked"]]
     series = [Series(m, 2, tuple(int(n) for n in results), tuple(tuple(results[n][m]["times_s"]) for n in results))
               for m in methods]
     written = load_record(write_record(args.out, record, series=series, load=watch.report))
     if written["target"] is not None:
         t = written["target"]
         print(
-            f"target at N={TARGET_N}: best tiled ({t['best']}) {t['speedup']:.2f}× faster than naive "
-            f"(need ≥ {TARGET_SPEEDUP}; {t['speedup_vs_prefaulted_naive']:.2f}× against pre-faulted naive), "
+            f"target at N={TARGET_N}: best tiled ({t['best']}) {t['speedup']:.2f}× faster than pre-faulted naive "
+            f"(need ≥ {TARGET_SPEEDUP}; {t['speedup_vs_fresh_naive']:.2f}× against fresh naive), "
             f"memory ratio 1/{1 / t['memory_ratio']:.0f} (need ≤ 1/{1 / TARGET_MEMORY_RATIO:.0f}): "
             f"{'MET' if t['met'] else 'NOT MET'}"
         )

@@ -15,6 +15,7 @@ Why apart from the training loop: this measures a step instead of training a mod
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -97,6 +98,7 @@ def sweep_step_costs(
     device: str = "cpu",
     progress: bool = False,
     on_point: Callable[[Mapping[str, Any]], None] | None = None,
+    prefaulted: bool = False,
 ) -> list[dict[str, Any]]:
     """Time and peak memory of one training step per grid point and backend; one row each.
 
@@ -115,12 +117,19 @@ def sweep_step_costs(
     ``(limit_bytes, status)`` of ``nxn_limits`` it exceeds gives the row that status instead
     of exhausting the machine. ``skip(backend, point)`` may refuse other runs with
     ``(status, reason)``. A real out-of-memory error is a result too: status ``"oom"``.
+
+    ``prefaulted=True`` (CPU) times the steps on memory already faulted in
+    (:func:`~flashtrade_lib.bench.reuse_freed_memory`, after one untimed round inside it):
+    a step that allocates N×N buffers afresh otherwise pays the machine's first touch of
+    every page, which on some VMs costs seconds per GiB and varies run to run. Memory is
+    measured afterwards, on fresh memory, either way. Rows say which (``timed_on``).
     """
     from tqdm.auto import tqdm
 
-    from flashtrade_lib.bench import peak_memory, peak_memory_cuda, time_calls
+    from flashtrade_lib.bench import peak_memory, peak_memory_cuda, reuse_freed_memory, time_calls
 
     cuda = device.startswith("cuda")
+    reuse = prefaulted and not cuda
     rows: list[dict[str, Any]] = []
     for point in tqdm(list(points), disable=not progress, desc="grid points", unit="point"):
         steps: dict[str, Step] = {}
@@ -146,11 +155,13 @@ def sweep_step_costs(
                 rows.append({**base, "status": "oom", "reason": str(exc).splitlines()[0][:200]})
                 _free(device)
         if steps:
-            timings = time_calls(steps, repeat=repeat, warmup=warmup)
+            with reuse_freed_memory() if reuse else contextlib.nullcontext(False) as reused:
+                timings = time_calls(steps, repeat=repeat, warmup=max(warmup, int(reuse)))
             for b, fn in steps.items():
                 mem = peak_memory_cuda(fn) if cuda else peak_memory(fn)
                 row = {**point, "backend": b, "status": "ok", "step_s": timings[b].median_s,
-                       "step_times_s": list(timings[b].times_s), "peak_bytes": int(mem)}
+                       "step_times_s": list(timings[b].times_s), "peak_bytes": int(mem),
+                       "timed_on": "pre-faulted memory" if reused else "fresh memory"}
                 if b in predicted:
                     row["predicted_nxn_bytes"] = predicted[b]
                     row["measured_over_predicted"] = mem / predicted[b]
@@ -204,13 +215,14 @@ def measure_train_context(
     device: str = "cpu",
     amp: bool = False,
     progress: bool = False,
+    prefaulted: bool = False,
 ) -> list[dict[str, Any]]:
     """:func:`sweep_step_costs` over context lengths of the single-series model (:func:`random_batch_step`).
 
     Rows: ``context, backend``, the model sizes, ``status`` and (when ``"ok"``) ``step_s``,
     ``step_times_s``, ``peak_bytes``. A naive step whose predicted N×N memory
     (:func:`naive_step_bytes`, ``n_live=3``) exceeds ``max_bytes`` is not run: its row says
-    ``"skipped"`` with the prediction.
+    ``"skipped"`` with the prediction. ``prefaulted``: see :func:`sweep_step_costs`.
     """
     sizes = {"batch": batch, "d_model": d_model, "n_heads": n_heads, "n_layers": n_layers}
     itemsize = 2 if amp else 4
@@ -223,4 +235,5 @@ def measure_train_context(
         nxn_bytes=lambda p: naive_step_bytes(p["context"], batch=batch, n_heads=n_heads, n_layers=n_layers,
                                              itemsize=itemsize),
         nxn_limits=[(max_bytes, "skipped")], repeat=repeat, warmup=warmup, device=device, progress=progress,
+        prefaulted=prefaulted,
     )

@@ -48,6 +48,20 @@ def test_sweep_measures_small_contexts_and_skips_what_would_not_fit() -> None:
     assert skipped["predicted_nxn_bytes"] == naive_step_bytes(4096, batch=1, n_heads=2, n_layers=1)
 
 
+def test_sweep_can_time_on_prefaulted_memory_and_says_which() -> None:
+    """First touch is the machine's cost: a benchmark times steps without it, and the row says so."""
+    from flashtrade_lib.bench import reuse_freed_memory
+
+    with reuse_freed_memory() as available:
+        pass
+    rows = measure_train_context([64], ("naive",), batch=1, d_model=16, n_heads=2, n_layers=1, repeat=2,
+                                 prefaulted=True)
+    assert rows[0]["status"] == "ok" and len(rows[0]["step_times_s"]) == 2
+    assert rows[0]["timed_on"] == ("pre-faulted memory" if available else "fresh memory")
+    fresh = measure_train_context([64], ("naive",), batch=1, d_model=16, n_heads=2, n_layers=1, repeat=1)
+    assert fresh[0]["timed_on"] == "fresh memory"
+
+
 def test_sweep_is_model_agnostic_and_records_what_it_refused() -> None:
     """The one sweep over any grid: N×N limits for score-materialising backends, other refusals by skip."""
     calls: list[tuple[str, int]] = []
