@@ -25,6 +25,7 @@ TINY = {
                       "--n-heads", "2", "--n-layers", "1", "--batch", "2", "--max-wait", "0"],
     "cross_asset": ["--assets", "2", "--lookbacks", "16", "--repeat", "1", "--d-model", "16",
                     "--n-heads", "2", "--n-layers", "1", "--batch", "2"],
+    "grading_time": ["--chapters", "00", "--cell-timeout", "60", "--max-wait", "0"],
     "lookback_sweep": ["--bars", "700", "--lookbacks", "4", "8", "--folds", "2", "--seeds", "0",
                        "--steps", "5", "--reps", "99", "--threads", "1", "--max-wait", "0"],
 }
@@ -48,6 +49,10 @@ def test_benchmark_script_writes_a_record(name: str, tmp_path: Path) -> None:
     if name in ("numpy_attention", "train_context"):  # self-checking records: verdict, load, every repeat
         assert record["quality"]["verdict"] in ("ok", "flagged") and record["load"]["cores"] >= 1
         assert record["series"] and all(len(ts) == 1 for s in record["series"] for ts in s["times_s"])
+    if name == "grading_time":  # the reference answer gets every point; the record says how long it took
+        assert record["reference_gets_every_point"] and record["load"]["cores"] >= 1
+        assert {r["submission"] for r in record["rows"]} == {"reference", "typical-wrong"}
+        assert all(r["seconds"] > 0 for r in record["rows"])
     # windows_memory returns 1 when its memory target fails: at this size it must pass
     assert status == 0
 

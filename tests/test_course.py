@@ -15,8 +15,9 @@ import nbformat
 import pytest
 
 from flashtrade_lib.course.grade import grade
-from flashtrade_lib.course.release import exercises_in, release
+from flashtrade_lib.course.release import release
 from flashtrade_lib.course.solutions import load
+from flashtrade_lib.course.submissions import fill, wrong_answer
 
 SOLUTIONS = load()
 CHAPTER = "02_online_softmax.ipynb"
@@ -24,34 +25,6 @@ IDS = ["ch02-tile-update", "ch02-tiled-forward", "ch02-online-softmax", "ch02-me
 CELL_TIMEOUT_S = 20
 
 pytestmark = pytest.mark.slow
-
-
-def _answer_cell(exercise_id: str, answer: str, code: str) -> str:
-    return f"{code.rstrip()}\n\n\ncheck({exercise_id!r}, {answer})"
-
-
-def _wrong_named(exercise_id: str, answer: str, which: str) -> str:
-    wrong = next(w for w in SOLUTIONS[exercise_id].wrongs if w.name == which)
-    from flashtrade_lib.course.solutions import shown_source
-
-    return shown_source(wrong.build()).replace(f"def {wrong.name}(", f"def {answer}(")
-
-
-def _fill(released: Path, plan: dict[str, str | None]) -> nbformat.NotebookNode:
-    """The student's notebook: each answer cell replaced by ``plan[id]`` (None: the cell is deleted)."""
-    nb = nbformat.read(released, as_version=4)
-    cells = []
-    for cell in nb.cells:
-        found = exercises_in(nbformat.v4.new_notebook(cells=[cell])) if cell.cell_type == "code" else []
-        if found and not cell.metadata.get("nbgrader", {}).get("grade"):
-            (eid, answer), = found
-            code = plan.get(eid, SOLUTIONS[eid].source)
-            if code is None:
-                continue  # never defines the function
-            cell.source = _answer_cell(eid, answer, code)
-        cells.append(cell)
-    nb.cells = cells
-    return nb
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +79,9 @@ def test_autograde_two_students(course, tmp_path: Path) -> None:
     plans = {
         "ada": {},  # everything right
         "bob": {  # the typical mistakes, an endless loop, and one function never defined
-            "ch02-online-softmax": _wrong_named("ch02-online-softmax", "online_softmax_stats",
+            "ch02-online-softmax": wrong_answer("ch02-online-softmax", "online_softmax_stats",
                                                 "online_softmax_stats_without_rescaling"),
-            "ch02-tile-update": _wrong_named("ch02-tile-update", "tile_update", "tile_update_forgetting_acc"),
+            "ch02-tile-update": wrong_answer("ch02-tile-update", "tile_update", "tile_update_forgetting_acc"),
             "ch02-tiled-forward": "def my_tiled_attention(q, k, v, block_q, block_k, causal=False, mask=None):\n"
                                   "    while True:\n        pass\n",
             "ch02-causal-tiles": None,
@@ -116,7 +89,7 @@ def test_autograde_two_students(course, tmp_path: Path) -> None:
     }
     for student, plan in plans.items():
         (submissions / student).mkdir(parents=True)
-        nbformat.write(_fill(released, plan), submissions / student / CHAPTER)
+        nbformat.write(fill(released, plan, SOLUTIONS), submissions / student / CHAPTER)
     out = tmp_path / "grades"
     results = grade(course.course_dir, submissions, out, cell_timeout_s=CELL_TIMEOUT_S)
     rows = {row["student"]: row for row in csv.DictReader((out / "gradebook.csv").open())}

@@ -52,6 +52,7 @@ class StudentResult:
     scores: dict[str, float] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    seconds_by_notebook: dict[str, float] = field(default_factory=dict)  #: wall time of each graded notebook
 
     @property
     def total(self) -> float:
@@ -111,8 +112,10 @@ def grade(course_dir: Path, submissions: Path, out: Path, *, cell_timeout_s: int
             result = StudentResult(student_dir.name, dict.fromkeys(columns, 0.0))
             start = time.perf_counter()
             for name, release_path in sorted(released.items()):
-                _grade_one(course_dir, student_dir, name, release_path, result, env, cell_timeout_s,
-                           submission_timeout_s)
+                started = time.perf_counter()
+                if _grade_one(course_dir, student_dir, name, release_path, result, env, cell_timeout_s,
+                              submission_timeout_s):
+                    result.seconds_by_notebook[name] = time.perf_counter() - started
             result.seconds = time.perf_counter() - start
             results.append(result)
     gradebook = Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}")
@@ -135,13 +138,14 @@ def grade(course_dir: Path, submissions: Path, out: Path, *, cell_timeout_s: int
 
 
 def _grade_one(course_dir: Path, student_dir: Path, name: str, release_path: Path, result: StudentResult,
-               env: dict[str, str], cell_timeout_s: int, submission_timeout_s: int) -> None:
+               env: dict[str, str], cell_timeout_s: int, submission_timeout_s: int) -> bool:
+    """Autograde one notebook of one student; False when there was none to grade."""
     assignment = release_path.parent.name
     ids = [eid for eid, _ in exercises_in(nbformat.read(release_path, 4))]
     submitted = student_dir / name
     if not submitted.is_file():
         result.reasons.update(dict.fromkeys(ids, f"not graded: no {name} in the submission"))
-        return
+        return False
     target = course_dir / "submitted" / student_dir.name / assignment / name
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(submitted, target)
@@ -156,8 +160,9 @@ def _grade_one(course_dir: Path, student_dir: Path, name: str, release_path: Pat
     if failed or not autograded.is_file():
         why = f"not graded: grading this notebook failed or ran past {submission_timeout_s} s ({log.strip()[-300:]})"
         result.reasons.update(dict.fromkeys(ids, why))
-        return
+        return True
     result.reasons.update(_reasons_from(autograded, cell_timeout_s))
+    return True
 
 
 def _write(out: Path, columns: list[str], results: list[StudentResult]) -> None:

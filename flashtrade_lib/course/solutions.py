@@ -39,6 +39,7 @@ class Wrong:
     build: Callable[[], Any]
     name: str
     expect: str  # words the grader's message must contain
+    source: str = ""  # the mistake as a learner would write it (a value exercise: ``name = value``)
 
 
 @dataclass
@@ -92,7 +93,8 @@ def wrong(exercise_id: str, *, expect: str, call: bool = False) -> Callable[[Any
     def decorator(obj: Any) -> Any:
         build = obj if call else (lambda: obj)
         name = getattr(getattr(obj, "fn", obj), "__name__", exercise_id)
-        _WRONGS.setdefault(exercise_id, []).append(Wrong(build, name, expect))
+        source = statement_source(obj) if call else shown_source(obj)
+        _WRONGS.setdefault(exercise_id, []).append(Wrong(build, name, expect, source))
         return obj
 
     return decorator

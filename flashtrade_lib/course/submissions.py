@@ -1,0 +1,56 @@
+"""Submissions written by code: a released chapter with its answer cells filled in.
+
+An instructor trying the kit, the test suite and the grading-time benchmark all need
+notebooks as a student would hand them in — right, wrong, or with an answer missing.
+``plan`` maps an exercise id to the code of its answer cell; an id not in it gets the
+reference solution (from ``course/solutions/``), ``None`` deletes the answer cell (the
+function is never defined).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import nbformat
+
+from flashtrade_lib.course.release import exercises_in
+from flashtrade_lib.course.solutions import Solution, load
+
+
+def answer_cell(exercise_id: str, answer: str, code: str) -> str:
+    """The learner's cell: their code, then the chapter's check of it."""
+    return f"{code.rstrip()}\n\n\ncheck({exercise_id!r}, {answer})"
+
+
+def wrong_answer(exercise_id: str, answer: str, which: str, solutions: Mapping[str, Solution] | None = None) -> str:
+    """The source of the typical mistake ``which`` (a ``@wrong`` in course/solutions), renamed to ``answer``."""
+    solutions = solutions if solutions is not None else load()
+    found = {w.name: w for w in solutions[exercise_id].wrongs}
+    if which not in found:
+        raise KeyError(f"{exercise_id} has no wrong answer {which!r}; it has {sorted(found)}")
+    lines = found[which].source.splitlines()
+    renamed = [line.replace(f"def {which}(", f"def {answer}(", 1) if line.startswith(f"def {which}(")
+               else f"{answer} = {line.removeprefix(f'{which} = ')}" if line.startswith(f"{which} = ")
+               else line for line in lines]
+    return "\n".join(renamed) + "\n"
+
+
+def fill(released: Path, plan: Mapping[str, str | None] | None = None,
+         solutions: Mapping[str, Solution] | None = None) -> nbformat.NotebookNode:
+    """The released notebook ``released`` with each answer cell replaced as ``plan`` says."""
+    plan = plan or {}
+    solutions = solutions if solutions is not None else load()
+    nb = nbformat.read(released, as_version=4)
+    cells = []
+    for cell in nb.cells:
+        found = exercises_in(nbformat.v4.new_notebook(cells=[cell])) if cell.cell_type == "code" else []
+        if found and not cell.metadata.get("nbgrader", {}).get("grade"):
+            (eid, answer), = found
+            code = plan[eid] if eid in plan else solutions[eid].source
+            if code is None:
+                continue  # never defines the function
+            cell.source = answer_cell(eid, answer, code)
+        cells.append(cell)
+    nb.cells = cells
+    return nb
