@@ -20,6 +20,9 @@
 * The course guide's table of notebook run times says "ran"/"failed" in words and names
   chapters by title (myst-nb's ``{nb-exec-table}`` uses emoji that render as a missing
   glyph where no emoji font is installed, and raw document paths).
+* ``{grading-times}``: the course guide's time to grade one submission per chapter, read
+  from the benchmark record ``grading_time`` (``benchmarks/grading_time.py``) with its
+  provenance and quality verdict — a recorded number, never typed into the page.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from sphinx.application import Sphinx
 from sphinx.config import Config
 from sphinx.environment import BuildEnvironment
 from sphinx.transforms.post_transforms import SphinxPostTransform
+from sphinx.util.docutils import SphinxDirective
 
 PLOTLY_JS = "plotly.min.js"
 STATIC = Path(__file__).parent / "static"
@@ -116,17 +120,55 @@ class ExecutionTableInWords(SphinxPostTransform):
                 nodes.Text("ran" if data.get("succeeded") is True else "failed"),
                 nodes.Text(datetime.fromtimestamp(when).strftime("%Y-%m-%d %H:%M") if when else "–"),
             ])
-        table = nodes.table(classes=["colwidths-auto"])
-        group = nodes.tgroup(cols=len(header))
-        table += group
-        group += [nodes.colspec(colwidth=1) for _ in header]
-        head, body = nodes.thead(), nodes.tbody()
-        group += head
-        group += body
-        head += nodes.row("", *(nodes.entry("", nodes.paragraph(text=h)) for h in header))
-        for cells in rows:
-            body += nodes.row("", *(nodes.entry("", nodes.paragraph("", "", c)) for c in cells))
-        return table
+        return _table(header, rows)
+
+
+def _table(header: list[str], rows: list[list[nodes.Node]]) -> nodes.table:
+    """A docutils table: one header row, then ``rows`` of inline nodes."""
+    table = nodes.table(classes=["colwidths-auto"])
+    group = nodes.tgroup(cols=len(header))
+    table += group
+    group += [nodes.colspec(colwidth=1) for _ in header]
+    head, body = nodes.thead(), nodes.tbody()
+    group += head
+    group += body
+    head += nodes.row("", *(nodes.entry("", nodes.paragraph(text=h)) for h in header))
+    for cells in rows:
+        body += nodes.row("", *(nodes.entry("", nodes.paragraph("", "", c)) for c in cells))
+    return table
+
+
+class GradingTimes(SphinxDirective):
+    """``{grading-times}``: seconds to grade one submitted notebook, per chapter, from the record."""
+
+    RECORD = "grading_time"
+
+    def run(self) -> list[nodes.Node]:
+        from flashtrade_lib.bench import load_record, provenance, record_path, verdict
+
+        self.env.note_dependency(str(record_path(self.RECORD)))
+        record = load_record(self.RECORD)
+        if record is None:
+            return [nodes.paragraph(text=(
+                "No recorded grading times in this checkout: run .venv/bin/python benchmarks/grading_time.py "
+                "(a few minutes) and rebuild the book."))]
+        by_chapter: dict[str, dict[str, dict]] = {}
+        for row in record["rows"]:
+            by_chapter.setdefault(row["chapter"], {})[row["submission"]] = row
+
+        def cell(row: dict | None) -> nodes.Text:
+            if row is None or row["seconds"] is None:
+                return nodes.Text("–")
+            return nodes.Text(f"{row['seconds']:.0f} s ({row['points']:g}/{row['exercises']} points)")
+
+        rows = [[nodes.Text(chapter), nodes.Text(str(next(iter(subs.values()))["exercises"])),
+                 cell(subs.get("reference")), cell(subs.get("typical-wrong"))]
+                for chapter, subs in by_chapter.items()]
+        table = _table(["Chapter", "Exercises", "Reference submission", "Typical mistakes"], rows)
+        notes = [f"{provenance(record, packages=('numpy', 'torch', 'triton'))}.", verdict(record)]
+        if not record.get("reference_gets_every_point", False):
+            notes.append("The reference submission did not get every point: these are not times of complete runs.")
+        return [table, *(nodes.paragraph(text=n) for n in notes)]
 
 
 def setup(app: Sphinx) -> dict[str, object]:
@@ -138,5 +180,6 @@ def setup(app: Sphinx) -> dict[str, object]:
     app.connect("config-inited", _add_static)
     app.connect("env-get-updated", number_per_chapter, priority=900)
     app.add_post_transform(ExecutionTableInWords)
+    app.add_directive("grading-times", GradingTimes)
     app.connect("build-finished", _copy_plotly)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
