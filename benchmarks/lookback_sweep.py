@@ -103,6 +103,7 @@ def _sweep(args: argparse.Namespace) -> tuple[dict, float]:
             "coin": args.coin, "bars": args.bars, "first_bar": str(panel.index[0]), "last_bar": str(panel.index[-1]),
             "lookbacks": sorted(set(args.lookbacks)), "folds": args.folds, "seeds": args.seeds,
             "cost_bps": args.cost_bps, "reps": args.reps, "periods_per_year": periods,
+            "torch_threads": torch.get_num_threads(),
             "model": {k: getattr(spec, k) for k in ("d_model", "n_heads", "n_layers", "train_steps",
                                                      "batch_size", "lr", "backend")},
         },
