@@ -24,7 +24,12 @@ few more N×N buffers at the peak: ``(n_layers + 3)·B·H·N²·4`` bytes
   on this CPU ~10 s per SDPA step at 17k tokens).
 
 Each measured naive row also records the ratio of measured peak to predicted N×N
-bytes, so the formula is checked where it can be. Results go to
+bytes, so the formula is checked where it can be. Steps are timed on pre-faulted memory
+(``prefaulted`` in :func:`~flashtrade_lib.step_cost.sweep_step_costs`: first touch of
+fresh pages is the machine's cost, not attention's). The script first waits (bounded,
+``--max-wait``) for a quiet machine, and the record checks itself
+(:func:`flashtrade_lib.bench.write_record`): load, spread of the repeats, and, per backend
+and asset count, growth with the lookback that an O(N²) step can produce. Results go to
 ``benchmarks/results/cross_asset_<device>.json`` with
 :func:`flashtrade_lib.env.environment_report` provenance.
 """
@@ -39,9 +44,10 @@ from pathlib import Path
 import torch
 
 from flashtrade_lib.attention.backends import default_capabilities, usable_backends
-from flashtrade_lib.bench import fmt_bytes, fmt_seconds, write_record
+from flashtrade_lib.bench import fmt_bytes, fmt_seconds, watch_machine, write_record
 from flashtrade_lib.cross_asset import CrossAssetTrader, n_tokens
 from flashtrade_lib.model import ModelConfig
+from flashtrade_lib.record_quality import Series
 from flashtrade_lib.step_cost import naive_step_bytes, sweep_step_costs, train_step
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,6 +72,16 @@ def default_backends() -> list[str]:
     return usable_backends(default_capabilities(head_dim=16, causal=True), auto_only=True)
 
 
+def _series(rows: list[dict]) -> list[Series]:
+    """Every repeat of each (backend, asset count) across lookbacks: N grows with the lookback."""
+    ok = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: r["tokens"])
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for r in ok:
+        groups.setdefault((r["backend"], r["assets"]), []).append(r)
+    return [Series(f"{b}, {a} assets", 2, tuple(r["tokens"] for r in g), tuple(tuple(r["step_times_s"]) for r in g))
+            for (b, a), g in groups.items()]
+
+
 def main(argv: list[str] | None = None) -> int:
     cuda = torch.cuda.is_available()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -83,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-run-gib", type=float, default=3.0, help="never run a naive step predicted above this")
     p.add_argument("--max-tokens", type=int, default=20_000 if not cuda else 200_000,
                    help="never run any backend above this many tokens (compute time)")
+    p.add_argument("--max-wait", type=float, default=None,
+                   help="seconds to wait for a quiet machine (default 60, or $FLASHTRADE_QUIET_WAIT_S)")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     device = "cuda" if cuda else "cpu"
@@ -108,13 +126,14 @@ def main(argv: list[str] | None = None) -> int:
               f"({time.perf_counter() - started:.0f} s)", flush=True)
 
     grid = [{"assets": a, "lookback": lb, "tokens": n_tokens(lb, a)} for a in args.assets for lb in args.lookbacks]
-    rows = sweep_step_costs(
-        grid, args.backends, step_at,
-        nxn_bytes=lambda p: naive_step_bytes(p["tokens"], batch=args.batch, n_heads=args.n_heads,
-                                             n_layers=args.n_layers),
-        nxn_limits=[(args.oom_gib * GiB, "predicted OOM"), (args.max_run_gib * GiB, "not run (time)")],
-        skip=too_long, repeat=args.repeat, device=device, on_point=done,
-    )
+    with watch_machine(args.max_wait) as watch:
+        rows = sweep_step_costs(
+            grid, args.backends, step_at,
+            nxn_bytes=lambda p: naive_step_bytes(p["tokens"], batch=args.batch, n_heads=args.n_heads,
+                                                 n_layers=args.n_layers),
+            nxn_limits=[(args.oom_gib * GiB, "predicted OOM"), (args.max_run_gib * GiB, "not run (time)")],
+            skip=too_long, repeat=args.repeat, device=device, on_point=done, prefaulted=True,
+        )
 
     def cell(a: int, lb: int, b: str) -> dict | None:
         return next((r for r in rows if r["assets"] == a and r["lookback"] == lb and r["backend"] == b), None)
@@ -149,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                      "naive_formula": "(n_layers + 3) * batch * n_heads * N^2 * 4 bytes"},
         "rows": rows,
         "runtime_s": time.perf_counter() - started,
-    })
+    }, series=_series(rows), load=watch.report)
     print(f"({time.perf_counter() - started:.0f} s)")
     return 0
 

@@ -20,11 +20,11 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 TINY = {
     "backtest": ["--bars", "3000", "--loop-bars", "500", "--repeat", "1", "--max-wait", "0"],
     "numpy_attention": ["--sizes", "128", "256", "--blocks", "32", "--repeat", "1", "--max-wait", "0"],
-    "windows_memory": ["--bars", "3000", "--lookback", "64", "--batches", "2"],
+    "windows_memory": ["--bars", "3000", "--lookback", "64", "--batches", "2", "--max-wait", "0"],
     "train_context": ["--contexts", "32", "64", "--repeat", "1", "--d-model", "16",
                       "--n-heads", "2", "--n-layers", "1", "--batch", "2", "--max-wait", "0"],
-    "cross_asset": ["--assets", "2", "--lookbacks", "16", "--repeat", "1", "--d-model", "16",
-                    "--n-heads", "2", "--n-layers", "1", "--batch", "2"],
+    "cross_asset": ["--assets", "2", "--lookbacks", "16", "32", "--repeat", "1", "--d-model", "16",
+                    "--n-heads", "2", "--n-layers", "1", "--batch", "2", "--max-wait", "0"],
     "grading_time": ["--chapters", "00", "--cell-timeout", "60", "--max-wait", "0"],
     "lookback_sweep": ["--bars", "700", "--lookbacks", "4", "8", "--folds", "2", "--seeds", "0",
                        "--steps", "5", "--reps", "99", "--threads", "1", "--max-wait", "0"],
@@ -46,7 +46,7 @@ def test_benchmark_script_writes_a_record(name: str, tmp_path: Path) -> None:
     assert record is not None, f"{name} wrote no record"
     assert record["benchmark"] == name
     assert record["environment"]["cpu_count"] >= 1
-    if name in ("numpy_attention", "train_context"):  # self-checking records: verdict, load, every repeat
+    if name in ("numpy_attention", "train_context", "cross_asset"):  # self-checking: verdict, load, every repeat
         assert record["quality"]["verdict"] in ("ok", "flagged") and record["load"]["cores"] >= 1
         assert record["series"] and all(len(ts) == 1 for s in record["series"] for ts in s["times_s"])
     if name == "grading_time":  # the reference answer gets every point; the record says how long it took
