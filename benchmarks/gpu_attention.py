@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--head-dims", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--backends", nargs="+", default=candidates(), choices=candidates())
     parser.add_argument("--quick", action="store_true", help="N in {1024, 4096}, head dim 64")
+    parser.add_argument("--max-wait", type=float, default=None,
+                        help="seconds to wait for a quiet machine (default 60, or $FLASHTRADE_QUIET_WAIT_S)")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default: benchmarks/results/...)")
     args = parser.parse_args(argv)
 
@@ -137,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import triton
 
-    from flashtrade_lib.bench import write_record
+    from flashtrade_lib.bench import watch_machine, write_record
     from flashtrade_lib.env import environment_report
 
     env = environment_report()
@@ -154,16 +156,20 @@ def main(argv: list[str] | None = None) -> int:
           f"CUDA {gpu['cuda']}, torch {torch.__version__}, triton {triton.__version__}")
 
     rows: list[dict] = []
-    for d in args.head_dims:
-        for causal in (False, True):
-            for n in args.seqlens:
-                batch, heads = max(1, TOKENS // n), MODEL_DIM // d
-                for backend in args.backends:
-                    new = _measure(backend, batch, heads, n, d, causal)
-                    rows += new
-                    for r in new:
-                        val = f"{r['tflops']:7.1f} TFLOP/s ({r['ms']:.3f} ms)" if r["status"] == "ok" else r["status"]
-                        print(f"d={d:3d} {'causal' if causal else 'full  '} N={n:5d} {r['pass']} {backend:15s} {val}")
+    # kernel launches are CPU work: a busy host slows the short ones, so wait (bounded) and record the load
+    with watch_machine(args.max_wait) as watch:
+        for d in args.head_dims:
+            for causal in (False, True):
+                for n in args.seqlens:
+                    batch, heads = max(1, TOKENS // n), MODEL_DIM // d
+                    for backend in args.backends:
+                        new = _measure(backend, batch, heads, n, d, causal)
+                        rows += new
+                        for r in new:
+                            val = (f"{r['tflops']:7.1f} TFLOP/s ({r['ms']:.3f} ms)" if r["status"] == "ok"
+                                   else r["status"])
+                            print(f"d={d:3d} {'causal' if causal else 'full  '} N={n:5d} {r['pass']} "
+                                  f"{backend:15s} {val}")
 
     record = {
         "benchmark": "gpu_attention",
@@ -190,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     if out is None:
         slug = re.sub(r"[^a-z0-9]+", "-", gpu["name"].lower()).strip("-")
         out = RESULTS / f"gpu_attention_{slug}_{env['date_utc'][:10]}.json"
-    write_record(out, record, environment=env)
+    write_record(out, record, environment=env, load=watch.report)
     return 0
 
 
