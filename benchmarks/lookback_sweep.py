@@ -41,13 +41,14 @@ from flashtrade_lib.lookback import (
     summarise,
 )
 from flashtrade_lib.metrics import periods_per_year
+from flashtrade_lib.trials import FULL_LENGTH_LOOKBACKS, SWEEP_RECORD
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--coin", default="BTC")
     p.add_argument("--bars", type=int, default=8000, help="most recent hourly bars used")
-    p.add_argument("--lookbacks", type=int, nargs="+", default=[8, 32, 128, 512, 1024])
+    p.add_argument("--lookbacks", type=int, nargs="+", default=list(FULL_LENGTH_LOOKBACKS))
     p.add_argument("--folds", type=int, default=3)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--steps", type=int, default=300, help="AdamW steps per run")
@@ -57,7 +58,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--max-wait", type=float, default=None,
                    help="seconds to wait for a quiet machine first (default: flashtrade_lib.bench's)")
-    p.add_argument("--out", default="lookback_sweep_cpu",
+    p.add_argument("--out", default=SWEEP_RECORD,
                    help="a record name (bench.results_dir() / NAME.json) or a path")
     return p.parse_args(argv)
 

@@ -72,6 +72,7 @@ __all__ = [
     "PerAssetTrader",
     "OrderBookTrader",
     "BarRotaryEmbedding",
+    "LAYOUTS",
     "n_tokens",
 ]
 
@@ -207,6 +208,15 @@ class PerAssetTrader(FlashAttentionTrader):
         b, t, a, f = x.shape
         out = super().forward(x.transpose(1, 2).reshape(b * a, t, f))
         return {k: v.view(b, a) for k, v in out.items()}
+
+
+#: The token layouts chapter 10 compares, by name: one definition, which the chapter trains and
+#: :mod:`flashtrade_lib.trials` counts (each layout is one trial on the bundled coins).
+LAYOUTS: dict[str, type[nn.Module]] = {
+    "per-asset": PerAssetTrader,
+    "channel mixing": ChannelMixingTrader,
+    "(asset, time) tokens": CrossAssetTrader,
+}
 
 
 class OrderBookTrader(CrossAssetTrader):
