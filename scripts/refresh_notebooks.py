@@ -19,7 +19,6 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from traitlets.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECK_TAG = "nbval-check-output"
@@ -56,10 +55,8 @@ def _merge_streams(outputs: list) -> list:
 
 def execute(nb: nbformat.NotebookNode, path: Path, timeout: int) -> None:
     os.environ["IPYTHONDIR"] = str(ROOT / "book" / "ipython")
-    # IPC transport, as the book build uses (book/_ext): no unencrypted TCP kernel, no warning
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
-        config=Config({"KernelManager": {"transport": "ipc"}}),
     )
     client.execute()
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
 from types import SimpleNamespace
 
 from conftest import ROOT
@@ -26,22 +24,3 @@ def test_chapter_items_are_numbered_within_their_chapter() -> None:
                                                        "theorem": {"thm": (2, 1)}}
     assert numbers["notebooks/08_backtesting"]["exercise"] == {"ex-y": (8, 1), "ex-z": (8, 2), "ex-x": (8, 3)}
     assert numbers["book/course_guide"]["exercise"] == {"ex-guide": (21,)}  # not a chapter: left alone
-
-
-def test_build_kernels_run_over_ipc_without_the_transport_warning(tmp_path) -> None:
-    """ipykernel warns on every unencrypted TCP kernel; the build's kernels use IPC and run quietly."""
-    script = tmp_path / "run.py"
-    script.write_text(
-        "import importlib.util, nbformat\n"
-        "from nbclient import NotebookClient\n"
-        f"spec = importlib.util.spec_from_file_location('ext', {str(SPEC.origin)!r})\n"
-        "ext = importlib.util.module_from_spec(spec); spec.loader.exec_module(ext)\n"
-        "ext.kernels_over_ipc()\n"
-        "nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('print(6 * 7)')])\n"
-        "NotebookClient(nb, timeout=60, kernel_name='python3').execute()\n"
-        "print('OUTPUT', nb.cells[0].outputs[0]['text'].strip())\n"
-    )
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "OUTPUT 42" in done.stdout
-    assert "without encryption" not in done.stdout + done.stderr

@@ -20,9 +20,6 @@
 * The course guide's table of notebook run times says "ran"/"failed" in words and names
   chapters by title (myst-nb's ``{nb-exec-table}`` uses emoji that render as a missing
   glyph where no emoji font is installed, and raw document paths).
-* The kernels that execute the notebooks talk to the build over local IPC sockets, not
-  TCP: ipykernel warns on every start of an unencrypted TCP kernel, and its own advice is
-  IPC transport (files in Jupyter's runtime folder, readable by this user only).
 * ``{grading-times}``: the course guide's time to grade one submission per chapter, read
   from the benchmark record ``grading_time`` (``benchmarks/grading_time.py``) with its
   provenance and quality verdict — a recorded number, never typed into the page.
@@ -174,16 +171,8 @@ class GradingTimes(SphinxDirective):
         return [table, *(nodes.paragraph(text=n) for n in notes)]
 
 
-def kernels_over_ipc() -> None:
-    """Kernels started in this process use IPC transport (myst-nb gives nbclient no config to set it in)."""
-    from jupyter_client.manager import KernelManager
-
-    KernelManager.transport.default_value = "ipc"
-
-
 def setup(app: Sphinx) -> dict[str, object]:
     _plotly_js_path()  # fail early, with a clear message
-    kernels_over_ipc()
     app.add_js_file(PLOTLY_JS, priority=100)
     app.add_js_file(None, body=NO_SNIPPETS_FROM_FILES, priority=210)
     app.add_js_file("plotly_fit.js")
