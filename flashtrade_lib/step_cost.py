@@ -119,7 +119,7 @@ def sweep_step_costs(
     ``(status, reason)``. A real out-of-memory error is a result too: status ``"oom"``.
 
     ``prefaulted=True`` (CPU) times the steps on memory already faulted in
-    (:func:`~flashtrade_lib.bench.reuse_freed_memory`, after one untimed round inside it):
+    (:func:`~flashtrade_lib.bench.reuse_freed_memory`, after two untimed rounds inside it):
     a step that allocates N×N buffers afresh otherwise pays the machine's first touch of
     every page, which on some VMs costs seconds per GiB and varies run to run. Memory is
     measured afterwards, on fresh memory, either way. Rows say which (``timed_on``).
@@ -156,7 +156,9 @@ def sweep_step_costs(
                 _free(device)
         if steps:
             with reuse_freed_memory() if reuse else contextlib.nullcontext(False) as reused:
-                timings = time_calls(steps, repeat=repeat, warmup=max(warmup, int(reuse)))
+                # two rounds: the first grows the heap around the other backends' blocks, the second
+                # finds every block it needs already faulted in
+                timings = time_calls(steps, repeat=repeat, warmup=max(warmup, 2 if reuse else 0))
             for b, fn in steps.items():
                 mem = peak_memory_cuda(fn) if cuda else peak_memory(fn)
                 row = {**point, "backend": b, "status": "ok", "step_s": timings[b].median_s,
