@@ -47,8 +47,6 @@ KNOWN_FIGURE_DEFECTS = {
         "long x-axis title runs off the figure and into the y-axis title",
     ("phone", "notebooks/07_prediction.html", "Where the decision bar looks"):
         "side-by-side panels: x-axis titles collide and the title is cut (stack the panels)",
-    ("phone", "notebooks/05_market_data.html", "Synthetic market: the planted echo"):
-        "annotations 'LOOKBACK = 1024' and '512-bar context' overlap",
     ("phone", "notebooks/06_training.html", "One training step"): "side-by-side panels: y-axis titles collide",
     ("phone", "notebooks/09_long_context.html", "Cost vs benefit of the lookback"):
         "a tick label touches the third panel's subplot title (more vertical_spacing)",
