@@ -34,8 +34,6 @@ WIDTHS = {"desktop": 1280, "phone": 400}
 # chapter). Strict: a listed defect that no longer occurs fails the test too, so the list
 # only shrinks. Keys: (device, page, start of the figure's title).
 KNOWN_FIGURE_DEFECTS = {
-    ("phone", "notebooks/08_backtesting.html", "Turnover vs net Sharpe on the test"):
-        "long x-axis title runs off the figure and into the y-axis title",
     ("phone", "notebooks/09_long_context.html", "Cost vs benefit of the lookback"):
         "a tick label touches the third panel's subplot title (more vertical_spacing)",
 }
