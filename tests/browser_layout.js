@@ -8,7 +8,8 @@
 //  2. Display math: an equation wider than its box. At desktop widths (`mustFit`) every
 //     equation must fit; on narrow screens it may scroll, never clip.
 //  3. Plotly: text boxes (titles, axis titles, annotations, tick labels, legend entries)
-//     that overlap each other or run off the figure, or an annotation lying on an error bar.
+//     that overlap each other or run off the figure (a side, the top or the bottom), or an
+//     annotation lying on an error bar.
 (mustFit) => {
   const problems = [];
   const article = document.querySelector("article.bd-article") || document.querySelector("main");
@@ -113,7 +114,8 @@
     const clashes = [];
     const frame = fig.getBoundingClientRect();
     boxes.forEach(({ r, label }) => {
-      if (r.left < frame.left - slack || r.right > frame.right + slack) clashes.push(`"${label}" runs off the figure`);
+      if (r.left < frame.left - slack || r.right > frame.right + slack ||
+          r.top < frame.top - slack || r.bottom > frame.bottom + slack) clashes.push(`"${label}" runs off the figure`);
     });
     for (let a = 0; a < boxes.length; a++) {
       for (let b = a + 1; b < boxes.length; b++) {

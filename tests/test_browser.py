@@ -33,27 +33,7 @@ WIDTHS = {"desktop": 1280, "phone": 400}
 # Figures still laid out badly, each with the change it needs in its chapter (owners: see the
 # chapter). Strict: a listed defect that no longer occurs fails the test too, so the list
 # only shrinks. Keys: (device, page, start of the figure's title).
-KNOWN_FIGURE_DEFECTS = {
-    ("desktop", "notebooks/06_training.html", "Warm-up (5%)"): "x and y tick labels '0' meet at the origin",
-    ("phone", "notebooks/06_training.html", "Warm-up (5%)"): "x and y tick labels '0' meet at the origin",
-    ("desktop", "notebooks/07_prediction.html", "Attention weights of one test window"):
-        "colorbar title 'weight' over its top tick label (colorbar title side='right')",
-    ("phone", "notebooks/07_prediction.html", "Attention weights of one test window"):
-        "colorbar title 'weight' over its top tick label (colorbar title side='right')",
-    ("desktop", "notebooks/07_prediction.html", "Occlusion by resampling"): "long y-axis title runs into the title",
-    ("phone", "notebooks/07_prediction.html", "Planted sink: the two readings"):
-        "side-by-side panels: tick labels and axis titles collide (stack the panels)",
-    ("phone", "notebooks/08_backtesting.html", "Turnover vs net Sharpe on the test"):
-        "long x-axis title runs off the figure and into the y-axis title",
-    ("phone", "notebooks/07_prediction.html", "Where the decision bar looks"):
-        "side-by-side panels: x-axis titles collide and the title is cut (stack the panels)",
-    ("phone", "notebooks/02_online_softmax.html", "Tile 1/10"): "subplot titles collide (stack the panels)",
-    ("phone", "notebooks/05_market_data.html", "Synthetic market: the planted echo"):
-        "annotations 'LOOKBACK = 1024' and '512-bar context' overlap",
-    ("phone", "notebooks/06_training.html", "One training step"): "side-by-side panels: y-axis titles collide",
-    ("phone", "notebooks/09_long_context.html", "Cost vs benefit of the lookback"):
-        "a tick label touches the third panel's subplot title (more vertical_spacing)",
-}
+KNOWN_FIGURE_DEFECTS: dict[tuple[str, str, str], str] = {}
 
 
 def _chromium() -> str | None:

@@ -3,7 +3,8 @@
 // right and draws every tick label it planned, which in a narrow column leaves titles cut
 // off, the plot squeezed and labels on top of each other. After the page has loaded (and
 // on resize), for each figure:
-//  * a title wider than the figure is broken into lines that fit (and may push the margin);
+//  * a title wider than the figure is broken into lines that fit, kept inside the figure, and
+//    the top margin grows to make room for it;
 //  * in a narrow figure a vertical legend moves below the plot, laid out horizontally;
 //  * an axis whose tick labels overlap gets fewer of them (log axes: 2-5 labels, then
 //    decades only; arrays of ticks: every other one; others: half as many).
@@ -17,24 +18,43 @@
     Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 1;
 
   const wrap = (text, perLine) => text.split(/<br\s*\/?>/i).map((segment) => {
+    const limit = /^\s*<sup>/i.test(segment) ? Math.floor(perLine / 0.7) : perLine;  // sup: 70 % size
     const lines = [];
     let line = "";
     for (const word of segment.split(" ")) {
-      if (line && (line + " " + word).length > perLine) { lines.push(line); line = word; }
+      if (line && (line + " " + word).length > limit) { lines.push(line); line = word; }
       else line = line ? line + " " + word : word;
     }
     if (line) lines.push(line);
     return lines.join("<br>");
   }).join("<br>");
 
+  // the mean glyph width of a title's widest line (a title of several lines is one <text> with
+  // a <tspan> per line: its whole text over its widest line's width would undercount)
+  const glyphWidth = (shown) => {
+    if (!shown || !shown.textContent.length) return 9;
+    const lines = [...shown.querySelectorAll("tspan.line")].filter((l) => l.textContent.length);
+    if (!lines.length) return shown.getBBox().width / shown.textContent.length;
+    return Math.max(...lines.map((l) => l.getComputedTextLength() / l.textContent.length));
+  };
+
+  const titleBox = (div) => {
+    const shown = div.querySelector("text.gtitle");
+    if (!shown) return null;
+    const r = shown.getBoundingClientRect(), top = div.getBoundingClientRect().top;
+    return { top: r.top - top, bottom: r.bottom - top };
+  };
+
   const remember = (div) => {
     if (original.has(div)) return original.get(div);
     const t = div.layout.title;
-    const shown = div.querySelector("text.gtitle");  // as first drawn: measure its glyphs
-    const saved = {
+    const saved = {  // as first drawn
       title: typeof t === "string" ? t : (t && t.text) || "",
+      titleLayout: JSON.parse(JSON.stringify(typeof t === "object" && t ? t : {})),
+      titleBox: titleBox(div),
+      marginT: div._fullLayout.margin.t,
       legend: JSON.parse(JSON.stringify(div.layout.legend || {})),
-      glyph: shown && shown.textContent.length ? shown.getBBox().width / shown.textContent.length : 9,
+      glyph: glyphWidth(div.querySelector("text.gtitle")),
     };
     original.set(div, saved);
     return saved;
@@ -47,7 +67,37 @@
     const perLine = Math.max(16, Math.floor((0.95 * div.clientWidth - 32) / (1.1 * Math.max(saved.glyph, 1))));
     const text = wrap(saved.title, perLine);
     const now = div.layout.title && div.layout.title.text;
-    return text === now ? {} : { "title.text": text, "title.automargin": true, "title.yref": "container" };
+    return text === now ? {} : { "title.text": text };
+  };
+
+  // Where a wrapped title goes. Plotly lifts a title of several lines by its extra lines (and its
+  // automargin misplaces it further), so the first lines would be cut off at the top: pin it
+  // 8 px below the top of the figure and grow the top margin by as much as the title grew, which
+  // keeps the gap the notebook gave it above the plot (subplot titles, menus). A title back to
+  // its own text gets its own placement and margin back.
+  const TITLE_TOP_PX = 8;
+  const titlePlaceUpdate = (div, saved) => {
+    const box = titleBox(div);
+    if (!box || !saved.titleBox) return {};
+    const t = div.layout.title || {};
+    if (t.text === saved.title) {
+      if (div.layout.margin && div.layout.margin.t !== saved.marginT && t.yanchor === "top" && !saved.titleLayout.yanchor) {
+        return { title: { ...saved.titleLayout, text: saved.title }, "margin.t": saved.marginT };
+      }
+      return {};
+    }
+    const update = {};
+    if (t.yref !== "container" || t.y !== 1 || t.yanchor !== "top" || t.automargin) {
+      Object.assign(update, { "title.yref": "container", "title.y": 1, "title.yanchor": "top", "title.automargin": false });
+    }
+    const pad = (t.pad && t.pad.t) || 0;
+    const wantPad = Math.max(0, Math.round(pad + TITLE_TOP_PX - box.top));
+    if (Math.abs(wantPad - pad) > 2) update["title.pad.t"] = wantPad;
+    // the margin for the title's bottom once placed (the pad moves it by the same amount)
+    const bottom = box.bottom + (wantPad - pad);
+    const wantT = Math.round(saved.marginT + Math.max(0, bottom - saved.titleBox.bottom));
+    if (Math.abs(wantT - div._fullLayout.margin.t) > 2) update["margin.t"] = wantT;
+    return update;
   };
 
   const legendUpdate = (div, saved) => {
@@ -107,8 +157,10 @@
     const saved = remember(div);
     const bars = colorbarUpdate(div);
     if (bars) await window.Plotly.restyle(div, { "colorbar.title.side": "right" }, bars);
-    for (let pass = 0; pass < 4; pass++) {
-      const update = { ...titleUpdate(div, saved), ...legendUpdate(div, saved), ...tickUpdate(div) };
+    for (let pass = 0; pass < 6; pass++) {
+      const title = titleUpdate(div, saved);  // placed once its text is final
+      const place = Object.keys(title).length ? {} : titlePlaceUpdate(div, saved);
+      const update = { ...title, ...place, ...legendUpdate(div, saved), ...tickUpdate(div) };
       if (!Object.keys(update).length) return;
       await window.Plotly.relayout(div, update);
     }
