@@ -6,8 +6,8 @@
 For each chapter the script releases it as an nbgrader assignment
 (:func:`flashtrade_lib.course.release.release`, no student wheel), writes two
 submissions (:func:`flashtrade_lib.course.submissions.fill`) — **reference**: every
-answer from ``course/solutions/``; **typical-wrong**: every exercise's first typical
-mistake where the solutions file has one — and grades them with
+answer from ``course/solutions/``; **typical-wrong**: for every exercise the first typical
+mistake of the solutions file that a learner could hand in as it is — and grades them with
 :func:`flashtrade_lib.course.grade.grade`, exactly as ``flashtrade course grade`` does
 (sandboxed kernel, per-cell limit). Grading runs the whole chapter once per
 submission, so its time is the chapter's run time plus nbgrader's and the kernel's
@@ -38,9 +38,17 @@ SUBMISSIONS = ("reference", "typical-wrong")
 
 
 def _typical_wrong(released: Path, solutions: dict[str, Solution]) -> dict[str, str]:
-    """Each exercise's first ``@wrong`` answer, under the name the notebook checks."""
-    return {eid: wrong_answer(eid, answer, solutions[eid].wrongs[0].name, solutions)
-            for eid, answer in exercises_in(nbformat.read(released, 4)) if solutions[eid].wrongs}
+    """Each exercise's first ``@wrong`` answer a learner could hand in, under the name the notebook checks.
+
+    A wrong answer that calls the right one (``o, lse = my_tiled_attention(...)``, then spoils
+    ``lse``) is a mistake told by its effect, not a submission: renamed, it would call itself.
+    """
+    plan = {}
+    for eid, answer in exercises_in(nbformat.read(released, 4)):
+        own = [w for w in solutions[eid].wrongs if f"{answer}(" not in w.source.split("\n", 1)[-1]]
+        if own:
+            plan[eid] = wrong_answer(eid, answer, own[0].name, solutions)
+    return plan
 
 
 def measure(chapters: list[str], cell_timeout_s: int) -> list[dict]:

@@ -174,7 +174,8 @@ def assess(series: Sequence[Series] | None, load: dict[str, Any] | None, *,
     flags = check_load(load)
     for s in series or ():
         flags += check_spread(s, spread_bound) + check_scaling(s)
-    return {"verdict": "flagged" if flags else "ok", "flags": flags, "bounds": bounds}
+    checked = (["load"] if load is not None else []) + (["spread", "scaling"] if series else [])
+    return {"verdict": "flagged" if flags else "ok", "flags": flags, "bounds": bounds, "checked": checked}
 
 
 def gate_targets(record: dict[str, Any], quality: dict[str, Any]) -> None:
@@ -199,8 +200,13 @@ def verdict_sentence(quality: dict[str, Any] | None) -> str:
         return ("Quality: unchecked — this record predates self-checking records; re-record it "
                 "before trusting its timings.")
     if quality["verdict"] == "ok":
-        return ("Quality: ok — the machine was quiet, the repeats agree within "
-                f"{quality['bounds']['spread']:.0%} and every series scales as its cost allows.")
+        checked = quality.get("checked", ["load", "spread", "scaling"])  # records before "checked": all three
+        said = (["the machine was quiet"] if "load" in checked else []) + (
+            [f"the repeats agree within {quality['bounds']['spread']:.0%}",
+             "every series scales as its cost allows"] if "spread" in checked else [])
+        if "spread" not in checked:
+            said.append("it holds no repeated timings to compare")
+        return "Quality: ok — " + ", ".join(said[:-1]) + (" and " if len(said) > 1 else "") + said[-1] + "."
     if quality["verdict"] == "unchecked":
         return f"Quality: unchecked — {quality.get('why', 'nothing to check')}."
     flags = quality["flags"]

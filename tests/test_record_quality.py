@@ -83,6 +83,14 @@ def test_a_load_average_left_by_earlier_work_is_not_held_against_a_quiet_run(tmp
     assert rec["load"]["load_average_1min"]["before"] == 1.72, "the average is still recorded"
 
 
+def test_a_record_without_timings_says_only_what_was_checked(tmp_path: Path) -> None:
+    rec = written(tmp_path, [], quiet_load())
+    assert rec["quality"]["checked"] == ["load"]
+    assert bench.verdict(rec) == ("Quality: ok — the machine was quiet and it holds no repeated timings "
+                                  "to compare.")
+    assert "repeats agree" in bench.verdict(written(tmp_path, [quadratic()], quiet_load()))
+
+
 def test_flat_o_n2_series_fails_the_fit() -> None:
     """Flat then rising: each step is possible, but no a + bN + cN² with a, b, c ≥ 0 fits all points."""
     s = Series("sdpa", 2, SIZES, ((5.0,), (5.0,), (5.0,), (20.0,)))

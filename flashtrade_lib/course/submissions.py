@@ -18,9 +18,20 @@ from flashtrade_lib.course.release import exercises_in
 from flashtrade_lib.course.solutions import Solution, load
 
 
-def answer_cell(exercise_id: str, answer: str, code: str) -> str:
-    """The learner's cell: their code, then the chapter's check of it."""
-    return f"{code.rstrip()}\n\n\ncheck({exercise_id!r}, {answer})"
+def answer_cell(exercise_id: str, answer: str, code: str, preamble: str = "") -> str:
+    """The learner's cell: the stub's own preamble (imports), their code, then the chapter's check of it."""
+    head = f"{preamble.rstrip()}\n\n\n" if preamble.strip() else ""
+    return f"{head}{code.rstrip()}\n\n\ncheck({exercise_id!r}, {answer})"
+
+
+def stub_preamble(source: str, answer: str) -> str:
+    """The lines of a stub cell before its answer's definition (its decorators included): imports a learner keeps."""
+    lines = source.splitlines()
+    start = next((i for i, line in enumerate(lines)
+                  if line.startswith((f"def {answer}(", f"{answer} =", f"{answer}=", f"class {answer}"))), 0)
+    while start > 0 and lines[start - 1].startswith("@"):
+        start -= 1
+    return "\n".join(lines[:start])
 
 
 def wrong_answer(exercise_id: str, answer: str, which: str, solutions: Mapping[str, Solution] | None = None) -> str:
@@ -50,7 +61,7 @@ def fill(released: Path, plan: Mapping[str, str | None] | None = None,
             code = plan[eid] if eid in plan else solutions[eid].source
             if code is None:
                 continue  # never defines the function
-            cell.source = answer_cell(eid, answer, code)
+            cell.source = answer_cell(eid, answer, code, stub_preamble(cell.source, answer))
         cells.append(cell)
     nb.cells = cells
     return nb
