@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from types import SimpleNamespace
 
 from conftest import ROOT
@@ -24,3 +26,34 @@ def test_chapter_items_are_numbered_within_their_chapter() -> None:
                                                        "theorem": {"thm": (2, 1)}}
     assert numbers["notebooks/08_backtesting"]["exercise"] == {"ex-y": (8, 1), "ex-z": (8, 2), "ex-x": (8, 3)}
     assert numbers["book/course_guide"]["exercise"] == {"ex-guide": (21,)}  # not a chapter: left alone
+
+
+def test_build_kernels_run_over_ipc_from_another_folder_without_the_transport_warning(tmp_path) -> None:
+    """ipykernel warns on every unencrypted TCP kernel; the build's kernels use IPC and run quietly.
+
+    Each notebook's kernel runs in the notebook's folder while the build runs elsewhere: the
+    IPC sockets must be found from both (jupyter_client's default path is relative).
+    """
+    elsewhere = tmp_path / "notebook_folder"
+    elsewhere.mkdir()
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import importlib.util, nbformat\n"
+        "from nbclient import NotebookClient\n"
+        f"spec = importlib.util.spec_from_file_location('ext', {str(SPEC.origin)!r})\n"
+        "ext = importlib.util.module_from_spec(spec); spec.loader.exec_module(ext)\n"
+        "ext.kernels_over_ipc()\n"
+        "cell = ('import json, os; from ipykernel.connect import get_connection_info; '\n"
+        "        'info = json.loads(get_connection_info()); '\n"
+        "        'print(\"TRANSPORT\", info[\"transport\"], info[\"ip\"].startswith(\"/\")); print(\"CWD\", os.getcwd())')\n"
+        "for _ in range(2):\n"
+        "    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])\n"
+        "    NotebookClient(nb, timeout=60, startup_timeout=30, kernel_name='python3',\n"
+        f"                   resources={{'metadata': {{'path': {str(elsewhere)!r}}}}}).execute()\n"
+        "    print(nb.cells[0].outputs[0]['text'].strip())\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("TRANSPORT ipc True") == 2, done.stdout
+    assert done.stdout.count(f"CWD {elsewhere}") == 2, done.stdout
+    assert "without encryption" not in done.stdout + done.stderr

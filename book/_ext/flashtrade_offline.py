@@ -20,6 +20,11 @@
 * The course guide's table of notebook run times says "ran"/"failed" in words and names
   chapters by title (myst-nb's ``{nb-exec-table}`` uses emoji that render as a missing
   glyph where no emoji font is installed, and raw document paths).
+* The kernels that execute the notebooks talk to the build over IPC sockets in Jupyter's
+  runtime folder (readable by this user only), not over TCP: ipykernel warns on every start
+  of an unencrypted TCP kernel, and its own advice is IPC. jupyter_client's IPC socket path
+  is relative by default, and a notebook's kernel runs in the notebook's folder while the
+  build runs in the book's, so the path is made absolute (:func:`kernels_over_ipc`).
 * ``{grading-times}``: the course guide's time to grade one submission per chapter, read
   from the benchmark record ``grading_time`` (``benchmarks/grading_time.py``) with its
   provenance and quality verdict — a recorded number, never typed into the page.
@@ -171,8 +176,39 @@ class GradingTimes(SphinxDirective):
         return [table, *(nodes.paragraph(text=n) for n in notes)]
 
 
+def _absolute_ipc_path(manager: object) -> str:
+    """An IPC socket path for one kernel: absolute, so kernel and client agree whatever their folders."""
+    import os
+    import uuid
+
+    from jupyter_client.localinterfaces import localhost
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    if manager.transport != "ipc":
+        return localhost()
+    folder = jupyter_runtime_dir()
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    return os.path.join(folder, f"flashtrade-{uuid.uuid4().hex[:12]}-ipc")
+
+
+def kernels_over_ipc() -> None:
+    """Kernels started in this process use IPC transport at an absolute path.
+
+    myst-nb and jupyter-cache start kernels through nbclient without a traitlets config, so
+    the settings go on the kernel-manager classes: the transport trait's default, and a
+    per-class ``_ip_default`` (traitlets looks a dynamic default up in the instance's own
+    class first), which replaces jupyter_client's relative ``"kernel-ipc"``.
+    """
+    from jupyter_client.manager import AsyncKernelManager, KernelManager
+
+    KernelManager.transport.default_value = "ipc"
+    for cls in (KernelManager, AsyncKernelManager):
+        cls._ip_default = _absolute_ipc_path
+
+
 def setup(app: Sphinx) -> dict[str, object]:
     _plotly_js_path()  # fail early, with a clear message
+    kernels_over_ipc()
     app.add_js_file(PLOTLY_JS, priority=100)
     app.add_js_file(None, body=NO_SNIPPETS_FROM_FILES, priority=210)
     app.add_js_file("plotly_fit.js")
