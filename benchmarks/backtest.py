@@ -32,7 +32,13 @@ import numpy as np
 import pandas as pd
 
 from flashtrade_lib.backtest import backtest, backtest_loop
-from flashtrade_lib.bench import fmt_seconds, start_watch, time_calls, write_record
+from flashtrade_lib.bench import (
+    add_max_wait_option,
+    fmt_seconds,
+    start_watch,
+    time_calls,
+    write_record,
+)
 from flashtrade_lib.record_quality import Series
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -78,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="time the loop on this many bars and scale (default: all bars)")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--out", type=Path, default=RESULTS / "backtest.json")
-    ap.add_argument("--max-wait", type=float, default=None,
-                    help="seconds to wait for a quiet machine (default 60, or $FLASHTRADE_QUIET_WAIT_S)")
+    add_max_wait_option(ap)
     args = ap.parse_args(argv)
     loop_bars = args.bars if args.loop_bars is None else min(args.loop_bars, args.bars)
 

@@ -44,7 +44,13 @@ from pathlib import Path
 import torch
 
 from flashtrade_lib.attention.backends import default_capabilities, usable_backends
-from flashtrade_lib.bench import fmt_bytes, fmt_seconds, watch_machine, write_record
+from flashtrade_lib.bench import (
+    add_max_wait_option,
+    fmt_bytes,
+    fmt_seconds,
+    watch_machine,
+    write_record,
+)
 from flashtrade_lib.cross_asset import CrossAssetTrader, n_tokens
 from flashtrade_lib.model import ModelConfig
 from flashtrade_lib.record_quality import Series
@@ -99,8 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-run-gib", type=float, default=3.0, help="never run a naive step predicted above this")
     p.add_argument("--max-tokens", type=int, default=20_000 if not cuda else 200_000,
                    help="never run any backend above this many tokens (compute time)")
-    p.add_argument("--max-wait", type=float, default=None,
-                   help="seconds to wait for a quiet machine (default 60, or $FLASHTRADE_QUIET_WAIT_S)")
+    add_max_wait_option(p)
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     device = "cuda" if cuda else "cpu"

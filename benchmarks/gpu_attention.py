@@ -119,13 +119,14 @@ def ratios(rows: list[dict], *, seqlen: int, head_dim: int) -> dict[str, float |
 
 
 def main(argv: list[str] | None = None) -> int:
+    from flashtrade_lib.bench import add_max_wait_option
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seqlens", type=int, nargs="+", default=[1024, 2048, 4096, 8192, 16384])
     parser.add_argument("--head-dims", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--backends", nargs="+", default=candidates(), choices=candidates())
     parser.add_argument("--quick", action="store_true", help="N in {1024, 4096}, head dim 64")
-    parser.add_argument("--max-wait", type=float, default=None,
-                        help="seconds to wait for a quiet machine (default 60, or $FLASHTRADE_QUIET_WAIT_S)")
+    add_max_wait_option(parser)
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default: benchmarks/results/...)")
     args = parser.parse_args(argv)
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import nbformat
 
-from flashtrade_lib.bench import watch_machine, write_record
+from flashtrade_lib.bench import add_max_wait_option, watch_machine, write_record
 from flashtrade_lib.course.grade import grade
 from flashtrade_lib.course.release import DEFAULT_CELL_TIMEOUT_S, exercises_in, release
 from flashtrade_lib.course.solutions import Solution, load
@@ -81,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--chapters", nargs="+", default=["02", "03", "04"])
     p.add_argument("--cell-timeout", type=int, default=DEFAULT_CELL_TIMEOUT_S, help="seconds a graded cell may run")
-    p.add_argument("--max-wait", type=float, default=None,
-                   help="seconds to wait for a quiet machine first (default: flashtrade_lib.bench's)")
+    add_max_wait_option(p)
     p.add_argument("--out", default="grading_time", help="a record name (bench.results_dir() / NAME.json) or a path")
     args = p.parse_args(argv)
     with watch_machine(args.max_wait) as watch:

@@ -31,7 +31,7 @@ import time
 import torch
 
 from flashtrade_lib import stats
-from flashtrade_lib.bench import watch_machine, write_record
+from flashtrade_lib.bench import add_max_wait_option, watch_machine, write_record
 from flashtrade_lib.data import forward_log_return, load_crypto, make_features
 from flashtrade_lib.lookback import (
     SweepModel,
@@ -56,8 +56,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=1000, help="bootstrap resamples of the tests")
     p.add_argument("--backend", default="sdpa", help="attention backend of every run")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    p.add_argument("--max-wait", type=float, default=None,
-                   help="seconds to wait for a quiet machine first (default: flashtrade_lib.bench's)")
+    add_max_wait_option(p)
     p.add_argument("--out", default=SWEEP_RECORD,
                    help="a record name (bench.results_dir() / NAME.json) or a path")
     return p.parse_args(argv)

@@ -51,6 +51,7 @@ import numpy as np
 
 from flashtrade_lib.attention.reference import naive_attention, tiled_attention
 from flashtrade_lib.bench import (
+    add_max_wait_option,
     blas_thread_count,
     blas_threads,
     cpu_profile,
@@ -128,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--d", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--blas-threads", type=int, default=1, help="0 = the BLAS library's default")
-    parser.add_argument("--max-wait", type=float, default=None,
-                        help="seconds to wait for a quiet machine (default 60, or $FLASHTRADE_QUIET_WAIT_S)")
+    add_max_wait_option(parser)
     parser.add_argument("--out", default=RESULTS, help="a record name (bench.results_dir() / NAME.json) or a path")
     args = parser.parse_args(argv)
     if args.repeat < 5:

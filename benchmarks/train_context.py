@@ -45,7 +45,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flashtrade_lib.bench import fmt_bytes, fmt_seconds, load_record, watch_machine, write_record
+from flashtrade_lib.bench import (
+    add_max_wait_option,
+    fmt_bytes,
+    fmt_seconds,
+    load_record,
+    watch_machine,
+    write_record,
+)
 from flashtrade_lib.record_quality import Series
 from flashtrade_lib.step_cost import measure_train_context
 
@@ -95,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-gib", type=float, default=24.0, help="memory budget for 'longest context'")
     parser.add_argument("--fresh-memory", action="store_true",
                         help="time steps on fresh memory (first touch included) instead of pre-faulted")
-    parser.add_argument("--max-wait", type=float, default=None,
-                        help="seconds to wait for a quiet machine (default 60, or $FLASHTRADE_QUIET_WAIT_S)")
+    add_max_wait_option(parser)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     device = "cuda" if cuda else "cpu"

@@ -23,7 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flashtrade_lib.bench import fmt_bytes, memory_method, peak_memory, watch_machine, write_record
+from flashtrade_lib.bench import (
+    add_max_wait_option,
+    fmt_bytes,
+    memory_method,
+    peak_memory,
+    watch_machine,
+    write_record,
+)
 from flashtrade_lib.data.features import Standardizer, make_features
 from flashtrade_lib.data.labels import forward_log_return
 from flashtrade_lib.data.synthetic import simulate_market
@@ -39,8 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lookback", type=int, default=2048)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--batches", type=int, default=50, help="DataLoader batches to iterate")
-    ap.add_argument("--max-wait", type=float, default=None,
-                    help="seconds to wait for a quiet machine (default 60, or $FLASHTRADE_QUIET_WAIT_S)")
+    add_max_wait_option(ap)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "windows_memory.json")
     args = ap.parse_args(argv)
     if args.features % 5:
