@@ -459,13 +459,13 @@ def start_watch(max_wait_s: float | None = None, *, threshold_cores: float | Non
     return watch
 
 
-@contextlib.contextmanager
 def add_max_wait_option(parser: Any) -> None:
     """Every benchmark script's ``--max-wait``: the bound on waiting for a quiet machine (:func:`start_watch`)."""
     parser.add_argument("--max-wait", type=float, default=None,
                         help=f"seconds to wait for a quiet machine first (default 60, or ${QUIET_WAIT_ENV})")
 
 
+@contextlib.contextmanager
 def watch_machine(max_wait_s: float | None = None, *, threshold_cores: float | None = None,
                   poll_s: float = 2.0) -> Iterator[MachineWatch]:
     """:func:`start_watch` before the block and ``finish()`` after it: ``watch.report`` then holds the load."""
