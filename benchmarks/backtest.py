@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/backtest.py            # 1,000,000 bars × 5 assets (~2 minutes)
     .venv/bin/python benchmarks/backtest.py --loop-bars 50000   # quick: loop on a slice, scaled
 
-Targets (from the chapter 8 issue): the vectorised :func:`flashtrade_lib.backtest.backtest`
+Targets (from the chapter 8 issue): the vectorised :func:`flashtrade_lib.trading.backtest.backtest`
 runs 1,000,000 hourly bars × 5 assets in ≤ 0.3 s, and is ≥ 100× faster than
-:func:`flashtrade_lib.backtest.backtest_loop`, a straightforward per-bar Python loop
+:func:`flashtrade_lib.trading.backtest.backtest_loop`, a straightforward per-bar Python loop
 implementing the same rules (tanh weights, per-asset and gross caps, t+1 execution,
 drift-aware turnover, 5 bps costs + 2 bps half-spread, funding).
 
@@ -15,7 +15,7 @@ and **scales its time linearly** to the full size (a loop over bars costs the sa
 bar); the output says so, and the ratio is also reported on the slice itself. Results
 must be identical (max |difference| ≤ 1e-12 on every output series) or the script
 fails. Times are medians of interleaved repeats after a warm-up
-(:func:`flashtrade_lib.bench.time_calls`). Vol targeting is not used: the loop's
+(:func:`flashtrade_lib.measure.bench.time_calls`). Vol targeting is not used: the loop's
 naive rolling window would make the ratio look better than it is.
 
 Results go to ``benchmarks/results/backtest.json`` with the machine's provenance.
@@ -31,15 +31,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flashtrade_lib.backtest import backtest, backtest_loop
-from flashtrade_lib.bench import (
+from flashtrade_lib.measure.bench import (
     add_max_wait_option,
     fmt_seconds,
     start_watch,
     time_calls,
     write_record,
 )
-from flashtrade_lib.record_quality import Series
+from flashtrade_lib.measure.record_quality import Series
+from flashtrade_lib.trading.backtest import backtest, backtest_loop
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RULES = {"position": "tanh", "scale": 2.0, "max_weight": 0.5, "max_gross": 1.5}

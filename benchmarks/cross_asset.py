@@ -4,16 +4,16 @@
     .venv/bin/python benchmarks/cross_asset.py --assets 2 8 --lookbacks 32 128 --repeat 2   # quicker
 
 One step = forward, loss, backward and AdamW update of
-:class:`~flashtrade_lib.cross_asset.CrossAssetTrader` (batch 2, d_model 32, 2 heads,
+:class:`~flashtrade_lib.model.cross_asset.CrossAssetTrader` (batch 2, d_model 32, 2 heads,
 2 layers, causal) on a window of ``lookback`` bars of ``assets`` assets: a sequence of
-``N = lookback × (assets + 1)`` tokens (:func:`~flashtrade_lib.cross_asset.n_tokens`).
+``N = lookback × (assets + 1)`` tokens (:func:`~flashtrade_lib.model.cross_asset.n_tokens`).
 At every grid point the backends are timed *interleaved* (medians, so the ratios are
 measured side by side in one run), then each step's peak extra memory is measured
 (resident memory on CPU, CUDA allocations on a GPU).
 
 Naive attention keeps ``B·H·N²`` probabilities per layer for the backward pass, plus a
 few more N×N buffers at the peak: ``(n_layers + 3)·B·H·N²·4`` bytes
-(:func:`flashtrade_lib.step_cost.naive_step_bytes`). The script evaluates that formula
+(:func:`flashtrade_lib.model.step_cost.naive_step_bytes`). The script evaluates that formula
 *before* running anything:
 
 * above ``--oom-gib`` (default 12 GiB, a laptop's usable RAM) the row says
@@ -25,13 +25,13 @@ few more N×N buffers at the peak: ``(n_layers + 3)·B·H·N²·4`` bytes
 
 Each measured naive row also records the ratio of measured peak to predicted N×N
 bytes, so the formula is checked where it can be. Steps are timed on pre-faulted memory
-(``prefaulted`` in :func:`~flashtrade_lib.step_cost.sweep_step_costs`: first touch of
+(``prefaulted`` in :func:`~flashtrade_lib.model.step_cost.sweep_step_costs`: first touch of
 fresh pages is the machine's cost, not attention's). The script first waits (bounded,
 ``--max-wait``) for a quiet machine, and the record checks itself
-(:func:`flashtrade_lib.bench.write_record`): load, spread of the repeats, and, per backend
+(:func:`flashtrade_lib.measure.bench.write_record`): load, spread of the repeats, and, per backend
 and asset count, growth with the lookback that an O(N²) step can produce. Results go to
 ``benchmarks/results/cross_asset_<device>.json`` with
-:func:`flashtrade_lib.env.environment_report` provenance.
+:func:`flashtrade_lib.measure.env.environment_report` provenance.
 """
 
 from __future__ import annotations
@@ -44,17 +44,17 @@ from pathlib import Path
 import torch
 
 from flashtrade_lib.attention.backends import default_capabilities, usable_backends
-from flashtrade_lib.bench import (
+from flashtrade_lib.measure.bench import (
     add_max_wait_option,
     fmt_bytes,
     fmt_seconds,
     watch_machine,
     write_record,
 )
-from flashtrade_lib.cross_asset import CrossAssetTrader, n_tokens
-from flashtrade_lib.model import ModelConfig
-from flashtrade_lib.record_quality import Series
-from flashtrade_lib.step_cost import naive_step_bytes, sweep_step_costs, train_step
+from flashtrade_lib.measure.record_quality import Series
+from flashtrade_lib.model.cross_asset import CrossAssetTrader, n_tokens
+from flashtrade_lib.model.step_cost import naive_step_bytes, sweep_step_costs, train_step
+from flashtrade_lib.model.trader import ModelConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 GiB = 2**30
@@ -62,7 +62,7 @@ GiB = 2**30
 
 def make_step(backend: str, assets: int, lookback: int, *, batch: int, d_model: int, n_heads: int,
               n_layers: int, n_features: int, device: str) -> object:
-    """One training step (:func:`~flashtrade_lib.step_cost.train_step`) of a fresh ``CrossAssetTrader`` on random data."""
+    """One training step (:func:`~flashtrade_lib.model.step_cost.train_step`) of a fresh ``CrossAssetTrader`` on random data."""
     torch.manual_seed(0)
     cfg = ModelConfig(n_features=n_features, d_model=d_model, n_heads=n_heads, n_layers=n_layers,
                       backend=backend)

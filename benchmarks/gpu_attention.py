@@ -15,7 +15,7 @@ halved when causal; backward ``2.5×`` the forward (five matmuls, not counting r
 
 Times are medians from ``triton.testing.do_bench`` (CUDA events, warm-up first). The
 results go to ``benchmarks/results/gpu_attention_<gpu>_<date>.json`` with the GPU name,
-driver, CUDA, torch and triton versions and the date; ``flashtrade_lib.plots_gpu`` plots
+driver, CUDA, torch and triton versions and the date; ``flashtrade_lib.measure.plots_gpu`` plots
 them in chapter 4. Without a CUDA GPU the script prints why it skipped and exits 0.
 """
 
@@ -119,7 +119,7 @@ def ratios(rows: list[dict], *, seqlen: int, head_dim: int) -> dict[str, float |
 
 
 def main(argv: list[str] | None = None) -> int:
-    from flashtrade_lib.bench import add_max_wait_option
+    from flashtrade_lib.measure.bench import add_max_wait_option
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seqlens", type=int, nargs="+", default=[1024, 2048, 4096, 8192, 16384])
@@ -140,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import triton
 
-    from flashtrade_lib.bench import watch_machine, write_record
-    from flashtrade_lib.env import environment_report
+    from flashtrade_lib.measure.bench import watch_machine, write_record
+    from flashtrade_lib.measure.env import environment_report
 
     env = environment_report()
     props = torch.cuda.get_device_properties(0)

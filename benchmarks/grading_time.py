@@ -14,7 +14,7 @@ submission, so its time is the chapter's run time plus nbgrader's and the kernel
 start-up. The record keeps the seconds of every notebook graded and the points each
 submission got — the reference must get them all, or the time is not of a complete
 grading run and the script says so and exits 1. The machine's load is watched and the
-record carries its verdict (:func:`flashtrade_lib.bench.write_record`). Results go to
+record carries its verdict (:func:`flashtrade_lib.measure.bench.write_record`). Results go to
 ``benchmarks/results/grading_time.json`` (the record ``grading_time``); the course guide
 shows them.
 """
@@ -28,11 +28,11 @@ from pathlib import Path
 
 import nbformat
 
-from flashtrade_lib.bench import add_max_wait_option, watch_machine, write_record
 from flashtrade_lib.course.grade import grade
 from flashtrade_lib.course.release import DEFAULT_CELL_TIMEOUT_S, exercises_in, release
 from flashtrade_lib.course.solutions import Solution, load
 from flashtrade_lib.course.submissions import fill, wrong_answer
+from flashtrade_lib.measure.bench import add_max_wait_option, watch_machine, write_record
 
 SUBMISSIONS = ("reference", "typical-wrong")
 

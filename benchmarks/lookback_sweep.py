@@ -7,17 +7,17 @@ The bundled hourly BTC bars (the most recent ``--bars``), the five causal featur
 chapter 5, the next bar's log return as the label — the same data as chapter 9's live
 sweep, but with lookbacks up to 1024 bars, which the fused SDPA kernel makes affordable on
 a CPU (naive attention would keep ``B·N²`` probabilities per step). For every
-(lookback, seed, fold) :func:`flashtrade_lib.lookback.lookback_sweep` trains the same model
+(lookback, seed, fold) :func:`flashtrade_lib.trading.lookback.lookback_sweep` trains the same model
 for the same number of steps on the same decision bars and walk-forward folds, and keeps
 every out-of-sample forecast. The record then holds, per lookback,
 
-* the IC with a t interval clustered by fold (:func:`flashtrade_lib.lookback.summarise`),
+* the IC with a t interval clustered by fold (:func:`flashtrade_lib.trading.lookback.summarise`),
 * the net Sharpe of trading the forecast through chapter 8's engine at ``--cost-bps``
-  (:func:`flashtrade_lib.lookback.net_returns`) with a block-bootstrap interval,
+  (:func:`flashtrade_lib.trading.lookback.net_returns`) with a block-bootstrap interval,
 
 and, over **all** lookbacks tried, Hansen's SPA against the shortest one (forecast loss and
-net P&L) and the Model Confidence Set (:func:`flashtrade_lib.lookback.compare_lookbacks`).
-The machine's load is watched (:func:`flashtrade_lib.bench.watch_machine`) and the record
+net P&L) and the Model Confidence Set (:func:`flashtrade_lib.trading.lookback.compare_lookbacks`).
+The machine's load is watched (:func:`flashtrade_lib.measure.bench.watch_machine`) and the record
 carries its own quality verdict: a sweep taken on a busy machine is still a valid *skill*
 result (training is deterministic on CPU), but its ``seconds`` are not timings. Results go to ``benchmarks/results/lookback_sweep_cpu.json`` (the record ``lookback_sweep_cpu``).
 """
@@ -30,18 +30,18 @@ import time
 
 import torch
 
-from flashtrade_lib import stats
-from flashtrade_lib.bench import add_max_wait_option, watch_machine, write_record
 from flashtrade_lib.data import forward_log_return, load_crypto, make_features
-from flashtrade_lib.lookback import (
+from flashtrade_lib.measure.bench import add_max_wait_option, watch_machine, write_record
+from flashtrade_lib.trading import stats
+from flashtrade_lib.trading.lookback import (
     SweepModel,
     compare_lookbacks,
     lookback_sweep,
     net_returns,
     summarise,
 )
-from flashtrade_lib.metrics import periods_per_year
-from flashtrade_lib.trials import FULL_LENGTH_LOOKBACKS, SWEEP_RECORD
+from flashtrade_lib.trading.metrics import periods_per_year
+from flashtrade_lib.trading.trials import FULL_LENGTH_LOOKBACKS, SWEEP_RECORD
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

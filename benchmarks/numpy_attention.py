@@ -7,14 +7,14 @@ One head, d = 64, float32. For each N, every method is timed *interleaved*
 (round-robin, after a warm-up; medians of ``--repeat`` runs), so the ratios are
 measured side by side even though absolute times drift on a shared machine. Peak
 extra memory is the resident-set high-water mark above the baseline
-(:func:`flashtrade_lib.bench.peak_memory`). Errors are max |difference| from a
+(:func:`flashtrade_lib.measure.bench.peak_memory`). Errors are max |difference| from a
 float64 tiled run (the tests prove it equal to the naive formula to 1e-12).
 
 BLAS threads: on a machine shared with other jobs, a multi-threaded OpenBLAS
 spins its threads waiting for a core and can make matrix products 5–10× slower at
 random (tiled attention, with its many small products, suffers most), which
 drowns the comparison. So by default NumPy's BLAS is pinned to one thread
-(``--blas-threads 1``, via :func:`flashtrade_lib.bench.blas_threads`), which is
+(``--blas-threads 1``, via :func:`flashtrade_lib.measure.bench.blas_threads`), which is
 fair to both methods (they call the same BLAS); ``--blas-threads 0`` leaves the
 library's default. The setting and the load average before and after are
 recorded with the result, so a reader can tell which conditions produced it.
@@ -22,7 +22,7 @@ recorded with the result, so a reader can tell which conditions produced it.
 First touch: naive attention allocates fresh N×N arrays on every call, and on some
 virtual machines the kernel's first touch of fresh pages costs seconds per GiB. So
 naive is also timed on *pre-faulted* memory (``naive_prefaulted``: the same function
-inside :func:`flashtrade_lib.bench.reuse_freed_memory`), and the page faults per call
+inside :func:`flashtrade_lib.measure.bench.reuse_freed_memory`), and the page faults per call
 of both are recorded: the gap between them is the machine's, not the algorithm's. So
 speed-ups and the target compare tiled with **pre-faulted** naive (the algorithm's
 part); the fresh-memory series is kept as an illustration of first touch
@@ -31,7 +31,7 @@ is the first-touch effect itself, not a disturbed measurement.
 
 Quality: the script first waits (at most ``--max-wait`` seconds, default 60) for a
 quiet machine, records every repeat time and the load, and the record carries the
-verdict :func:`flashtrade_lib.bench.write_record` computes (load, spread of repeats,
+verdict :func:`flashtrade_lib.measure.bench.write_record` computes (load, spread of repeats,
 scaling an O(N²) cost can produce). A flagged record never says "target met".
 
 Target (issue 3, 2-core CPU, N = 8192): the best tiled block is at least 1.3×
@@ -50,7 +50,7 @@ import sys
 import numpy as np
 
 from flashtrade_lib.attention.reference import naive_attention, tiled_attention
-from flashtrade_lib.bench import (
+from flashtrade_lib.measure.bench import (
     add_max_wait_option,
     blas_thread_count,
     blas_threads,
@@ -64,7 +64,7 @@ from flashtrade_lib.bench import (
     watch_machine,
     write_record,
 )
-from flashtrade_lib.record_quality import Series
+from flashtrade_lib.measure.record_quality import Series
 
 RESULTS = "numpy_attention"  # the record's name: bench.results_dir() / "numpy_attention.json"
 TARGET_N, TARGET_SPEEDUP, TARGET_MEMORY_RATIO = 8192, 1.3, 1 / 100

@@ -10,7 +10,7 @@ side in one run), then each step's peak extra memory is measured (resident memor
 on CPU, CUDA allocations on a GPU).
 
 First touch: on CPU the steps are timed on memory already faulted in
-(``prefaulted`` in :func:`flashtrade_lib.step_cost.sweep_step_costs`; ``--fresh-memory``
+(``prefaulted`` in :func:`flashtrade_lib.model.step_cost.sweep_step_costs`; ``--fresh-memory``
 turns it off). A naive step allocates its N×N buffers afresh, and on some virtual
 machines the first touch of fresh pages costs seconds per GiB and varies from run to
 run (chapter 1 measures it): that is the machine's cost, not attention's, and it made
@@ -28,7 +28,7 @@ measured points the script fits
 and reports the longest context each would train within ``--budget-gib`` (24 GiB,
 this machine's RAM) — clearly labelled as predictions from those fits beyond the
 longest context measured. Results go to ``benchmarks/results/train_context_<device>.json``
-with the machine report from :func:`flashtrade_lib.env.environment_report`.
+with the machine report from :func:`flashtrade_lib.measure.env.environment_report`.
 
 Targets (issue 6; 2-core CPU): at context 4096 sdpa is >= 1.8x faster and needs
 >= 5x less peak memory than naive; sdpa's longest trainable context within 24 GiB
@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flashtrade_lib.bench import (
+from flashtrade_lib.measure.bench import (
     add_max_wait_option,
     fmt_bytes,
     fmt_seconds,
@@ -53,8 +53,8 @@ from flashtrade_lib.bench import (
     watch_machine,
     write_record,
 )
-from flashtrade_lib.record_quality import Series
-from flashtrade_lib.step_cost import measure_train_context
+from flashtrade_lib.measure.record_quality import Series
+from flashtrade_lib.model.step_cost import measure_train_context
 
 GiB = 2**30
 

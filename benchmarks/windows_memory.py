@@ -6,7 +6,7 @@ It builds the feature matrix of a 5-asset synthetic market (5 features per asset
 wraps it in :class:`flashtrade_lib.data.windows.WindowDataset`, touches every window
 once (``ds[i]`` for all ``i``, checking each is a view) and iterates one epoch's worth
 of DataLoader batches, measuring the peak *extra* resident memory with
-:func:`flashtrade_lib.bench.peak_memory` (Linux: VmHWM after resetting it through
+:func:`flashtrade_lib.measure.bench.peak_memory` (Linux: VmHWM after resetting it through
 /proc/self/clear_refs). It prints that next to what the seed chapter's materialised
 ``(samples, lookback, features)`` array would need (computed, not allocated: it would
 not fit), and writes JSON with provenance to benchmarks/results/windows_memory.json.
@@ -23,7 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flashtrade_lib.bench import (
+from flashtrade_lib.data.features import Standardizer, make_features
+from flashtrade_lib.data.labels import forward_log_return
+from flashtrade_lib.data.synthetic import simulate_market
+from flashtrade_lib.data.windows import WindowDataset
+from flashtrade_lib.measure.bench import (
     add_max_wait_option,
     fmt_bytes,
     memory_method,
@@ -31,10 +35,6 @@ from flashtrade_lib.bench import (
     watch_machine,
     write_record,
 )
-from flashtrade_lib.data.features import Standardizer, make_features
-from flashtrade_lib.data.labels import forward_log_return
-from flashtrade_lib.data.synthetic import simulate_market
-from flashtrade_lib.data.windows import WindowDataset
 
 LIMIT_BYTES = 100 * 10**6
 

@@ -43,8 +43,8 @@ def _print(obj: Any) -> None:
 
 
 def _skill(pred: Any, target: Any) -> dict[str, float]:
-    """:func:`flashtrade_lib.metrics.forecast_skill` as plain JSON fields."""
-    from flashtrade_lib.metrics import forecast_skill
+    """:func:`flashtrade_lib.trading.metrics.forecast_skill` as plain JSON fields."""
+    from flashtrade_lib.trading.metrics import forecast_skill
 
     return dataclasses.asdict(forecast_skill(pred, target))
 
@@ -96,7 +96,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _load(checkpoint: str, backend: str | None) -> Any:
-    from flashtrade_lib.checkpoints import load_checkpoint
+    from flashtrade_lib.model.checkpoints import load_checkpoint
 
     try:
         return load_checkpoint(checkpoint, backend=backend)
@@ -105,7 +105,7 @@ def _load(checkpoint: str, backend: str | None) -> Any:
 
 
 def _data_for(ckpt: Any) -> Any:
-    from flashtrade_lib.tasks import market_datasets_from_metadata
+    from flashtrade_lib.data.tasks import market_datasets_from_metadata
 
     meta = ckpt.metadata
     missing = [k for k in ("source", "symbol", "lookback", "horizon", "scaler") if k not in meta]
@@ -120,7 +120,7 @@ def _data_for(ckpt: Any) -> Any:
 def _predict_frame(ckpt: Any, data: Any, split: str, batch_size: int) -> Any:
     import pandas as pd
 
-    from flashtrade_lib.train import predict
+    from flashtrade_lib.model.train import predict
 
     if split == "all":
         ds, times = data.dataset, data.bar_times[data.dataset.times]
@@ -177,10 +177,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train a model on bundled or synthetic data and write the best checkpoint into --out."""
     import torch
 
-    from flashtrade_lib.checkpoints import check_output_dir
-    from flashtrade_lib.model import FlashAttentionTrader, ModelConfig
-    from flashtrade_lib.tasks import market_datasets
-    from flashtrade_lib.train import TrainConfig, predict, train
+    from flashtrade_lib.data.tasks import market_datasets
+    from flashtrade_lib.model.checkpoints import check_output_dir
+    from flashtrade_lib.model.trader import FlashAttentionTrader, ModelConfig
+    from flashtrade_lib.model.train import TrainConfig, predict, train
 
     # an unwritable --out, or an older run's checkpoint in it, is refused before any work
     replaced = None
@@ -248,9 +248,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     """Backtest a checkpoint's signals (t+1 execution, costs) against buy-and-hold."""
     import pandas as pd
 
-    from flashtrade_lib.backtest import backtest
     from flashtrade_lib.data.sources import get_source
-    from flashtrade_lib.metrics import compare
+    from flashtrade_lib.trading.backtest import backtest
+    from flashtrade_lib.trading.metrics import compare
 
     _check_out_file(args.out, (".csv",))
     ckpt = _load(args.checkpoint, args.backend)
@@ -284,7 +284,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 def _print_intervals(returns: dict, periods: float) -> None:
     """Sharpe and annual return with 95 % block-bootstrap intervals, and a warning when too short."""
-    from flashtrade_lib.metrics import annualisation_note, annualised_intervals
+    from flashtrade_lib.trading.metrics import annualisation_note, annualised_intervals
 
     bars = len(next(iter(returns.values())))
     if bars < 10:
@@ -302,8 +302,8 @@ def _print_intervals(returns: dict, periods: float) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Time and peak memory of one training step vs context length, per attention backend."""
-    from flashtrade_lib.bench import fmt_bytes, fmt_seconds, write_record
-    from flashtrade_lib.step_cost import measure_train_context
+    from flashtrade_lib.measure.bench import fmt_bytes, fmt_seconds, write_record
+    from flashtrade_lib.model.step_cost import measure_train_context
 
     _check_out_file(args.json, (), "--json")
     device = args.device
@@ -365,7 +365,7 @@ def _description(doc: str | None) -> str:
 def build_parser() -> argparse.ArgumentParser:
     from flashtrade_lib.attention.backends import BACKENDS
     from flashtrade_lib.data.sources import source_names
-    from flashtrade_lib.train import OBJECTIVES
+    from flashtrade_lib.model.train import OBJECTIVES
 
     parser = argparse.ArgumentParser(prog="flashtrade", description=_description(__doc__), formatter_class=_Help)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",

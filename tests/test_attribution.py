@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from flashtrade_lib.attribution import PlantedSink, attention_profile, bars_ago, occlusion_effect
-from flashtrade_lib.model import FlashAttentionTrader, ModelConfig
+from flashtrade_lib.model.attribution import (
+    PlantedSink,
+    attention_profile,
+    bars_ago,
+    occlusion_effect,
+)
+from flashtrade_lib.model.trader import FlashAttentionTrader, ModelConfig
 
 
 def windows(n_windows: int = 256, n: int = 16, features: int = 2) -> torch.Tensor:

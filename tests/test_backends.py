@@ -346,7 +346,7 @@ def test_benchmark_skips_cleanly_without_a_gpu(capsys):
 
 
 def test_plot_tflops_draws_one_line_per_backend_and_panel():
-    from flashtrade_lib.plots_gpu import plot_tflops
+    from flashtrade_lib.measure.plots_gpu import plot_tflops
 
     record = {  # a hand-made record, only to exercise the drawing code
         "gpu": {"name": "test"}, "environment": {"date_utc": "2025-01-01T00:00:00Z"},
@@ -389,7 +389,7 @@ def test_a_backend_registered_in_one_place_is_dispatched_reported_and_benchmarke
     import json
     from pathlib import Path
 
-    from flashtrade_lib.model import FlashAttentionTrader, ModelConfig
+    from flashtrade_lib.model.trader import FlashAttentionTrader, ModelConfig
 
     calls: list = []
     q, k, v = _qkv(n_q=9, d=16)

@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flashtrade_lib.backtest import (
+from flashtrade_lib.exercises import check
+from flashtrade_lib.trading.backtest import (
     apply_caps,
     backtest,
     backtest_loop,
     market_returns,
     sign_weights,
 )
-from flashtrade_lib.exercises import check
-from flashtrade_lib.seed_mistakes import seed_style_backtest
+from flashtrade_lib.trading.seed_mistakes import seed_style_backtest
 
 EXACT = {"rtol": 0, "atol": 1e-12}
 IDX4 = pd.date_range("2024-01-01", periods=4, freq="h")
@@ -177,7 +177,7 @@ def test_asset_pnl_with_funding_and_per_asset_costs_adds_up() -> None:
 @pytest.mark.parametrize("block", [1, 7, 64])
 def test_block_boundaries_change_nothing(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """The engine works through the bars in cache-sized blocks: the split must not show."""
-    import flashtrade_lib.backtest as bt
+    import flashtrade_lib.trading.backtest as bt
 
     r, s, f = _random_case(13)
     kwargs = {"position": "tanh", "target_vol": 0.3, "vol_lookback": 24, "max_gross": 1.5,

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flashtrade_lib.backtest import backtest
-from flashtrade_lib.baselines import (
+from flashtrade_lib.trading.backtest import backtest
+from flashtrade_lib.trading.baselines import (
     buy_and_hold,
     mean_reversion,
     momentum,

@@ -1,4 +1,4 @@
-"""flashtrade_lib.bench: interleaved timing and peak extra memory measure what they claim."""
+"""flashtrade_lib.measure.bench: interleaved timing and peak extra memory measure what they claim."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from flashtrade_lib import bench
+from flashtrade_lib.measure import bench
 
 MB = 10**6
 
@@ -155,7 +155,7 @@ def test_environment_report_is_json_provenance() -> None:
     """Every recorded benchmark carries this: it must name the machine and be JSON-able."""
     import json
 
-    from flashtrade_lib.env import cpu_model, environment_report
+    from flashtrade_lib.measure.env import cpu_model, environment_report
 
     report = json.loads(json.dumps(environment_report()))
     assert report["date_utc"].endswith("Z") and report["cpu_count"] >= 1

@@ -13,7 +13,7 @@ from types import ModuleType
 
 import pytest
 
-from flashtrade_lib.bench import load_record, provenance, write_record
+from flashtrade_lib.measure.bench import load_record, provenance, write_record
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 

@@ -12,8 +12,8 @@ from urllib.parse import parse_qs, urlparse
 import pandas as pd
 import pytest
 
-from flashtrade_lib.checkpoints import load_checkpoint
 from flashtrade_lib.cli import main
+from flashtrade_lib.model.checkpoints import load_checkpoint
 
 SUBCOMMANDS = ("fetch", "train", "predict", "backtest", "bench")
 TINY = [

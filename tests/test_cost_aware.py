@@ -1,4 +1,4 @@
-"""The cost-aware position rule and the break-even cost (flashtrade_lib.cost_aware)."""
+"""The cost-aware position rule and the break-even cost (flashtrade_lib.trading.cost_aware)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flashtrade_lib.backtest import backtest
-from flashtrade_lib.cost_aware import breakeven_cost, calibrate, fit_rule, hold_until_confident
+from flashtrade_lib.trading.backtest import backtest
+from flashtrade_lib.trading.cost_aware import (
+    breakeven_cost,
+    calibrate,
+    fit_rule,
+    hold_until_confident,
+)
 
 
 def _market(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:

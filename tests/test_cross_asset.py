@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from flashtrade_lib.cross_asset import (
+from flashtrade_lib.model.cross_asset import (
     ChannelMixingTrader,
     CrossAssetTrader,
     PerAssetTrader,
     n_tokens,
 )
-from flashtrade_lib.model import ModelConfig, TransformerBlock
-from flashtrade_lib.train import TrainConfig, train
+from flashtrade_lib.model.trader import ModelConfig, TransformerBlock
+from flashtrade_lib.model.train import TrainConfig, train
 
 A, F, T = 3, 4, 6
 

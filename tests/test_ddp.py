@@ -22,9 +22,9 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from flashtrade_lib.checkpoints import load_checkpoint
-from flashtrade_lib.model import FlashAttentionTrader, ModelConfig
-from flashtrade_lib.train import TrainConfig, train
+from flashtrade_lib.model.checkpoints import load_checkpoint
+from flashtrade_lib.model.trader import FlashAttentionTrader, ModelConfig
+from flashtrade_lib.model.train import TrainConfig, train
 
 N, F = 12, 2
 CONFIG = TrainConfig(epochs=2, batch_size=16, lr=5e-3, seed=11, progress=False, patience=None)

@@ -98,7 +98,7 @@ def test_a_bad_out_is_refused_before_any_download(out, needle, tmp_path, capsys)
 
 
 def test_train_checks_out_and_settings_before_building_the_data(tmp_path, capsys, monkeypatch):
-    import flashtrade_lib.tasks as tasks
+    import flashtrade_lib.data.tasks as tasks
 
     monkeypatch.setattr(tasks, "market_datasets", lambda *a, **k: pytest.fail("data built before checks"))
     (tmp_path / "a_file").write_text("x")
@@ -191,7 +191,7 @@ def test_absurd_costs_are_one_line_and_no_total_return_is_below_minus_100(tiny_r
 
 
 def test_an_older_runs_checkpoint_in_out_is_refused_before_training(tiny_run, capsys, monkeypatch):
-    import flashtrade_lib.tasks as tasks
+    import flashtrade_lib.data.tasks as tasks
 
     capsys.readouterr()
     monkeypatch.setattr(tasks, "market_datasets", lambda *a, **k: pytest.fail("data built before checks"))

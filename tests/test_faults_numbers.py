@@ -14,7 +14,7 @@ import pytest
 
 from flashtrade_lib.data import align_bars, forward_log_return, make_features
 from flashtrade_lib.data.synthetic import simulate_market
-from flashtrade_lib.metrics import sharpe
+from flashtrade_lib.trading.metrics import sharpe
 
 
 @pytest.mark.parametrize("value", [0.001, -0.0003, 0.0, 1e-9])

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flashtrade_lib.backtest import MAX_COST_BPS, RuinError, backtest
+from flashtrade_lib.trading.backtest import MAX_COST_BPS, RuinError, backtest
 
 IDX = pd.date_range("2024-01-01", periods=6, freq="h")
 

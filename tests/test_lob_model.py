@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from flashtrade_lib.cross_asset import OrderBookTrader, n_tokens
 from flashtrade_lib.data import WindowDataset
 from flashtrade_lib.data.lob_sim import LOB_FEATURES, lob_features, simulate_lob
-from flashtrade_lib.metrics import forecast_skill
-from flashtrade_lib.model import ModelConfig
-from flashtrade_lib.step_cost import train_step
-from flashtrade_lib.train import TrainConfig, predict, train
+from flashtrade_lib.model.cross_asset import OrderBookTrader, n_tokens
+from flashtrade_lib.model.step_cost import train_step
+from flashtrade_lib.model.trader import ModelConfig
+from flashtrade_lib.model.train import TrainConfig, predict, train
+from flashtrade_lib.trading.metrics import forecast_skill
 
 
 def _windows(sim, lookback: int) -> WindowDataset:

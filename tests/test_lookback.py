@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from flashtrade_lib.data import simulate_market
-from flashtrade_lib.lookback import (
+from flashtrade_lib.trading.lookback import (
     LookbackSweep,
     SweepModel,
     compare_lookbacks,

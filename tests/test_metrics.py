@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flashtrade_lib import metrics as m
+from flashtrade_lib.trading import metrics as m
 
 EXACT = {"rel": 0, "abs": 1e-12}
 R5 = np.array([0.1, -0.05, 0.02, -0.1, 0.05])
@@ -176,7 +176,7 @@ def test_summary_and_compare() -> None:
 def test_forecast_skill_matches_independent_computations() -> None:
     from scipy.stats import pearsonr, spearmanr
 
-    from flashtrade_lib.metrics import forecast_skill
+    from flashtrade_lib.trading.metrics import forecast_skill
 
     rng = np.random.default_rng(7)
     y = rng.standard_normal(500)
@@ -194,7 +194,7 @@ def test_forecast_skill_matches_independent_computations() -> None:
 
 
 def test_forecast_skill_refuses_and_flags_what_it_cannot_score() -> None:
-    from flashtrade_lib.metrics import forecast_skill
+    from flashtrade_lib.trading.metrics import forecast_skill
 
     with pytest.raises(ValueError, match="same length"):
         forecast_skill(np.ones(5), np.ones(4))

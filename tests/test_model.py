@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from flashtrade_lib.attention.backends import BACKENDS, describe, why_not
-from flashtrade_lib.model import HEADS, FlashAttentionTrader, ModelConfig, RotaryEmbedding
+from flashtrade_lib.model.trader import HEADS, FlashAttentionTrader, ModelConfig, RotaryEmbedding
 
 N_FEATURES = 5
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flashtrade_lib import bench
-from flashtrade_lib.record_quality import (
+from flashtrade_lib.measure import bench
+from flashtrade_lib.measure.record_quality import (
     FIT_RESIDUAL_BOUND,
     Series,
     assess,

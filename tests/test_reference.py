@@ -280,7 +280,7 @@ def test_tile_schedule_counts_causal_tiles() -> None:
 
 
 def test_tiled_attention_never_allocates_n_by_n() -> None:
-    from flashtrade_lib.bench import peak_memory
+    from flashtrade_lib.measure.bench import peak_memory
 
     q, k, v = _qkv(4096, 4096, d=16, dtype=np.float32)
     n_by_n = 4096 * 4096 * 4  # 64 MiB

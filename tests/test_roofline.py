@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flashtrade_lib import roofline
+from flashtrade_lib.attention import roofline
 from flashtrade_lib.attention.iomodel import (
     attention_flops,
     standard_attention_io,

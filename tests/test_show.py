@@ -7,8 +7,8 @@ import ast
 import pandas as pd
 import pytest
 
-from flashtrade_lib.env import pick_device
 from flashtrade_lib.exercises import Feedback
+from flashtrade_lib.measure.env import pick_device
 from flashtrade_lib.show import say, show_source, show_table, source_of
 
 

@@ -8,7 +8,7 @@ from flashtrade_lib.cli import build_parser
 from flashtrade_lib.data import sources
 from flashtrade_lib.data.sources import DataSource, Loaded, get_source, register, source_names
 from flashtrade_lib.data.synthetic import simulate_market
-from flashtrade_lib.tasks import market_datasets
+from flashtrade_lib.data.tasks import market_datasets
 
 
 @pytest.fixture

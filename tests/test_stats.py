@@ -1,4 +1,4 @@
-"""Tests of flashtrade_lib.stats: each hand-written statistic against a published example or
+"""Tests of flashtrade_lib.trading.stats: each hand-written statistic against a published example or
 an independent computation (Monte Carlo, a brute-force loop, scipy), each library-backed one
 against what it must do on data whose answer is known."""
 
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from flashtrade_lib import stats as st
+from flashtrade_lib.trading import stats as st
 
 
 def _ar1(n: int, phi: float, seed: int) -> np.ndarray:

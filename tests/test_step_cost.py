@@ -7,14 +7,14 @@ import math
 import pytest
 import torch
 
-from flashtrade_lib.model import FlashAttentionTrader, ModelConfig
-from flashtrade_lib.step_cost import (
+from flashtrade_lib.model.step_cost import (
     measure_train_context,
     naive_step_bytes,
     random_batch_step,
     sweep_step_costs,
     train_step,
 )
+from flashtrade_lib.model.trader import FlashAttentionTrader, ModelConfig
 
 
 def test_naive_step_bytes_is_the_documented_formula() -> None:
@@ -50,7 +50,7 @@ def test_sweep_measures_small_contexts_and_skips_what_would_not_fit() -> None:
 
 def test_sweep_can_time_on_prefaulted_memory_and_says_which() -> None:
     """First touch is the machine's cost: a benchmark times steps without it, and the row says so."""
-    from flashtrade_lib.bench import reuse_freed_memory
+    from flashtrade_lib.measure.bench import reuse_freed_memory
 
     with reuse_freed_memory() as available:
         pass

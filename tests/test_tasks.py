@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flashtrade_lib.tasks import market_datasets, market_datasets_from_metadata
+from flashtrade_lib.data.tasks import market_datasets, market_datasets_from_metadata
 
 KW = {"n_bars": 600, "n_assets": 2, "lookback": 32, "horizon": 4, "seed": 3}
 

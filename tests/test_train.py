@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-import flashtrade_lib.train as train_mod
-from flashtrade_lib.checkpoints import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from flashtrade_lib.model import FlashAttentionTrader, ModelConfig
-from flashtrade_lib.train import (
+import flashtrade_lib.model.train as train_mod
+from flashtrade_lib.model.checkpoints import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from flashtrade_lib.model.trader import FlashAttentionTrader, ModelConfig
+from flashtrade_lib.model.train import (
     TrainConfig,
     compute_loss,
     lr_at,

@@ -16,7 +16,8 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from flashtrade_lib.checkpoints import (
+from flashtrade_lib.errors import FlashTradeError
+from flashtrade_lib.model.checkpoints import (
     CHECKPOINT_NAME,
     CheckpointError,
     OutputDirError,
@@ -24,9 +25,8 @@ from flashtrade_lib.checkpoints import (
     load_checkpoint,
     save_checkpoint,
 )
-from flashtrade_lib.errors import FlashTradeError
-from flashtrade_lib.model import FlashAttentionTrader, ModelConfig
-from flashtrade_lib.train import TrainConfig, TrainingDiverged, train
+from flashtrade_lib.model.trader import FlashAttentionTrader, ModelConfig
+from flashtrade_lib.model.train import TrainConfig, TrainingDiverged, train
 
 N, F = 8, 2
 QUICK = {"batch_size": 16, "progress": False, "patience": None, "device": "cpu"}
@@ -116,7 +116,7 @@ def test_an_older_runs_checkpoint_is_refused_before_training_starts(tmp_path, mo
     def no_step(*args, **kwargs):
         raise AssertionError("training started before the output directory was checked")
 
-    monkeypatch.setattr("flashtrade_lib.train.compute_loss", no_step)
+    monkeypatch.setattr("flashtrade_lib.model.train.compute_loss", no_step)
     with pytest.raises(OutputDirError) as info:
         train(_model(), _data(), TrainConfig(epochs=1, checkpoint_dir=str(tmp_path), **QUICK))
     msg = str(info.value)

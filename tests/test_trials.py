@@ -1,7 +1,7 @@
 """The ledger of the book's trials: counts follow the grids the chapters use, and only those.
 
 Issue 16: a multiple-testing statistic must count every strategy or lookback actually tried.
-``flashtrade_lib.trials`` derives each chapter's count from its grid; these tests check that the
+``flashtrade_lib.trading.trials`` derives each chapter's count from its grid; these tests check that the
 counts move with the grids, that seeds and folds are not trials, and that the chapters (and the
 recorded sweep's script) take their grids from the library instead of typing them again.
 """
@@ -15,9 +15,10 @@ import nbformat
 import pytest
 from conftest import ROOT
 
-from flashtrade_lib import env, trials
-from flashtrade_lib.bench import load_record
-from flashtrade_lib.cross_asset import LAYOUTS
+from flashtrade_lib.measure import env
+from flashtrade_lib.measure.bench import load_record
+from flashtrade_lib.model.cross_asset import LAYOUTS
+from flashtrade_lib.trading import trials
 
 NO_RECORD: tuple[int, ...] = ()
 
@@ -117,7 +118,7 @@ TYPED_GRIDS = re.compile(r"^\s*(K_GRID|FILL_LAG|REAL_LOOKBACKS|MODELS|LAYOUTS)\s
 def test_no_chapter_types_a_counted_grid_again(name: str) -> None:
     nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
     typed = [m.group(0).strip() for c in nb.cells if c.cell_type == "code" for m in TYPED_GRIDS.finditer(c.source)]
-    assert not typed, f"{name} types a grid that flashtrade_lib.trials counts: {typed}; import it instead"
+    assert not typed, f"{name} types a grid that flashtrade_lib.trading.trials counts: {typed}; import it instead"
 
 
 def test_recorded_sweep_script_defaults_to_the_library_grid() -> None:

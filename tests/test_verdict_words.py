@@ -93,7 +93,7 @@ def test_no_typed_verdicts_in_markdown(path) -> None:
         f"{path.name} types verdicts in markdown instead of printing them from a test:\n"
         + "\n".join(offenders)
         + "\nPrint the sentence from code, e.g. print(stats.verdict(result, 'the model beats ridge')), "
-        "so the words follow the test the page prints (flashtrade_lib/stats.py). "
+        "so the words follow the test the page prints (flashtrade_lib/trading/stats.py). "
         "A question, a quoted word or code is not a verdict."
     )
     stale = [text for name, text in PENDING if name == path.name and not any(text in m for m in markdown)]

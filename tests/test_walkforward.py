@@ -6,9 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flashtrade_lib.backtest import backtest
-from flashtrade_lib.baselines import momentum, next_bar_returns, ridge_predict, ridge_signals
-from flashtrade_lib.walkforward import fold_positions, walk_forward
+from flashtrade_lib.trading.backtest import backtest
+from flashtrade_lib.trading.baselines import (
+    momentum,
+    next_bar_returns,
+    ridge_predict,
+    ridge_signals,
+)
+from flashtrade_lib.trading.walkforward import fold_positions, walk_forward
 
 EXACT = {"rtol": 0, "atol": 1e-12}
 

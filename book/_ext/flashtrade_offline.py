@@ -149,7 +149,7 @@ class GradingTimes(SphinxDirective):
     RECORD = "grading_time"
 
     def run(self) -> list[nodes.Node]:
-        from flashtrade_lib.bench import load_record, provenance, record_path, verdict
+        from flashtrade_lib.measure.bench import load_record, provenance, record_path, verdict
 
         self.env.note_dependency(str(record_path(self.RECORD)))
         record = load_record(self.RECORD)

@@ -2,8 +2,8 @@
 
 import math
 
-from flashtrade_lib import metrics
 from flashtrade_lib.course.solutions import solution, wrong
+from flashtrade_lib.trading import metrics
 
 
 @solution("ch08-annualise")

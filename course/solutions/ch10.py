@@ -4,8 +4,8 @@ import numpy as np
 import torch
 
 from flashtrade_lib.course.solutions import solution, wrong
-from flashtrade_lib.cross_asset import CrossAssetTrader, n_tokens
-from flashtrade_lib.step_cost import naive_step_bytes
+from flashtrade_lib.model.cross_asset import CrossAssetTrader, n_tokens
+from flashtrade_lib.model.step_cost import naive_step_bytes
 
 
 @solution("ch10-token-count")

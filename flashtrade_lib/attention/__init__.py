@@ -1,29 +1,23 @@
-"""Attention, from the NumPy reference (chapters 1–3) to the GPU backends (chapter 4).
+"""Attention, from the NumPy reference to the GPU backends (chapters 1–4).
 
-``naive_attention``, ``tiled_attention`` and ``tiled_attention_backward`` live in
-:mod:`flashtrade_lib.attention.reference`; the one torch entry point
-``attention(q, k, v, *, causal=False, dropout_p=0.0, scale=None, backend="auto")``
-lives in :mod:`flashtrade_lib.attention.backends`.
+* :mod:`~flashtrade_lib.attention.reference` — naive, tiled online-softmax forward and the
+  recomputing backward in NumPy (chapters 2–3);
+* :mod:`~flashtrade_lib.attention.iomodel` and :mod:`~flashtrade_lib.attention.roofline` —
+  slow-memory traffic counted, and turned into seconds on this machine (chapters 1–2);
+* :mod:`~flashtrade_lib.attention.numerics` — error bounds of the online softmax (chapter 3);
+* :mod:`~flashtrade_lib.attention.backends` — the one torch entry point
+  ``attention(q, k, v, *, causal=False, dropout_p=0.0, scale=None, backend="auto")``
+  (chapter 4; the Triton kernels themselves are :mod:`flashtrade_lib.kernels`).
 """
 
-from __future__ import annotations
+from flashtrade_lib._exports import lazy_exports
 
-from typing import Any
-
-_EXPORTS = {
-    "naive_attention": "reference",
-    "tiled_attention": "reference",
-    "tiled_attention_backward": "reference",
-    "attention": "backends",
-}
-
-__all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:  # lazy, so NumPy-only chapters never import torch
-    if name in _EXPORTS:
-        import importlib
-
-        module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "naive_attention": "reference",
+        "tiled_attention": "reference",
+        "tiled_attention_backward": "reference",
+        "attention": "backends",
+    },
+)

@@ -50,7 +50,7 @@ on one core.
 
 :func:`lob_features` turns snapshots — simulated here or recorded by
 :func:`~flashtrade_lib.data.orderbook.record_orderbook` — into causal per-(snapshot, level)
-features, the tokens of :class:`~flashtrade_lib.cross_asset.OrderBookTrader`.
+features, the tokens of :class:`~flashtrade_lib.model.cross_asset.OrderBookTrader`.
 """
 
 from __future__ import annotations

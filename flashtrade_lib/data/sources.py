@@ -3,7 +3,7 @@
 Why: before this, a new source meant edits in four places (the lazy exports, the
 cache's made-up key, an if-chain in the bundled loader and the task builder's list of
 names). Every consumer now asks this table: :func:`load_bundled`
-(bundled sets), :func:`flashtrade_lib.tasks.market_datasets` and ``flashtrade train
+(bundled sets), :func:`flashtrade_lib.data.tasks.market_datasets` and ``flashtrade train
 --data`` (anything a model can be trained on offline), the CLI backtest (the
 calendar that annualises metrics).
 
@@ -11,7 +11,7 @@ Each entry says what it is (``kind``: ``bundled`` files, a ``synthetic`` market,
 ``live`` venue that needs the network and goes through the bar cache under
 ``cache_source``), how to load it offline, which task options it takes, whether its
 market closes (then holes in its bar grid are closed hours, not missing data) and
-which :mod:`~flashtrade_lib.metrics` calendar annualises it.
+which :mod:`~flashtrade_lib.trading.metrics` calendar annualises it.
 """
 
 from __future__ import annotations

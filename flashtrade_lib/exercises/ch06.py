@@ -48,7 +48,7 @@ def _grade_nxn(answer: Callable[[int, int, int, int], int]) -> Feedback:
     title="Warm-up then cosine decay",
 )
 def _grade_lr(answer: Callable[[int, int, int, float], float]) -> Feedback:
-    from flashtrade_lib.train import lr_at
+    from flashtrade_lib.model.train import lr_at
 
     if not callable(answer):
         return Feedback(False, f"expected a function (step, total, warmup, floor) -> float, got {type(answer).__name__}")
@@ -60,4 +60,4 @@ def _grade_lr(answer: Callable[[int, int, int, float], float]) -> Feedback:
                 return Feedback(False, f"at step {step} of {total} (warm-up {warmup}, floor {floor}) "
                                        f"{where} you returned {got!r}, expected {want:.6f}.")
     return Feedback(True, "linear warm-up to the peak, then a half cosine down to the floor — "
-                          "identical to flashtrade_lib.train.lr_at.")
+                          "identical to flashtrade_lib.model.train.lr_at.")

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from flashtrade_lib.exercises import Feedback, register
-from flashtrade_lib.metrics import periods_per_year, sharpe
+from flashtrade_lib.trading.metrics import periods_per_year, sharpe
 
 # --------------------------------------------------------------------- annualisation
 

@@ -40,7 +40,7 @@ def _grade_imbalance(answer: Callable[..., np.ndarray]) -> Feedback:
     title="How long is the cross-asset token sequence?",
 )
 def _grade_tokens(answer: Callable[[int, int], int]) -> Feedback:
-    from flashtrade_lib.cross_asset import n_tokens
+    from flashtrade_lib.model.cross_asset import n_tokens
 
     if not callable(answer):
         return Feedback(False, f"expected a function tokens(lookback, n_assets), got {type(answer).__name__}")
@@ -64,8 +64,8 @@ _BUDGET_CASES = ((100, 12), (8, 12), (5, 12), (16, 24), (100, 1))
 def _expected_max_lookback(n_assets: int, budget_gib: float = 12, *, tokens: Callable[[int, int], int] | None = None,
                   gib: float = 2**30, sizes: dict[str, int] | None = None) -> int:
     """Largest multiple of 64 whose naive step fits; the keyword variants build the typical mistakes."""
-    from flashtrade_lib.cross_asset import n_tokens
-    from flashtrade_lib.step_cost import naive_step_bytes
+    from flashtrade_lib.model.cross_asset import n_tokens
+    from flashtrade_lib.model.step_cost import naive_step_bytes
 
     tokens, sizes = tokens or n_tokens, _BENCH if sizes is None else sizes
     lookback = 0
@@ -83,8 +83,8 @@ def _max_lookback_without_summary(n_assets: int, budget_gib: float = 12) -> int:
     title="The longest lookback whose naive training step fits a memory budget",
 )
 def _grade_budget(answer: Callable[[int, float], int]) -> Feedback:
-    from flashtrade_lib.cross_asset import n_tokens
-    from flashtrade_lib.step_cost import naive_step_bytes
+    from flashtrade_lib.model.cross_asset import n_tokens
+    from flashtrade_lib.model.step_cost import naive_step_bytes
 
     if not callable(answer):
         return Feedback(False, f"expected a function max_lookback(n_assets, budget_gib), got {type(answer).__name__}")
@@ -124,8 +124,8 @@ def _grade_budget(answer: Callable[[int, float], int]) -> Feedback:
 def _grade_summary(answer: type) -> Feedback:
     import torch
 
-    from flashtrade_lib.cross_asset import CrossAssetTrader
-    from flashtrade_lib.model import HEADS, ModelConfig
+    from flashtrade_lib.model.cross_asset import CrossAssetTrader
+    from flashtrade_lib.model.trader import HEADS, ModelConfig
 
     if not (isinstance(answer, type) and issubclass(answer, CrossAssetTrader)):
         what = answer.__name__ if isinstance(answer, type) else f"an instance of {type(answer).__name__}"
@@ -183,7 +183,7 @@ def _grade_summary(answer: type) -> Feedback:
     ),
 )
 def _grade_bar_mask(answer: Callable[[int, int], np.ndarray]) -> Feedback:
-    from flashtrade_lib.cross_asset import n_tokens
+    from flashtrade_lib.model.cross_asset import n_tokens
 
     if not callable(answer):
         return Feedback(False, f"expected a function bar_causal_mask(lookback, n_assets), got {type(answer).__name__}")

@@ -15,14 +15,14 @@ single-process run.
 Training that fails, fails: a non-finite loss (or attention inputs gone NaN) stops
 the run with :class:`TrainingDiverged` before the bad step is applied. Every run has
 a ``run_id``, written into its checkpoints; before the first step the checkpoint
-directory is checked (:func:`flashtrade_lib.checkpoints.check_output_dir`), so an older
+directory is checked (:func:`flashtrade_lib.model.checkpoints.check_output_dir`), so an older
 run's checkpoint there is refused — or, with ``TrainConfig(overwrite=True)``, removed
 and reported in :attr:`TrainResult.replaced`. Checkpoints themselves (safe, atomic,
-validated on load) live in :mod:`flashtrade_lib.checkpoints`.
+validated on load) live in :mod:`flashtrade_lib.model.checkpoints`.
 :func:`predict` runs a trained model over a dataset.
 
-Building datasets from market data lives in :mod:`flashtrade_lib.tasks`; timing and
-measuring the memory of one training step lives in :mod:`flashtrade_lib.step_cost`.
+Building datasets from market data lives in :mod:`flashtrade_lib.data.tasks`; timing and
+measuring the memory of one training step lives in :mod:`flashtrade_lib.model.step_cost`.
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from flashtrade_lib.attention.arguments import NonFiniteInputError
-from flashtrade_lib.checkpoints import check_output_dir, check_plain, save_checkpoint
 from flashtrade_lib.config import PlainConfig
 from flashtrade_lib.errors import FlashTradeError
-from flashtrade_lib.model import HEADS, FlashAttentionTrader
+from flashtrade_lib.model.checkpoints import check_output_dir, check_plain, save_checkpoint
+from flashtrade_lib.model.trader import HEADS, FlashAttentionTrader
 
 __all__ = [
     "TrainConfig",
@@ -183,9 +183,9 @@ class TrainableModel(Protocol):
       and ``allocation``, each shaped like a batch of targets; an objective reads only
       some of them (see :func:`compute_loss`).
 
-    :class:`~flashtrade_lib.model.FlashAttentionTrader` has it, and so do the models of
-    chapter 10 (:class:`~flashtrade_lib.cross_asset.CrossAssetTrader`, its baselines and
-    :class:`~flashtrade_lib.cross_asset.OrderBookTrader`). Checkpoints are narrower: they
+    :class:`~flashtrade_lib.model.trader.FlashAttentionTrader` has it, and so do the models of
+    chapter 10 (:class:`~flashtrade_lib.model.cross_asset.CrossAssetTrader`, its baselines and
+    :class:`~flashtrade_lib.model.cross_asset.OrderBookTrader`). Checkpoints are narrower: they
     rebuild a ``FlashAttentionTrader`` from its config, so ``checkpoint_dir`` needs one.
     """
 

@@ -2,7 +2,7 @@
 
 Why: a transformer's Sharpe ratio means nothing on its own. Each baseline here
 returns *signals aligned to the price index* (one column per asset), so it runs
-through exactly the same :func:`flashtrade_lib.backtest.backtest` — same bars, same
+through exactly the same :func:`flashtrade_lib.trading.backtest.backtest` — same bars, same
 t+1 execution, same costs — as the model. Every signal at bar ``t`` uses prices up
 to the close of ``t`` only. Where a baseline has no view yet (warm-up bars, missing
 features) its signal is **0, meaning flat** — chosen here explicitly, because the

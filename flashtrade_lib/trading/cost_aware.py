@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from flashtrade_lib import stats
-from flashtrade_lib.backtest import BacktestResult, backtest, market_returns
+from flashtrade_lib.trading import stats
+from flashtrade_lib.trading.backtest import BacktestResult, backtest, market_returns
 
 __all__ = ["CostAwareRule", "calibrate", "hold_until_confident", "fit_rule", "breakeven_cost"]
 

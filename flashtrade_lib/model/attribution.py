@@ -15,7 +15,7 @@ replaced bar is a real bar from the same position, only its link to this window 
 
 Both work on anything with the model's interface: ``model(x)["regression"]`` for
 ``x`` of shape ``(batch, N, features)``, and ``model.get_attention_maps(x,
-last_only=True)`` for the profile (:class:`~flashtrade_lib.model.FlashAttentionTrader`
+last_only=True)`` for the profile (:class:`~flashtrade_lib.model.trader.FlashAttentionTrader`
 has both).
 """
 

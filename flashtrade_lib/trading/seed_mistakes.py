@@ -1,6 +1,6 @@
 """The seed chapter's backtest, **WRONG ON PURPOSE**: chapter 8 measures its mistakes.
 
-Why a module of its own: the honest engine (:mod:`flashtrade_lib.backtest`) should
+Why a module of its own: the honest engine (:mod:`flashtrade_lib.trading.backtest`) should
 not sit beside a function that must never be used to evaluate a strategy. This one
 reuses the engine's input checks, so the difference between the two is only the
 seed's three mistakes, each behind a switch.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from flashtrade_lib.backtest import _align_signals, _as_frame, _check_time_index
+from flashtrade_lib.trading.backtest import _align_signals, _as_frame, _check_time_index
 
 __all__ = ["SeedStyleResult", "seed_style_backtest"]
 

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flashtrade_lib import metrics as _metrics
-from flashtrade_lib.backtest import BacktestResult, backtest, market_returns
+from flashtrade_lib.trading import metrics as _metrics
+from flashtrade_lib.trading.backtest import BacktestResult, backtest, market_returns
 
 __all__ = ["FoldResult", "WalkForwardResult", "fold_positions", "walk_forward"]
 
@@ -152,7 +152,7 @@ def walk_forward(
     so that volatility targeting has a trailing window. ``fill_lag`` delays every fill by
     that many more bars (latency: a decision at the close of ``t`` is held from ``t + 1 +
     fill_lag``), within each fold. ``backtest_kwargs`` (costs,
-    position rule, caps, ...) are passed to :func:`~flashtrade_lib.backtest.backtest`,
+    position rule, caps, ...) are passed to :func:`~flashtrade_lib.trading.backtest.backtest`,
     identically for every fold — and for every strategy you compare.
     """
     frame = market.to_frame() if isinstance(market, pd.Series) else market

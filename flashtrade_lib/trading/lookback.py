@@ -7,11 +7,11 @@ reach), the same walk-forward folds (purged, embargoed), the same seeds and the
 same number of optimiser steps — only the window length changes. It keeps every
 out-of-sample forecast, so the same runs answer both questions a trader asks:
 
-* *Is the forecast better?* — IC per run (:func:`flashtrade_lib.metrics.forecast_skill`),
+* *Is the forecast better?* — IC per run (:func:`flashtrade_lib.trading.metrics.forecast_skill`),
   summarised with a t interval **clustered by fold** (:func:`summarise`: runs of one fold
   share their test bars, so they are one cluster, not independent draws);
 * *Does it pay after costs?* — :func:`net_returns` trades each lookback's forecast through
-  chapter 8's engine (:func:`flashtrade_lib.backtest.backtest`), fold by fold.
+  chapter 8's engine (:func:`flashtrade_lib.trading.backtest.backtest`), fold by fold.
 
 :func:`compare_lookbacks` then asks the question once for **all** lookbacks tried
 (Hansen's SPA against the shortest, and the Model Confidence Set), so the best of
@@ -90,7 +90,7 @@ def _frame(x: Any, name: str) -> pd.DataFrame:
 
 
 def _skill_columns(pred: np.ndarray, target: np.ndarray, prefix: str = "") -> dict[str, float]:
-    from flashtrade_lib.metrics import forecast_skill
+    from flashtrade_lib.trading.metrics import forecast_skill
 
     s = forecast_skill(pred, target)
     return {f"{prefix}ic": s.ic, f"{prefix}rank_ic": s.rank_ic, f"{prefix}r2": s.r2, f"{prefix}hit": s.hit_rate}
@@ -125,8 +125,8 @@ def lookback_sweep(
     from torch.utils.data import Subset
 
     from flashtrade_lib.data import Standardizer, WindowDataset, walk_forward_folds
-    from flashtrade_lib.model import FlashAttentionTrader, ModelConfig
-    from flashtrade_lib.train import TrainConfig, predict, train
+    from flashtrade_lib.model.trader import FlashAttentionTrader, ModelConfig
+    from flashtrade_lib.model.train import TrainConfig, predict, train
 
     spec = model or SweepModel()
     x = _frame(features, "features")
@@ -198,11 +198,11 @@ def summarise(runs: pd.DataFrame | LookbackSweep, metric: str = "ic", *, level: 
 
     Runs of one fold share their test bars, so their errors move together: each fold is
     one cluster (its seeds averaged), and the interval is Student's t over the fold means
-    (:func:`flashtrade_lib.stats.clustered_mean_ci`, ``folds − 1`` degrees of freedom).
+    (:func:`flashtrade_lib.trading.stats.clustered_mean_ci`, ``folds − 1`` degrees of freedom).
     It needs at least two folds. Columns: ``mean, ci_low, ci_high, p_value`` (H0: mean
     = 0), ``folds`` and ``runs``.
     """
-    from flashtrade_lib.stats import clustered_mean_ci
+    from flashtrade_lib.trading.stats import clustered_mean_ci
 
     frame = runs.runs if isinstance(runs, LookbackSweep) else runs
     if metric not in frame:
@@ -240,7 +240,7 @@ def net_returns(
 ) -> pd.DataFrame:
     """Net one-bar returns of trading each lookback's forecast, fold by fold (bars × lookbacks).
 
-    Chapter 8's engine (:func:`flashtrade_lib.backtest.backtest`): the seed-averaged forecast
+    Chapter 8's engine (:func:`flashtrade_lib.trading.backtest.backtest`): the seed-averaged forecast
     of decision bar ``t`` (:func:`mean_forecasts`) becomes a position held during bar
     ``t + 1``, costs ``cost_bps`` per unit traded. The position is the forecast's sign, but
     only when ``|forecast|`` exceeds ``threshold`` (default: the one-way cost, in return
@@ -248,7 +248,7 @@ def net_returns(
     Each fold's test period is traded separately, starting flat. ``prices`` must share
     the sweep's index (the close of every bar).
     """
-    from flashtrade_lib.backtest import backtest
+    from flashtrade_lib.trading.backtest import backtest
 
     if not isinstance(prices, pd.Series) or not prices.index.equals(sweep.index):
         raise ValueError("prices must be a Series on the same index as the sweep's features (one close per bar)")
@@ -291,7 +291,7 @@ def compare_lookbacks(
 ) -> LookbackComparison:
     """Could **any** longer lookback beat the shortest one tried — in forecast loss, in net P&L?
 
-    Hansen's SPA (:func:`flashtrade_lib.stats.spa_test`) with the shortest lookback as the
+    Hansen's SPA (:func:`flashtrade_lib.trading.stats.spa_test`) with the shortest lookback as the
     benchmark and every longer one as a candidate (the losers count too), once on minus the
     squared forecast error per test bar and once on net return per bar (``periods`` bars a
     year annualises its estimate); and the Model Confidence Set of all lookbacks on each.
@@ -301,7 +301,7 @@ def compare_lookbacks(
     that never traded are left out of the MCS on P&L (identical all-zero series cannot be
     ranked) and listed in ``never_traded``.
     """
-    from flashtrade_lib.stats import model_confidence_set, spa_test
+    from flashtrade_lib.trading.stats import model_confidence_set, spa_test
 
     wide = mean_forecasts(sweep)
     lookbacks = tuple(int(c) for c in wide.columns if c not in ("fold", "target"))

@@ -9,7 +9,7 @@ what decides whether attention fits on a machine.
 
 Recorded results check themselves: :func:`watch_machine` waits (bounded) for a quiet
 machine and measures the others' load during a run, :func:`write_record` stores every
-repeat time with a quality verdict (:mod:`flashtrade_lib.record_quality`), and
+repeat time with a quality verdict (:mod:`flashtrade_lib.measure.record_quality`), and
 :func:`load_record` finds a record by name in one located home (:func:`results_dir`).
 :func:`cpu_profile` and :func:`reuse_freed_memory` separate first touch of fresh memory
 from the arithmetic being timed.
@@ -522,15 +522,15 @@ def write_record(
     """Write a benchmark's result as JSON, stamped with the machine and with its own quality verdict.
 
     ``path`` is a file path or a record name (see :func:`record_path`). ``series``
-    (:class:`~flashtrade_lib.record_quality.Series`: every repeat time, and the order of
+    (:class:`~flashtrade_lib.measure.record_quality.Series`: every repeat time, and the order of
     the cost in N) and ``load`` (``watch.report`` from :func:`watch_machine`) are stored
-    and checked now (:func:`~flashtrade_lib.record_quality.assess`); a flagged record's
+    and checked now (:func:`~flashtrade_lib.measure.record_quality.assess`); a flagged record's
     targets are never "met". ``environment`` defaults to
-    :func:`flashtrade_lib.env.environment_report` taken now: a number in the book is only
+    :func:`flashtrade_lib.measure.env.environment_report` taken now: a number in the book is only
     as good as the statement of where it came from.
     """
-    from flashtrade_lib import record_quality
-    from flashtrade_lib.env import environment_report
+    from flashtrade_lib.measure import record_quality
+    from flashtrade_lib.measure.env import environment_report
 
     for key in ("environment", "quality", "series", "load"):
         if key in record:
@@ -572,8 +572,8 @@ def load_record(name_or_path: Path | str) -> dict[str, Any] | None:
 
 
 def verdict(record: dict[str, Any]) -> str:
-    """The record's quality verdict as one plain sentence (see :mod:`flashtrade_lib.record_quality`)."""
-    from flashtrade_lib.record_quality import verdict_sentence
+    """The record's quality verdict as one plain sentence (see :mod:`flashtrade_lib.measure.record_quality`)."""
+    from flashtrade_lib.measure.record_quality import verdict_sentence
 
     return verdict_sentence(record.get("quality"))
 

@@ -140,7 +140,7 @@ class RotaryEmbedding(nn.Module):
         """The position of each of ``n`` tokens, float32: token ``i`` is at position ``i``.
 
         The one thing a variant changes (chapter 10's bar positions:
-        :class:`~flashtrade_lib.cross_asset.BarRotaryEmbedding`).
+        :class:`~flashtrade_lib.model.cross_asset.BarRotaryEmbedding`).
         """
         return torch.arange(n, device=device, dtype=torch.float32)
 
@@ -233,7 +233,7 @@ class OutputHeads(nn.ModuleDict):
     ``regression`` (scaled by the model's ``target_scale``, so the network works at unit
     scale while predictions come out in the target's units), ``direction`` (a logit) and
     ``allocation`` (``tanh``, a position in ``[-1, 1]``) — the dict
-    :func:`flashtrade_lib.train.compute_loss` reads. A ``ModuleDict``, so the weights are
+    :func:`flashtrade_lib.model.train.compute_loss` reads. A ``ModuleDict``, so the weights are
     saved as ``heads.<name>.*``.
     """
 

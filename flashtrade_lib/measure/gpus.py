@@ -3,7 +3,7 @@
 Nothing here measures anything: :data:`COMMON_GPUS` is transcribed from NVIDIA's
 datasheets and architecture whitepapers (cited per row), and :func:`this_gpu` reads
 what the driver reports about the reader's GPU. (The recorded benchmark figures are
-in :mod:`flashtrade_lib.plots_gpu`.)
+in :mod:`flashtrade_lib.measure.plots_gpu`.)
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ trailing volatility window, a callable position rule) run on the full arrays fir
 :func:`backtest_loop` implements the same rules one bar at a time in plain Python:
 the tests and ``benchmarks/backtest.py`` check the two agree. The seed chapter's
 mistakes, reproduced **on purpose** for chapter 8, live apart in
-:mod:`flashtrade_lib.seed_mistakes`.
+:mod:`flashtrade_lib.trading.seed_mistakes`.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from flashtrade_lib import metrics as _metrics
 from flashtrade_lib.errors import FlashTradeError
+from flashtrade_lib.trading import metrics as _metrics
 
 __all__ = [
     "BacktestResult",
@@ -350,7 +350,7 @@ class BacktestResult:
     funding_rates: pd.DataFrame | None = None
 
     def metrics(self, rf: float = 0.0) -> dict[str, float]:
-        """:func:`flashtrade_lib.metrics.summary` of the net returns, turnover and exposure."""
+        """:func:`flashtrade_lib.trading.metrics.summary` of the net returns, turnover and exposure."""
         return _metrics.summary(
             self.returns,
             self.periods_per_year,

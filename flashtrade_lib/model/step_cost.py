@@ -3,7 +3,7 @@
 Why apart from the training loop: this measures a step instead of training a model.
 
 * :func:`train_step` is *the* training step the book measures — forward, loss, backward
-  and an AdamW update of any model with the :class:`~flashtrade_lib.train.TrainableModel`
+  and an AdamW update of any model with the :class:`~flashtrade_lib.model.train.TrainableModel`
   interface, on a fixed batch (chapters 6, 9 and 10, ``benchmarks/train_context.py`` and
   ``benchmarks/cross_asset.py`` all time it);
 * :func:`naive_step_bytes` is the memory that naive attention needs for it;
@@ -24,8 +24,8 @@ import torch
 from torch import Tensor, nn
 
 from flashtrade_lib.attention.backends import materialises_scores
-from flashtrade_lib.model import FlashAttentionTrader, ModelConfig
-from flashtrade_lib.train import OBJECTIVES, compute_loss
+from flashtrade_lib.model.trader import FlashAttentionTrader, ModelConfig
+from flashtrade_lib.model.train import OBJECTIVES, compute_loss
 
 __all__ = ["train_step", "naive_step_bytes", "sweep_step_costs", "measure_train_context", "random_batch_step"]
 
@@ -37,8 +37,8 @@ def train_step(model: nn.Module, x: Tensor, y: Tensor, objective: str = "regress
                amp: bool = False, lr: float = 1e-4) -> Step:
     """A zero-argument callable running one forward + loss + backward + AdamW step of ``model`` on ``(x, y)``.
 
-    The unit that :func:`flashtrade_lib.bench.time_calls` and
-    :func:`~flashtrade_lib.bench.peak_memory` measure: the optimizer state is created
+    The unit that :func:`flashtrade_lib.measure.bench.time_calls` and
+    :func:`~flashtrade_lib.measure.bench.peak_memory` measure: the optimizer state is created
     here, once, so only the step itself is measured — call it once before measuring
     (the first step allocates gradients and optimizer state). ``amp`` runs the forward
     under bf16 autocast (GPU only). On a GPU the step waits for the device, so a timer
@@ -105,11 +105,11 @@ def sweep_step_costs(
     ``points`` are the grid (e.g. ``{"context": 512}`` or ``{"assets": 8, "lookback": 128,
     "tokens": 1161}``); every row starts with its point and ``backend``. ``make_step(backend,
     point)`` returns the zero-argument step (:func:`train_step`). Backends are timed
-    *interleaved* at each point (:func:`flashtrade_lib.bench.time_calls`), so their ratio is
+    *interleaved* at each point (:func:`flashtrade_lib.measure.bench.time_calls`), so their ratio is
     meaningful on a busy machine; each step has already run once (allocating gradients
     and optimizer state) before timing, which is the warm-up, so ``warmup`` extra rounds
     default to 0. Memory is the peak extra resident memory on CPU
-    (:func:`~flashtrade_lib.bench.peak_memory`) or the peak extra CUDA allocation on a GPU.
+    (:func:`~flashtrade_lib.measure.bench.peak_memory`) or the peak extra CUDA allocation on a GPU.
 
     For a backend that materialises the N×N scores (the backend table says which),
     ``nxn_bytes(point)`` predicts that memory *before* anything runs: the row records it as
@@ -119,14 +119,19 @@ def sweep_step_costs(
     ``(status, reason)``. A real out-of-memory error is a result too: status ``"oom"``.
 
     ``prefaulted=True`` (CPU) times the steps on memory already faulted in
-    (:func:`~flashtrade_lib.bench.reuse_freed_memory`, after two untimed rounds inside it):
+    (:func:`~flashtrade_lib.measure.bench.reuse_freed_memory`, after two untimed rounds inside it):
     a step that allocates N×N buffers afresh otherwise pays the machine's first touch of
     every page, which on some VMs costs seconds per GiB and varies run to run. Memory is
     measured afterwards, on fresh memory, either way. Rows say which (``timed_on``).
     """
     from tqdm.auto import tqdm
 
-    from flashtrade_lib.bench import peak_memory, peak_memory_cuda, reuse_freed_memory, time_calls
+    from flashtrade_lib.measure.bench import (
+        peak_memory,
+        peak_memory_cuda,
+        reuse_freed_memory,
+        time_calls,
+    )
 
     cuda = device.startswith("cuda")
     reuse = prefaulted and not cuda

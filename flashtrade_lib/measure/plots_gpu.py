@@ -2,8 +2,8 @@
 
 Nothing here measures anything: :func:`plot_tflops` draws what
 ``benchmarks/gpu_attention.py`` recorded, with the machine and date it was recorded on;
-records are read through :func:`flashtrade_lib.bench.load_record`. (The catalogue of
-GPUs and the reader's own GPU are in :mod:`flashtrade_lib.gpus`.)
+records are read through :func:`flashtrade_lib.measure.bench.load_record`. (The catalogue of
+GPUs and the reader's own GPU are in :mod:`flashtrade_lib.measure.gpus`.)
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ __all__ = [
     "results_frame",
 ]
 
-from flashtrade_lib.bench import results_dir
+from flashtrade_lib.measure.bench import results_dir
 
 RESULTS_DIR = results_dir()  # the records' one home: $FLASHTRADE_RESULTS, the checkout, or the wheel's copy
 
 def load_gpu_results(directory: Path | str | None = None) -> list[dict[str, Any]]:
     """Every recorded ``gpu_attention*.json`` (newest first); an empty list when none exists yet."""
-    from flashtrade_lib.bench import load_record
+    from flashtrade_lib.measure.bench import load_record
 
     directory = results_dir() if directory is None else Path(directory)
     records = []

@@ -371,9 +371,9 @@ def annualised_intervals(
 
     Why: a Sharpe ratio or annual return without an interval invites reading noise as skill,
     and the shorter the sample, the wider the truth. The interval comes from
-    :func:`flashtrade_lib.stats.block_bootstrap_ci` (arch, data-chosen block).
+    :func:`flashtrade_lib.trading.stats.block_bootstrap_ci` (arch, data-chosen block).
     """
-    from flashtrade_lib import stats
+    from flashtrade_lib.trading import stats
 
     r = _returns(returns)
     periods = _check_periods(periods)

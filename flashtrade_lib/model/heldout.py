@@ -3,8 +3,8 @@
 Why a module: chapters 6 and 7 (and the test that holds chapter 6's defaults to
 learning the planted echo) must score the transformer, the last-bar ridge, momentum
 and — on a synthetic market — the oracle in exactly the same way, on exactly the same
-decision bars. Every score is :func:`flashtrade_lib.metrics.forecast_skill`; every
-"better than" is a paired test (:func:`flashtrade_lib.stats.paired_difference_test`),
+decision bars. Every score is :func:`flashtrade_lib.trading.metrics.forecast_skill`; every
+"better than" is a paired test (:func:`flashtrade_lib.trading.stats.paired_difference_test`),
 never a comparison of point estimates.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flashtrade_lib.metrics import forecast_skill
+from flashtrade_lib.trading.metrics import forecast_skill
 
 __all__ = [
     "last_bar_features",
@@ -45,9 +45,9 @@ def baseline_forecasts(data: Any, *, ridge_alpha: float = 10.0) -> dict[str, np.
 
     * ``momentum`` — the next return equals the last one (the decision bar's log return feature),
     * ``ridge (last bar)`` — a ridge regression on the decision bar's features, fitted on the
-      training windows only (:func:`flashtrade_lib.baselines.ridge_fit`).
+      training windows only (:func:`flashtrade_lib.trading.baselines.ridge_fit`).
     """
-    from flashtrade_lib.baselines import ridge_fit, ridge_predict
+    from flashtrade_lib.trading.baselines import ridge_fit, ridge_predict
 
     x_train, x_test = last_bar_features(data, "train"), last_bar_features(data, "test")
     ridge = ridge_fit(x_train, part_targets(data, "train"), alpha=ridge_alpha)
@@ -69,7 +69,7 @@ def oracle_forecast(data: Any) -> np.ndarray:
 
 
 def skill_table(forecasts: Mapping[str, np.ndarray], outcome: np.ndarray) -> pd.DataFrame:
-    """One row of :func:`~flashtrade_lib.metrics.forecast_skill` per forecast, same outcome."""
+    """One row of :func:`~flashtrade_lib.trading.metrics.forecast_skill` per forecast, same outcome."""
     rows = {name: forecast_skill(f, outcome) for name, f in forecasts.items()}
     return pd.DataFrame({name: {"IC": s.ic, "rank IC": s.rank_ic, "R²": s.r2, "hit rate": s.hit_rate,
                                 "n": s.n} for name, s in rows.items()}).T

@@ -27,8 +27,8 @@ from typing import Any
 
 import pandas as pd
 
-from flashtrade_lib.bench import load_record
-from flashtrade_lib.cross_asset import LAYOUTS
+from flashtrade_lib.measure.bench import load_record
+from flashtrade_lib.model.cross_asset import LAYOUTS
 
 __all__ = [
     "FORECASTERS",
@@ -55,7 +55,7 @@ REAL_LOOKBACKS: tuple[int, ...] = (8, 32, 96)
 REAL_LOOKBACKS_GPU: tuple[int, ...] = (8, 32, 128, 512, 2048)
 FULL_LENGTH_LOOKBACKS: tuple[int, ...] = (8, 32, 128, 512, 1024)  #: benchmarks/lookback_sweep.py's default
 SWEEP_RECORD = "lookback_sweep_cpu"  #: the record that sweep writes
-# chapter 10 (10_beyond_one_series): the token layouts, flashtrade_lib.cross_asset.LAYOUTS
+# chapter 10 (10_beyond_one_series): the token layouts, flashtrade_lib.model.cross_asset.LAYOUTS
 
 
 def position_rules(fill_lag: int = FILL_LAG) -> tuple[str, ...]:

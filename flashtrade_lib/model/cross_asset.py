@@ -6,7 +6,7 @@ token per bar, so attention can relate *bars* but not "ETH two days ago" to "BTC
 now" as separate things. Here each (asset, bar) is its own token, with
 
 * an **asset embedding** (learned, one vector per asset) added to the projected features;
-* a **time embedding** by rotary position (:class:`flashtrade_lib.model.RotaryEmbedding`)
+* a **time embedding** by rotary position (:class:`flashtrade_lib.model.trader.RotaryEmbedding`)
   over the *bar index* of the token — every token of bar ``t`` has position ``t``, so a
   query–key score depends on "how many bars apart", as in the one-series model, and a
   model trained at one lookback runs at another.
@@ -37,7 +37,7 @@ The sequence has ``lookback * (assets + 1)`` tokens — 100 assets × 2048 bars 
 fp32 per head) is impossible and the flash backends' ``O(N)`` memory is what makes the
 model exist at all.
 
-Baselines, thin wrappers over :class:`~flashtrade_lib.model.FlashAttentionTrader`:
+Baselines, thin wrappers over :class:`~flashtrade_lib.model.trader.FlashAttentionTrader`:
 :class:`ChannelMixingTrader` (features of all assets concatenated per bar) and
 :class:`PerAssetTrader` (one shared single-series model applied to each asset).
 
@@ -57,7 +57,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from flashtrade_lib.model import (
+from flashtrade_lib.model.trader import (
     FlashAttentionTrader,
     ModelConfig,
     OutputHeads,
@@ -112,10 +112,10 @@ class CrossAssetTrader(nn.Module):
     must be 1 (one prediction per asset). ``forward(x)`` takes ``(batch, lookback,
     n_assets, n_features)`` and returns ``regression``, ``direction`` (logits) and
     ``allocation`` (``tanh``), each ``(batch, n_assets)`` — the same dict as
-    :class:`~flashtrade_lib.model.FlashAttentionTrader` with ``n_outputs = n_assets``,
-    so :func:`flashtrade_lib.train.compute_loss` applies and :func:`flashtrade_lib.train.train`
+    :class:`~flashtrade_lib.model.trader.FlashAttentionTrader` with ``n_outputs = n_assets``,
+    so :func:`flashtrade_lib.model.train.compute_loss` applies and :func:`flashtrade_lib.train.train`
     trains it (it has the ``target_scale`` buffer that ``train`` sets). The blocks are the
-    single-series model's (:class:`~flashtrade_lib.model.TransformerBlock`), with
+    single-series model's (:class:`~flashtrade_lib.model.trader.TransformerBlock`), with
     :class:`BarRotaryEmbedding` for time; the attention backend is ``config.backend``.
     See the module docstring for the causal layout.
     """
@@ -211,7 +211,7 @@ class PerAssetTrader(FlashAttentionTrader):
 
 
 #: The token layouts chapter 10 compares, by name: one definition, which the chapter trains and
-#: :mod:`flashtrade_lib.trials` counts (each layout is one trial on the bundled coins).
+#: :mod:`flashtrade_lib.trading.trials` counts (each layout is one trial on the bundled coins).
 LAYOUTS: dict[str, type[nn.Module]] = {
     "per-asset": PerAssetTrader,
     "channel mixing": ChannelMixingTrader,
@@ -220,7 +220,7 @@ LAYOUTS: dict[str, type[nn.Module]] = {
 
 
 class OrderBookTrader(CrossAssetTrader):
-    """:class:`~flashtrade_lib.cross_asset.CrossAssetTrader` over (snapshot, level) tokens, one prediction per window.
+    """:class:`~flashtrade_lib.model.cross_asset.CrossAssetTrader` over (snapshot, level) tokens, one prediction per window.
 
     ``forward(x)`` takes ``(batch, snapshots, n_levels, n_features)`` and returns the
     usual dict (``regression``, ``direction`` logit, ``allocation``), each ``(batch, 1)``,

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from flashtrade_lib.errors import FlashTradeError
-from flashtrade_lib.model import FlashAttentionTrader, ModelConfig
+from flashtrade_lib.model.trader import FlashAttentionTrader, ModelConfig
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -81,7 +81,7 @@ class Checkpoint:
 
 def _versions() -> dict[str, Any]:
     from flashtrade_lib import __version__
-    from flashtrade_lib.env import package_version
+    from flashtrade_lib.measure.env import package_version
 
     return {
         "flashtrade_lib": __version__,

@@ -29,7 +29,7 @@ from flashtrade_lib.attention.iomodel import (
     standard_attention_io,
     tiled_attention_io,
 )
-from flashtrade_lib.bench import blas_threads, cpu_profile
+from flashtrade_lib.measure.bench import blas_threads, cpu_profile
 
 __all__ = [
     "Roofline",

@@ -16,7 +16,7 @@ stated bound (kept in the record next to the verdict):
 
 A record with any flag is ``"flagged"`` and can never say "target met"; one that holds
 no timings and no load report is ``"unchecked"``. Pure functions: the measuring lives in
-:mod:`flashtrade_lib.bench`.
+:mod:`flashtrade_lib.measure.bench`.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class Series:
 
 
 def check_load(load: dict[str, Any] | None) -> list[str]:
-    """Flags for a load report from :func:`flashtrade_lib.bench.watch_machine` (``None``: not recorded)."""
+    """Flags for a load report from :func:`flashtrade_lib.measure.bench.watch_machine` (``None``: not recorded)."""
     if load is None:
         return ["machine load was not recorded: nothing says the machine was quiet"]
     limit = load["threshold_cores"]

@@ -1,0 +1,25 @@
+"""From forecasts to an honest verdict: baselines, position rules, the backtest, walk-forward,
+metrics and the statistics behind every "beats" (chapters 8–9).
+
+Module names are the concepts (``backtest``, ``metrics``, ``stats``, ``baselines``,
+``walkforward``, ``cost_aware``, ``lookback``, ``trials``); the names below are the entry
+points a chapter usually needs.
+"""
+
+from flashtrade_lib._exports import lazy_exports
+
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "BacktestResult": "backtest",
+        "walk_forward": "walkforward",
+        "sharpe": "metrics",
+        "forecast_skill": "metrics",
+        "periods_per_year": "metrics",
+        "ridge_fit": "baselines",
+        "fit_rule": "cost_aware",
+        "lookback_sweep": "lookback",
+        "book_ledger": "trials",
+        "verdict": "stats",
+    },
+)
