@@ -63,3 +63,17 @@ def test_bad_inputs_are_explained() -> None:
         occlusion_effect(PlantedSink(2), torch.zeros(4, 8, 1), repeats=0)
     with pytest.raises(ValueError, match="no bar"):
         PlantedSink(7)(torch.zeros(2, 8, 1))
+
+
+def test_occlusion_repeats_give_an_interval_around_the_ratio() -> None:
+    from flashtrade_lib.model.attribution import occlusion_ratio, occlusion_repeats
+
+    sink = PlantedSink(echo_ago=3)
+    x = torch.randn(64, 8, 2, generator=torch.Generator().manual_seed(0))
+    e = occlusion_repeats(sink, x, repeats=10, seed=1)
+    assert e.shape == (10, 8)
+    np.testing.assert_allclose(occlusion_effect(sink, x, repeats=10, seed=1), e.mean(axis=0))
+    ratio, low, high = occlusion_ratio(e, 8 - 1 - 3)
+    assert low <= high and ratio > 1 and low > 1  # the echo bar dominates in every permutation
+    with pytest.raises(ValueError, match="repeats >= 2"):
+        occlusion_ratio(e[:1], 4)

@@ -97,3 +97,19 @@ def test_fft_acf_matches_pandas(market) -> None:
         assert a[lag] == pytest.approx(r.autocorr(lag), abs=0.02)  # pandas normalises per lag
     with pytest.raises(ValueError, match="NaN"):
         acf(np.array([1.0, np.nan, 2.0]), 1)
+
+
+def test_deseasonalised_abs_removes_a_daily_volatility_cycle() -> None:
+    """A pure intraday cycle in volatility (no clustering) makes raw |r| look like long memory."""
+    import pandas as pd
+
+    from flashtrade_lib.data.stylized import acf, deseasonalised_abs
+
+    index = pd.date_range("2020-01-06", periods=48 * 7 * 40, freq="30min")
+    cycle = 1 + 0.8 * np.sin(2 * np.pi * index.hour.to_numpy() / 24)
+    r = pd.Series(np.random.default_rng(0).standard_normal(len(index)) * cycle, index=index)
+    raw, des = acf(r.abs().to_numpy(), 48), acf(deseasonalised_abs(r).to_numpy(), 48)
+    assert raw[48] > 0.1  # the cycle alone: a "memory" at one day
+    assert abs(des[48]) < 0.03  # gone once each slot's mean |r| is divided out
+    with pytest.raises(TypeError, match="DatetimeIndex"):
+        deseasonalised_abs(pd.Series([0.1, -0.2]))

@@ -8,8 +8,9 @@ thousands — the range a long-context model could exploit — take milliseconds
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["acf", "acf_band"]
+__all__ = ["acf", "acf_band", "deseasonalised_abs"]
 
 
 def acf(x: np.ndarray, max_lag: int) -> np.ndarray:
@@ -34,3 +35,22 @@ def acf(x: np.ndarray, max_lag: int) -> np.ndarray:
 def acf_band(n: int, z: float = 1.96) -> float:
     """Half-width of the ~95% band of the sample ACF of ``n`` independent values: ``z / sqrt(n)``."""
     return z / np.sqrt(n)
+
+
+def deseasonalised_abs(returns: pd.Series) -> pd.Series:
+    """``|r_t|`` divided by the mean ``|r|`` of its slot in the week (weekday × time of day).
+
+    Why: intraday activity (Asian, European, US sessions) makes 30-minute volatility follow a
+    daily and weekly cycle; the ACF of raw ``|r|`` then shows peaks at 48, 96, ... bars and
+    a slowly decaying level even with no volatility clustering at all. Dividing by each
+    slot's mean (a description of the whole sample, not a forecast) removes the cycle, so
+    what memory is left belongs to volatility clustering (Andersen & Bollerslev 1997).
+    """
+    if not isinstance(returns, pd.Series) or not isinstance(returns.index, pd.DatetimeIndex):
+        raise TypeError("returns must be a pandas Series with a DatetimeIndex (the slot comes from the time)")
+    a = returns.abs().astype(float)
+    slot = returns.index.day_of_week * 1440 + returns.index.hour * 60 + returns.index.minute
+    level = a.groupby(slot).transform("mean")
+    if (level <= 0).any():
+        raise ValueError("a slot of the week has no movement at all; cannot scale it (too few bars?)")
+    return a / level

@@ -6,12 +6,16 @@ whose value barely varies, or information routed through an earlier layer, makes
 two disagree (chapter 7 plants such a case). An intervention answers the causal
 question directly: replace one bar and watch the forecast move.
 
-The replacement must stay *in distribution*. Setting a standardised bar to zero
-(its training mean) makes windows the model never saw — a flat, perfectly average
-bar amid noisy ones — so the forecast can move because the input is strange, not
-because the bar mattered. :func:`occlusion_effect` instead gives bar ``j`` of each
-window the bar ``j`` of *another* window (a random permutation across windows): every
-replaced bar is a real bar from the same position, only its link to this window is cut.
+How to replace it matters. Setting a standardised bar to zero (its training mean)
+makes windows the model never saw — a flat, perfectly average bar amid noisy ones.
+:func:`occlusion_effect` instead gives bar ``j`` of each window the bar ``j`` of
+*another* window (a random permutation across windows): every replaced bar is a real
+bar from the same position, so each bar *on its own* stays in distribution. The window
+as a whole does not: the bar no longer fits its neighbours (a volatility cluster is cut,
+and a rolling feature such as a moving average, which already mixes neighbouring bars,
+now disagrees with the bars it summarises). The effect is therefore the effect of one
+*token* of the window, not of one market bar's information, and it comes with the
+spread over permutations (:func:`occlusion_repeats`), not as one number.
 
 Both work on anything with the model's interface: ``model(x)["regression"]`` for
 ``x`` of shape ``(batch, N, features)``, and ``model.get_attention_maps(x,
@@ -27,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["attention_profile", "occlusion_effect", "bars_ago", "PlantedSink"]
+__all__ = ["attention_profile", "occlusion_effect", "occlusion_repeats", "occlusion_ratio", "bars_ago", "PlantedSink"]
 
 
 def bars_ago(n: int) -> np.ndarray:
@@ -46,14 +50,23 @@ def attention_profile(model: Any, windows: Tensor) -> np.ndarray:
     return maps.mean(dim=1).float().cpu().numpy()
 
 
-@torch.no_grad()
 def occlusion_effect(model: Any, windows: Tensor, *, repeats: int = 1, seed: int = 0) -> np.ndarray:
     """Mean ``|change in forecast|`` when bar ``j`` of every window is resampled, per ``j``.
 
     Bar ``j`` of window ``i`` is replaced by bar ``j`` of window ``perm[i]`` (a random
     permutation of the windows given, ``repeats`` times with fresh permutations), so the
-    replacement is a real bar from the same position: the inputs stay in distribution.
-    Returns ``(N,)`` in the units of the forecast; eval mode, no gradients.
+    replacement is a real bar from the same position. Returns ``(N,)`` in the units of
+    the forecast, the mean of :func:`occlusion_repeats`; eval mode, no gradients.
+    """
+    return occlusion_repeats(model, windows, repeats=repeats, seed=seed).mean(axis=0)
+
+
+@torch.no_grad()
+def occlusion_repeats(model: Any, windows: Tensor, *, repeats: int = 20, seed: int = 0) -> np.ndarray:
+    """The occlusion effect of every bar under ``repeats`` independent permutations, ``(repeats, N)``.
+
+    Why repeats: one permutation is one random draw; the spread across draws says how much
+    of a ratio such as "13× the next bar" is the draw (:func:`occlusion_ratio`).
     """
     _check_windows(windows)
     if not isinstance(repeats, int) or repeats < 1:
@@ -66,17 +79,37 @@ def occlusion_effect(model: Any, windows: Tensor, *, repeats: int = 1, seed: int
         base = model(windows)["regression"].float()
         g = torch.Generator().manual_seed(seed)
         n = windows.shape[1]
-        effect = np.zeros(n)
-        for _ in range(repeats):
+        effect = np.zeros((repeats, n))
+        for r in range(repeats):
             for j in range(n):
                 perm = torch.randperm(windows.shape[0], generator=g).to(windows.device)
                 occluded = windows.clone()
                 occluded[:, j] = windows[perm, j]
                 change = model(occluded)["regression"].float() - base
-                effect[j] += float(change.abs().mean()) / repeats
+                effect[r, j] = float(change.abs().mean())
         return effect
     finally:
         model.train(was_training)
+
+
+def occlusion_ratio(effects: np.ndarray, position: int, *, level: float = 0.95) -> tuple[float, float, float]:
+    """Effect of bar ``position`` over the largest other bar's: (ratio of means, low, high).
+
+    The interval is the percentile interval of the per-permutation ratios (rows of
+    :func:`occlusion_repeats`): it covers the permutation's randomness, not the choice
+    of test windows.
+    """
+    e = np.asarray(effects, dtype=np.float64)
+    if e.ndim != 2 or e.shape[0] < 2:
+        raise ValueError(f"effects must be (repeats >= 2, N) from occlusion_repeats, got shape {e.shape}")
+    if not 0 <= position < e.shape[1]:
+        raise ValueError(f"position must be a bar of the {e.shape[1]}-bar window, got {position}")
+    others = np.delete(e, position, axis=1)
+    mean = e.mean(axis=0)
+    ratio = float(mean[position] / np.delete(mean, position).max())
+    per = e[:, position] / others.max(axis=1)
+    low, high = np.quantile(per, [(1 - level) / 2, (1 + level) / 2])
+    return ratio, float(low), float(high)
 
 
 def _check_windows(windows: Any) -> None:

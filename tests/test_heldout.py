@@ -1,0 +1,48 @@
+"""Held-out baselines see what the model sees, in the target's units (issue #28)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from flashtrade_lib.data.tasks import market_datasets
+from flashtrade_lib.model.heldout import (
+    SAME_INFORMATION,
+    baseline_forecasts,
+    oracle_forecast,
+    part_targets,
+    raw_last_return,
+    window_features,
+)
+from flashtrade_lib.trading.metrics import forecast_skill
+
+
+@pytest.fixture(scope="module")
+def syn():
+    return market_datasets("synthetic", n_bars=3000, n_assets=1, planted_lag=6, echo_coef=0.5, lookback=8, seed=1)
+
+
+def test_window_features_are_exactly_the_model_window(syn) -> None:
+    x = window_features(syn, "test")
+    for i in (0, 5, len(syn.test) - 1):
+        window, _ = syn.test[i]
+        np.testing.assert_array_equal(x[i], window.numpy().ravel())
+
+
+def test_momentum_is_a_forecast_in_return_units(syn) -> None:
+    y = part_targets(syn, "test")
+    mom = baseline_forecasts(syn)["momentum"]
+    # the last return, not its z-score: same scale as the target, and R² of a random-walk guess
+    assert 0.3 < mom.std() / y.std() < 3
+    assert -3 < forecast_skill(mom, y).r2 < 0.5
+    bars = syn.dataset.times[syn.split.test]
+    truth = np.log(syn.close.iloc[:, 0]).diff().to_numpy()[bars]
+    np.testing.assert_allclose(raw_last_return(syn, "test"), truth, rtol=1e-4, atol=1e-7)
+
+
+def test_same_window_ridge_recovers_a_linear_echo_the_last_bar_cannot(syn) -> None:
+    y = part_targets(syn, "test")
+    f = baseline_forecasts(syn)
+    oracle = forecast_skill(oracle_forecast(syn), y).ic
+    assert forecast_skill(f[SAME_INFORMATION], y).ic > 0.9 * oracle
+    assert forecast_skill(f["ridge (last bar)"], y).ic < 0.3 * oracle
