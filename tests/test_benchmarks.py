@@ -27,7 +27,9 @@ TINY = {
                     "--n-heads", "2", "--n-layers", "1", "--batch", "2", "--max-wait", "0"],
     "grading_time": ["--chapters", "00", "--cell-timeout", "60", "--max-wait", "0"],
     "lookback_sweep": ["--bars", "700", "--lookbacks", "4", "8", "--folds", "2", "--seeds", "0",
-                       "--steps", "5", "--reps", "99", "--threads", "1", "--max-wait", "0"],
+                       "--steps", "5", "--reps", "99", "--threads", "1", "--max-wait", "0",
+                       "--power-check", "--power-lag", "6", "--budgets", "3", "5",
+                       "--targets", "return", "volatility"],
 }
 
 
@@ -49,6 +51,12 @@ def test_benchmark_script_writes_a_record(name: str, tmp_path: Path) -> None:
     if name in ("numpy_attention", "train_context", "cross_asset"):  # self-checking: verdict, load, every repeat
         assert record["quality"]["verdict"] in ("ok", "flagged") and record["load"]["cores"] >= 1
         assert record["series"] and all(len(ts) == 1 for s in record["series"] for ts in s["times_s"])
+    if name == "lookback_sweep":  # the budget was chosen by a power check; every claim has its baseline
+        checks = record["power_check"]["checks"]
+        assert checks and [c["steps"] for c in checks] == [3, 5][: len(checks)]
+        assert record["settings"]["model"]["train_steps"] == checks[-1]["steps"]
+        assert record["difference"]["mde"] > 0 and record["linear_ic"] and record["volatility"]["ic"]
+        assert all(-1 <= r["ci_low"] <= r["ci_high"] <= 1 for r in record["ic"] + record["linear_ic"])
     if name == "grading_time":  # the reference answer gets every point; the record says how long it took
         assert record["reference_gets_every_point"] and record["load"]["cores"] >= 1
         assert {r["submission"] for r in record["rows"]} == {"reference", "typical-wrong"}

@@ -12,6 +12,10 @@ out-of-sample forecast, so the same runs answer both questions a trader asks:
   share their test bars, so they are one cluster, not independent draws);
 * *Does it pay after costs?* — :func:`net_returns` trades each lookback's forecast through
   chapter 8's engine (:func:`flashtrade_lib.trading.backtest.backtest`), fold by fold.
+* *Is it the transformer, or just the information?* — every run has a **same-information
+  linear baseline** beside it (:func:`linear_window_forecast`: ridge on the whole window, the
+  question of Zeng et al. 2023, "are transformers effective for time series forecasting?"),
+  fitted on the same fold's training bars, scored on the same test bars (``linear_*`` columns).
 
 :func:`compare_lookbacks` then asks the question once for **all** lookbacks tried
 (Hansen's SPA against the shortest, and the Model Confidence Set), so the best of
@@ -33,10 +37,13 @@ __all__ = [
     "LookbackSweep",
     "LookbackComparison",
     "lookback_sweep",
+    "linear_window_forecast",
+    "LINEAR",
     "summarise",
     "mean_forecasts",
     "net_returns",
     "compare_lookbacks",
+    "ic_difference",
 ]
 
 
@@ -96,6 +103,43 @@ def _skill_columns(pred: np.ndarray, target: np.ndarray, prefix: str = "") -> di
     return {f"{prefix}ic": s.ic, f"{prefix}rank_ic": s.rank_ic, f"{prefix}r2": s.r2, f"{prefix}hit": s.hit_rate}
 
 
+LINEAR = "linear (same window)"
+"""Name of the same-information baseline of the sweep: ridge on the whole window (DLinear-style)."""
+
+_ALPHAS = (1.0, 10.0, 100.0, 1000.0, 10_000.0)
+
+
+def _windows(x: np.ndarray, bars: np.ndarray, lookback: int) -> np.ndarray:
+    """The flattened windows ``x[t - lookback + 1 : t + 1]`` of every bar ``t``, ``(n, lookback * F)``."""
+    rows = bars[:, None] - np.arange(lookback - 1, -1, -1)[None, :]
+    return x[rows].reshape(len(bars), -1)
+
+
+def linear_window_forecast(
+    x: np.ndarray, y: np.ndarray, train_bars: np.ndarray, test_bars: np.ndarray, lookback: int, *,
+    horizon: int = 1, alphas: Sequence[float] = _ALPHAS,
+) -> np.ndarray:
+    """Ridge on every feature of every bar of the ``lookback``-bar window: the model's information, linearly.
+
+    DLinear (Zeng et al. 2023) is one linear map of the window (after splitting off a
+    moving-average trend, itself linear in the window); ridge on the whole window contains
+    it. The penalty is chosen on the last fifth of the training bars (purged by
+    ``horizon``) and the model refitted on all of them; the test bars are never seen.
+    """
+    from flashtrade_lib.trading.baselines import ridge_fit, ridge_predict
+
+    train_bars, test_bars = np.asarray(train_bars), np.asarray(test_bars)
+    cut = int(0.8 * len(train_bars))
+    if cut < 10 or len(train_bars) - cut <= horizon + 2:
+        raise ValueError(f"the linear baseline needs at least ~20 training bars, got {len(train_bars)}")
+    inner, held = train_bars[: cut - horizon], train_bars[cut:]
+    xi, xh = _windows(x, inner, lookback), _windows(x, held, lookback)
+    mse = [float(np.mean((ridge_predict(ridge_fit(xi, y[inner], a), xh).ravel() - y[held]) ** 2)) for a in alphas]
+    best = float(alphas[int(np.argmin(mse))])
+    fit = ridge_fit(_windows(x, train_bars, lookback), y[train_bars], best)
+    return ridge_predict(fit, _windows(x, test_bars, lookback)).ravel()
+
+
 def lookback_sweep(
     features: pd.DataFrame | np.ndarray,
     target: pd.Series | np.ndarray,
@@ -108,6 +152,7 @@ def lookback_sweep(
     train_size: int | None = None,
     model: SweepModel | None = None,
     oracle: pd.Series | np.ndarray | None = None,
+    linear: bool = True,
 ) -> LookbackSweep:
     """Train and score one model per ``(lookback, seed, fold)``; keep every test forecast.
 
@@ -117,6 +162,8 @@ def lookback_sweep(
     Decision bars are those every lookback can reach, so all lookbacks are scored on
     identical test bars; ``walk_forward_folds`` (purged, embargo = ``horizon``) cuts them.
     ``oracle`` (optional, ``(T,)``) is a ground-truth forecast scored on the same bars.
+    ``linear`` adds the same-information baseline (:func:`linear_window_forecast`) per
+    ``(lookback, fold)``: ``linear_ic`` etc. in ``runs``, ``linear`` in ``forecasts``.
     Deterministic on CPU for given seeds.
     """
     import time
@@ -161,6 +208,9 @@ def lookback_sweep(
         oracle_scores = {} if orc is None else _skill_columns(orc[test_bars], y[test_bars], "oracle_")
         for lb in lbs:
             ds = WindowDataset(scaled, y.astype(np.float32), lb, horizon=horizon, times=times)
+            lin = (linear_window_forecast(scaled, y, times[fold.train], test_bars, lb, horizon=horizon)
+                   if linear else None)
+            linear_scores = {} if lin is None else _skill_columns(lin, y[test_bars], "linear_")
             for seed in seeds:
                 start = time.perf_counter()
                 torch.manual_seed(seed)
@@ -182,6 +232,7 @@ def lookback_sweep(
                     "n_train": len(fold.train), "n_test": len(fold.test),
                     **_skill_columns(pred, label),
                     **oracle_scores,
+                    **linear_scores,
                     "train_loss": float(np.mean(result.step_losses[-20:])),
                     "seconds": time.perf_counter() - start,
                 })
@@ -189,6 +240,8 @@ def lookback_sweep(
                                      "forecast": pred, "target": label})
                 if orc is not None:
                     part["oracle"] = orc[test_bars]
+                if lin is not None:
+                    part["linear"] = lin
                 parts.append(part)
     return LookbackSweep(runs=pd.DataFrame(rows), forecasts=pd.concat(parts, ignore_index=True), index=x.index)
 
@@ -199,8 +252,9 @@ def summarise(runs: pd.DataFrame | LookbackSweep, metric: str = "ic", *, level: 
     Runs of one fold share their test bars, so their errors move together: each fold is
     one cluster (its seeds averaged), and the interval is Student's t over the fold means
     (:func:`flashtrade_lib.trading.stats.clustered_mean_ci`, ``folds − 1`` degrees of freedom).
-    It needs at least two folds. Columns: ``mean, ci_low, ci_high, p_value`` (H0: mean
-    = 0), ``folds`` and ``runs``.
+    It needs at least two folds. An IC (``ic``, ``rank_ic``, ``linear_ic``, ...) gets its interval
+    on Fisher's z, so it stays inside [−1, 1]. Columns: ``mean, ci_low, ci_high, p_value``
+    (H0: mean = 0), ``folds`` and ``runs``.
     """
     from flashtrade_lib.trading.stats import clustered_mean_ci
 
@@ -209,7 +263,8 @@ def summarise(runs: pd.DataFrame | LookbackSweep, metric: str = "ic", *, level: 
         raise ValueError(f"results has no column {metric!r}; columns: {list(frame.columns)}")
     out = {}
     for lb, g in frame.groupby("lookback"):
-        r = clustered_mean_ci(g[metric].to_numpy(), g["fold"].to_numpy(), level=level, name=f"{metric} at {lb}")
+        r = clustered_mean_ci(g[metric].to_numpy(), g["fold"].to_numpy(), level=level, name=f"{metric} at {lb}",
+                              correlation=metric.endswith("ic"))
         out[lb] = {"mean": r.estimate, "ci_low": r.low, "ci_high": r.high, "p_value": r.p_value,
                    "folds": r.n, "runs": len(g)}
     table = pd.DataFrame.from_dict(out, orient="index")
@@ -322,3 +377,26 @@ def compare_lookbacks(
         pnl_set = model_confidence_set(net[traded].rename(columns=names), reps=reps, seed=seed)
     never = tuple(lb for lb in lookbacks if lb not in traded)
     return LookbackComparison(skill, pnl, skill_set, pnl_set, short, lookbacks, never)
+
+
+def ic_difference(sweep: LookbackSweep, a: int, b: int, *, column_a: str = "forecast",
+                  column_b: str = "forecast", reps: int = 1000, seed: int = 0) -> Any:
+    """Paired, bar-level test of IC(lookback ``a``) − IC(lookback ``b``) over every test bar.
+
+    The seed-averaged forecasts (:func:`mean_forecasts`) of both are resampled jointly by a
+    stationary block bootstrap (:func:`flashtrade_lib.trading.stats.paired_difference_test`),
+    so the interval uses every test bar (not 2-3 fold means) and stays inside [−2, 2].
+    ``column_b="linear"`` compares the transformer with the same-information baseline.
+    Feed the result to :func:`~flashtrade_lib.trading.stats.minimum_detectable_difference` to
+    say how large a difference this sweep could have seen.
+    """
+    from flashtrade_lib.trading.stats import paired_difference_test
+
+    fa, fb = mean_forecasts(sweep, column_a), mean_forecasts(sweep, column_b)
+    for lb in (a, b):
+        if lb not in fa.columns:
+            raise ValueError(f"lookback {lb} is not in this sweep; it has {[c for c in fa.columns if c not in ('fold', 'target')]}")
+    name_a = f"{a} bars" + ("" if column_a == "forecast" else f" ({column_a})")
+    name_b = f"{b} bars" + ("" if column_b == "forecast" else f" ({column_b})")
+    return paired_difference_test(fa[a].to_numpy(), fb[b].to_numpy(), "ic", outcome=fa["target"].to_numpy(),
+                                  names=(name_a, name_b), reps=reps, seed=seed)

@@ -55,6 +55,7 @@ __all__ = [
     "pbo_cscv",
     "verdict",
     "format_p",
+    "minimum_detectable_difference",
 ]
 
 EULER_GAMMA = 0.5772156649015329
@@ -371,6 +372,7 @@ def clustered_mean_ci(
     level: float = 0.95,
     name: str = "mean",
     n_trials: int = 1,
+    correlation: bool = False,
 ) -> TestResult:
     """Mean with a t interval over **clusters**: runs that share test bars are one cluster.
 
@@ -379,6 +381,9 @@ def clustered_mean_ci(
     cluster and using Student's t with ``G − 1`` degrees of freedom over the ``G`` cluster
     means is the honest small-sample interval (a normal z = 1.96 over all runs is too narrow).
     Without ``clusters`` every value is its own cluster (a plain t interval).
+    ``correlation=True`` (for ICs) builds the interval on Fisher's ``z = atanh(r)`` of the
+    cluster means and maps it back with ``tanh``, so it stays inside [−1, 1] however few
+    clusters there are (a t interval on raw correlations over 2 folds can reach ±1.5).
     """
     level = _check_level(level)
     v = np.asarray(values, dtype=np.float64).ravel()
@@ -395,18 +400,44 @@ def clustered_mean_ci(
             "spread between runs says nothing about sampling noise — use a bootstrap on its bars"
         )
     est = float(means.mean())
+    if correlation:
+        if (np.abs(means) > 1).any():
+            raise ValueError("correlation=True needs values in [-1, 1] (ICs); got a cluster mean outside")
+        means = np.arctanh(np.clip(means, -0.999999, 0.999999))
+    centre = float(means.mean())
     se = float(means.std(ddof=1) / math.sqrt(k))
     tq = float(_sps.t.ppf(0.5 + level / 2, k - 1))
     if se > 0:
-        p = float(2 * _sps.t.sf(abs(est) / se, k - 1))
+        p = float(2 * _sps.t.sf(abs(centre) / se, k - 1))
     else:
-        p = 0.0 if est != 0 else 1.0
+        p = 0.0 if centre != 0 else 1.0
+    low, high = centre - tq * se, centre + tq * se
+    if correlation:
+        low, high = math.tanh(low), math.tanh(high)
     what = f"{k} clusters" if clusters is not None else f"{k} independent values"
     return TestResult(
-        name=name, estimate=est, low=est - tq * se, high=est + tq * se, level=level, p_value=p,
-        method=f"t interval over {what} (t with {k - 1} df; {v.size} runs)",
+        name=name, estimate=est, low=low, high=high, level=level, p_value=p,
+        method=(f"t interval over {what} (t with {k - 1} df; {v.size} runs"
+                + ("; on Fisher's z, mapped back)" if correlation else ")")),
         n=int(k), n_trials=int(n_trials),
     )
+
+
+def minimum_detectable_difference(result: TestResult, *, power: float = 0.8, alpha: float = 0.05) -> float:
+    """The smallest true effect this test finds with probability ``power`` at level ``alpha``.
+
+    Why: "no difference" means little unless the test could have seen one. The standard
+    error is read from the width of a bootstrap interval over many bars (close to normal),
+    and the effect is ``(z_{1−α/2} + z_{power}) · se`` (two-sided). A t interval over two or
+    three folds is far from normal; it is refused — use a bar-level bootstrap instead.
+    """
+    if result.reps is None:
+        raise ValueError(f"{result.name}: the minimum detectable difference needs a bar-level bootstrap result "
+                         "(paired_difference_test / block_bootstrap_ci), not a t interval over a few folds")
+    if not (0 < power < 1 and 0 < alpha < 1):
+        raise ValueError(f"power and alpha must be in (0, 1), got {power}, {alpha}")
+    se = (result.high - result.low) / (2 * float(_sps.norm.ppf(0.5 + result.level / 2)))
+    return float((_sps.norm.ppf(1 - alpha / 2) + _sps.norm.ppf(power)) * se)
 
 
 def clustered_summary(
