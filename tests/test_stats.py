@@ -286,7 +286,7 @@ def test_results_print_their_test():
     res = st.clustered_mean_ci([0.1, 0.2, 0.3], name="IC", n_trials=4)
     text = str(res)
     assert "IC +0.2" in text and "95 % CI" in text and "t with 2 df" in text and "4 trials counted" in text
-    assert st.format_p(0.0004, reps=999) == "p < 0.001" and st.format_p(0.5) == "p = 0.50"
+    assert st.format_p(0.0004) == "p < 0.001" and st.format_p(0.5) == "p = 0.50"
 
 
 def test_robust_portmanteau_keeps_its_size_and_finds_real_autocorrelation():
@@ -328,3 +328,60 @@ def test_clustered_summary_is_one_clustered_interval_per_group():
     assert (table.loc[64, "ci_low"], table.loc[64, "ci_high"]) == pytest.approx((one.low, one.high))
     with pytest.raises(ValueError, match="no column"):
         st.clustered_summary(runs, "sharpe", by="lookback", cluster="fold")
+
+
+# --- the DSR fed the right inputs (issue #28) ----------------------------------------------
+
+def _trial_frame(seed: int = 4, n: int = 3000) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    market = 0.01 * rng.standard_normal(n)
+    base = 0.01 * rng.standard_normal(n)
+    frame = {"buy-and-hold": market + 0.002}  # a strong benchmark that no search selected
+    for k in range(6):  # one forecast at six thresholds: near-duplicates
+        frame[f"rule k={k}"] = base * (1 - 0.01 * k) + 0.0005 * rng.standard_normal(n)
+    frame["other"] = 0.01 * rng.standard_normal(n)
+    frame["never trades"] = np.zeros(n)
+    return pd.DataFrame(frame)
+
+
+def test_dsr_excludes_the_benchmark_nobody_selected_and_refuses_it_alone():
+    frame = _trial_frame()
+    res = st.deflate_selection(frame, not_selected=["buy-and-hold"], periods=8760)
+    assert "buy-and-hold" not in res.name and "excluded (not selected)" in res.method
+    with pytest.raises(ValueError, match="no selected strategy"):
+        st.deflate_selection(frame[["buy-and-hold"]], not_selected=["buy-and-hold"], periods=8760)
+    with pytest.raises(ValueError, match="not columns"):
+        st.deflate_selection(frame, not_selected=["buy and hold"], periods=8760)
+
+
+def test_dsr_counts_near_duplicates_once_and_uses_the_null_sampling_variance():
+    frame = _trial_frame().drop(columns="buy-and-hold")
+    assert st.effective_trials(frame) == 3  # the six-threshold rule, "other", and the flat one
+    res = st.deflate_selection(frame, periods=8760, extra_trials=10)
+    assert res.n_trials == 13
+    assert "Sharpe sd under no skill 1.71" in res.method  # sqrt(8760 / 2999)
+    assert st.sharpe_null_variance(6000, 8760) == pytest.approx(1.21**2, rel=0.01)
+
+
+def test_bootstrap_p_at_its_floor_is_printed_as_a_bound():
+    assert st.format_p(2 / 1001, reps=1000) == "p ≤ 0.002 (the floor of 1000 resamples)"
+    assert st.format_p(1 / 501, reps=500, two_sided=False).startswith("p ≤ 0.002")
+    assert st.format_p(0.01, reps=1000) == "p = 0.010"
+
+
+def test_fisher_z_keeps_a_two_fold_ic_interval_inside_minus_one_one():
+    raw = st.clustered_mean_ci([0.3, -0.1, 0.25, -0.05], [0, 1, 0, 1])
+    fisher = st.clustered_mean_ci([0.3, -0.1, 0.25, -0.05], [0, 1, 0, 1], correlation=True)
+    assert raw.low < -1 or raw.high > 1  # t with 1 df on raw ICs leaves [-1, 1]
+    assert -1 < fisher.low < fisher.estimate < fisher.high < 1
+
+
+def test_minimum_detectable_difference_scales_with_the_interval():
+    rng = np.random.default_rng(5)
+    y = rng.standard_normal(800)
+    a, b = y + 3 * rng.standard_normal(800), y + 3 * rng.standard_normal(800)
+    res = st.paired_difference_test(a, b, "ic", outcome=y, reps=199)
+    mde = st.minimum_detectable_difference(res)
+    assert mde == pytest.approx(2.8016 * (res.high - res.low) / (2 * 1.95996), rel=1e-3)
+    with pytest.raises(ValueError, match="bar-level bootstrap"):
+        st.minimum_detectable_difference(st.clustered_mean_ci([0.1, 0.2, 0.3]))

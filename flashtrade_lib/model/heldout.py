@@ -26,6 +26,9 @@ __all__ = [
     "window_ridge_forecast",
     "raw_last_return",
     "SAME_INFORMATION",
+    "VAR_BASELINE",
+    "var_ridge_forecast",
+    "cross_sectional_ic",
     "part_targets",
     "baseline_forecasts",
     "oracle_forecast",
@@ -142,3 +145,58 @@ def windows_of_length(data: Any, part: str, lookback: int) -> Any:
 
     ds = data.dataset
     return WindowDataset(ds.x, ds.y, lookback, horizon=ds.horizon, times=ds.times[getattr(data.split, part)])
+
+
+VAR_BASELINE = "ridge VAR (all assets' lagged returns)"
+"""The same-information baseline of chapter 10's cross-asset models."""
+
+
+def var_ridge_forecast(train: Any, test: Any, *, lags: int | None = None, return_feature: int = 0,
+                       alphas: tuple[float, ...] = RIDGE_ALPHAS) -> np.ndarray:
+    """A vector autoregression by ridge: every asset's next return from all assets' last ``lags`` returns.
+
+    ``train``/``test`` are :class:`~flashtrade_lib.data.WindowDataset` of ``(lookback, assets,
+    features)`` windows (chapter 10); feature ``return_feature`` is each asset's log return.
+    A lead–lag market (asset 0's shock moves the others two bars later) is linear in these
+    inputs, so this regression recovers it; a cross-asset transformer that does not beat it has
+    found nothing a VAR cannot. The penalty is chosen on the last fifth of the training windows.
+    Returns ``(test windows, assets)``.
+    """
+    from flashtrade_lib.trading.baselines import ridge_fit, ridge_predict
+
+    lookback = train.lookback if lags is None else int(lags)
+    if not 1 <= lookback <= train.lookback or train.x.ndim != 3:
+        raise ValueError(f"need (time, assets, features) windows and 1 <= lags <= {train.lookback}, got lags={lags}")
+
+    def design(ds: Any) -> tuple[np.ndarray, np.ndarray]:
+        bars = np.asarray(ds.times)
+        rows = bars[:, None] - np.arange(lookback - 1, -1, -1)[None, :]
+        x = ds.x.numpy()[rows][..., return_feature]  # (n, lags, assets)
+        return x.reshape(len(bars), -1), ds.y.numpy()[bars].astype(np.float64)
+
+    x, y = design(train)
+    cut = int(0.8 * len(y))
+    fits = [ridge_fit(x[: cut - 1], y[: cut - 1], alpha=a) for a in alphas]
+    mse = [float(np.mean((ridge_predict(f, x[cut:]) - y[cut:]) ** 2)) for f in fits]
+    best = ridge_fit(x, y, alpha=float(alphas[int(np.argmin(mse))]))
+    return ridge_predict(best, design(test)[0])
+
+
+def cross_sectional_ic(forecast: np.ndarray, outcome: np.ndarray) -> np.ndarray:
+    """Per-bar rank IC across assets (the industry's IC): one Spearman correlation per row.
+
+    Why: coins move together (correlations 0.6-0.8), so an IC pooled over (bar, asset) rows is
+    mostly *market timing* — did the forecast get the common move right? — while a cross-
+    sectional IC asks which asset does better than the others at the same bar. Bars where
+    the forecasts or the outcomes do not vary across assets give NaN (drop them to average).
+    """
+    from scipy.stats import rankdata
+
+    f, y = np.asarray(forecast, dtype=float), np.asarray(outcome, dtype=float)
+    if f.shape != y.shape or f.ndim != 2 or f.shape[1] < 3:
+        raise ValueError(f"forecast and outcome must be (bars, assets >= 3) of one shape, got {f.shape}, {y.shape}")
+    rf, ry = rankdata(f, axis=1), rankdata(y, axis=1)
+    rf, ry = rf - rf.mean(axis=1, keepdims=True), ry - ry.mean(axis=1, keepdims=True)
+    den = np.sqrt((rf**2).sum(axis=1) * (ry**2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (rf * ry).sum(axis=1) / den, np.nan)

@@ -21,6 +21,7 @@ result says otherwise (SPA, PSR and DSR are one-sided by construction).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -56,18 +57,32 @@ __all__ = [
     "verdict",
     "format_p",
     "minimum_detectable_difference",
+    "sharpe_null_variance",
+    "effective_trials",
+    "deflate_selection",
 ]
 
 EULER_GAMMA = 0.5772156649015329
 
 
-def format_p(p: float, reps: int | None = None) -> str:
-    """``p = 0.012`` / ``p < 0.001``; a bootstrap p-value is never printed below ``1/(reps+1)``."""
+def format_p(p: float, reps: int | None = None, *, two_sided: bool = True) -> str:
+    """``p = 0.012`` / ``p < 0.001``; a bootstrap p-value at its floor is printed ``p ≤ floor``.
+
+    Why: ``B`` resamples cannot give a p-value below ``1/(B+1)`` (``2/(B+1)`` two-sided);
+    a p-value there says only "no resample was as extreme", so it is printed as a bound
+    with its ``B``, never as a value ("p = 0.002" from 1000 resamples is the floor).
+    """
     if not np.isfinite(p):
         return "p undefined"
-    floor = 1.0 / (reps + 1) if reps else 0.001
-    floor = max(floor, 0.001)
-    return f"p < {floor:.3g}" if p < floor else f"p = {p:.3f}" if p < 0.1 else f"p = {p:.2f}"
+    if reps:
+        floor = (2.0 if two_sided else 1.0) / (reps + 1)
+        if p <= floor * (1 + 1e-9):
+            return f"p ≤ {floor:.2g} (the floor of {reps} resamples)"
+    else:
+        floor = 0.001
+        if p < floor:
+            return "p < 0.001"
+    return f"p = {p:.3f}" if p < 0.1 else f"p = {p:.2f}"
 
 
 @dataclass(frozen=True)
@@ -103,7 +118,8 @@ class TestResult:
         trials = f"; {self.n_trials} trials counted ({how})" if self.n_trials > 1 else ""
         interval = f", {pct} % CI [{self.low:+.3g}, {self.high:+.3g}]" if np.isfinite(self.low) else ""
         return (
-            f"{self.name} {self.estimate:+.3g}{interval}, {format_p(self.p_value, self.reps)} "
+            f"{self.name} {self.estimate:+.3g}{interval}, "
+            f"{format_p(self.p_value, self.reps, two_sided=self.alternative == 'two-sided')} "
             f"for H0 {self.null}; {self.method}; n = {self.n}{trials}"
         )
 
@@ -640,6 +656,7 @@ def spa_test(
     block: float | None = None,
     seed: int = 0,
     benchmark_name: str = "benchmark",
+    unit: str | None = None,
 ) -> SpaResult:
     """Hansen's (2005) test of superior predictive ability over **every** candidate tried.
 
@@ -649,7 +666,9 @@ def spa_test(
     lookback actually tried, the losers included. ``arch.bootstrap.SPA`` on losses
     (``−gains`` when ``higher_is_better``), stationary bootstrap with a data-chosen block;
     the reported p-value is Hansen's consistent one. ``estimate`` is the best candidate's
-    mean advantage per bar × ``periods`` (annualised when ``periods`` is bars per year).
+    mean advantage per bar × ``periods`` (annualised when ``periods`` is bars per year);
+    ``unit`` names it in the evidence (e.g. "annualised net return, 1 = 100 % of equity"),
+    so that "−0.6" is never printed without what it is.
     """
     from arch.bootstrap import SPA
 
@@ -667,7 +686,8 @@ def spa_test(
     best = int(np.argmax(adv))
     means = pd.Series(adv * periods, index=[str(c) for c in cand.columns], name="mean advantage")
     return SpaResult(
-        name=f"mean advantage of the best, {cand.columns[best]}, over {benchmark_name}",
+        name=(f"mean advantage of the best, {cand.columns[best]}, over {benchmark_name}"
+              + (f" (in {unit})" if unit else "")),
         estimate=float(adv[best] * periods), low=float("nan"), high=float("nan"), level=0.95,
         p_value=float(pv["consistent"]), null=f"no candidate beats {benchmark_name}", alternative="greater",
         trials_adjusted=True,
@@ -819,6 +839,7 @@ def deflated_sharpe_ratio(
     periods: float = 1.0,
     level: float = 0.95,
     name: str = "Sharpe",
+    variance: float | None = None,
 ) -> TestResult:
     """DSR: the PSR of the selected strategy against the best Sharpe that luck alone would give.
 
@@ -826,16 +847,25 @@ def deflated_sharpe_ratio(
     The benchmark is :func:`expected_max_sharpe` of the N trials, with the variance of the
     trials' (annualised) Sharpe ratios ``trial_sharpes``; ``n_trials`` defaults to their
     number — pass a larger count when more were tried than you have Sharpes for (the
-    variance then comes from those you have). ``p_value = 1 − DSR``.
+    variance then comes from those you have). ``variance`` (annualised; ``n_trials`` may then be a
+    clustered count below the number of Sharpes given) replaces the trials'
+    dispersion by a given one — e.g. :func:`sharpe_null_variance`, the sampling variance of a
+    Sharpe estimate under no skill, which is what the null of "skill-less trials" means
+    (the trials' own dispersion also contains whatever skill and exposure they differ by).
+    ``p_value = 1 − DSR``.
     """
     r = _as_1d(returns, "returns", 10)
     srs = np.asarray(trial_sharpes, dtype=np.float64).ravel()
-    if srs.size < 2 or not np.isfinite(srs).all():
+    if variance is None and (srs.size < 2 or not np.isfinite(srs).all()):
         raise ValueError("trial_sharpes needs the finite Sharpe ratios of at least 2 trials")
     n_tr = int(n_trials) if n_trials is not None else srs.size
-    if n_tr < srs.size:
+    if variance is None and n_tr < srs.size:
         raise ValueError(f"n_trials={n_tr} is less than the {srs.size} trial Sharpe ratios given: count every trial")
-    var_bar = float(srs.var(ddof=1)) / periods
+    if n_tr < 1:
+        raise ValueError(f"n_trials must be >= 1, got {n_tr}")
+    if variance is not None and not (np.isfinite(variance) and variance > 0):
+        raise ValueError(f"variance must be a positive annualised variance of the Sharpe ratio, got {variance}")
+    var_bar = (float(srs.var(ddof=1)) if variance is None else float(variance)) / periods
     sr0 = expected_max_sharpe(n_tr, var_bar) * math.sqrt(periods)
     res = probabilistic_sharpe_ratio(r, benchmark_sharpe=sr0, periods=periods, level=level, name=name, n_trials=n_tr)
     dsr = 1 - res.p_value
@@ -843,10 +873,83 @@ def deflated_sharpe_ratio(
         name=name, estimate=res.estimate, low=res.low, high=res.high, level=level, p_value=res.p_value,
         null=f"true Sharpe ≤ {sr0:.2f}, the best of {n_tr} skill-less trials", alternative="greater",
         trials_adjusted=True,
-        method=(f"Deflated Sharpe Ratio {dsr:.3f} (Bailey & López de Prado 2014; trials' Sharpe sd "
-                f"{math.sqrt(var_bar * periods):.2f})"),
+        method=(f"Deflated Sharpe Ratio {dsr:.3f} (Bailey & López de Prado 2014; "
+                + ("trials' Sharpe sd" if variance is None else "Sharpe sd under no skill")
+                + f" {math.sqrt(var_bar * periods):.2f})"),
         n=res.n, n_trials=n_tr,
     )
+
+
+def sharpe_null_variance(n_bars: int, periods: float = 1.0) -> float:
+    """Sampling variance of an annualised Sharpe estimate from ``n_bars`` bars when the true Sharpe is 0.
+
+    ``periods / (n_bars − 1)`` (Lo 2002; Mertens 2002 at SR = 0, where skew and kurtosis drop
+    out): 8,760 hourly bars a year over 6,000 bars gives a sd of about 1.21.
+    """
+    if n_bars < 3 or periods <= 0:
+        raise ValueError(f"need n_bars >= 3 and periods > 0, got {n_bars}, {periods}")
+    return float(periods / (n_bars - 1))
+
+
+def effective_trials(returns: pd.DataFrame, *, min_correlation: float = 0.9) -> int:
+    """Trials that are not near-duplicates: clusters of strategies whose returns correlate ≥ ``min_correlation``.
+
+    Why: 28 points of one frontier (the same forecast at 7 thresholds) are not 28 independent
+    chances to get lucky. Average-linkage clustering on ``1 − ρ`` cut at ``1 − min_correlation``;
+    strategies that never trade (all-zero returns) are one cluster together.
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    df = _gains_frame(returns, "returns")
+    if not 0 < min_correlation < 1:
+        raise ValueError(f"min_correlation must be in (0, 1), got {min_correlation}")
+    active = df.loc[:, df.std() > 0]
+    flat = int(active.shape[1] < df.shape[1])
+    if active.shape[1] < 2:
+        return active.shape[1] + flat
+    dist = np.clip(1 - active.corr().to_numpy(), 0, 2)
+    np.fill_diagonal(dist, 0)
+    tree = linkage(squareform(dist, checks=False), method="average")
+    return int(fcluster(tree, t=1 - min_correlation, criterion="distance").max()) + flat
+
+
+def deflate_selection(
+    trials: pd.DataFrame,
+    *,
+    not_selected: Sequence[str] = (),
+    extra_trials: int = 0,
+    periods: float = 1.0,
+    level: float = 0.95,
+    min_correlation: float = 0.9,
+) -> TestResult:
+    """The Deflated Sharpe Ratio of the best strategy a search *selected*, with the right inputs.
+
+    ``trials`` (bars × strategies) holds every strategy the search tried. Columns named in
+    ``not_selected`` — a benchmark such as buy-and-hold that nobody chose by searching — are
+    neither candidates nor trials: deflating them answers no question, so they are excluded
+    (and if nothing else is left, refused). The null is "skill-less trials": the expected best
+    Sharpe uses the sampling variance of a Sharpe estimate under no skill
+    (:func:`sharpe_null_variance`), and the number of trials is the clustered effective count
+    (:func:`effective_trials`) plus ``extra_trials`` tried elsewhere (each counted as independent).
+    """
+    df = _gains_frame(trials, "trials")
+    unknown = [c for c in not_selected if c not in df.columns]
+    if unknown:
+        raise ValueError(f"not_selected names {unknown}, which are not columns of trials")
+    chosen = df.drop(columns=list(not_selected))
+    if chosen.shape[1] == 0:
+        raise ValueError("every column is a benchmark nobody selected: there is no selected strategy to deflate")
+    sharpes = chosen.apply(lambda c: _sharpe(c.to_numpy(), periods)).fillna(0.0)
+    best = str(sharpes.idxmax())
+    n_eff = effective_trials(chosen, min_correlation=min_correlation) + int(extra_trials)
+    res = deflated_sharpe_ratio(chosen[best].to_numpy(), sharpes.to_numpy(), n_trials=n_eff,
+                                periods=periods, level=level, name=f"Sharpe({best})",
+                                variance=sharpe_null_variance(len(chosen), periods))
+    how = (f"{n_eff} effective trials: {chosen.shape[1]} selected strategies clustered at ρ ≥ {min_correlation:g}"
+           + (f" + {extra_trials} tried elsewhere" if extra_trials else "")
+           + (f"; {', '.join(not_selected)} excluded (not selected)" if not_selected else ""))
+    return dataclasses.replace(res, method=f"{res.method}; {how}")
 
 
 @dataclass(frozen=True)
