@@ -385,3 +385,34 @@ def test_minimum_detectable_difference_scales_with_the_interval():
     assert mde == pytest.approx(2.8016 * (res.high - res.low) / (2 * 1.95996), rel=1e-3)
     with pytest.raises(ValueError, match="bar-level bootstrap"):
         st.minimum_detectable_difference(st.clustered_mean_ci([0.1, 0.2, 0.3]))
+
+
+def test_adjusted_verdicts_quote_adjusted_intervals():
+    rng = np.random.default_rng(6)
+    x = 0.05 + rng.standard_normal(600)
+    one = st.block_bootstrap_ci(x, "mean", reps=499)
+    four = st.block_bootstrap_ci(x, "mean", reps=499, n_trials=4)
+    text = str(st.verdict(four, "the mean is positive"))
+    assert "98.75 % CI" in text and "95 % CI" in str(st.verdict(one, "the mean is positive"))
+    wide = four.at_level(0.9875)
+    assert wide.low < one.low and wide.high > one.high
+    t_four = st.clustered_mean_ci([0.1, 0.2, 0.3], n_trials=4)
+    assert "(interval not adjusted)" in str(st.verdict(t_four, "the mean is positive"))
+
+
+def test_trading_verdicts_say_when_a_rule_did_not_trade():
+    rng = np.random.default_rng(7)
+    res = st.paired_difference_test(0.01 * rng.standard_normal(300), 0.01 * rng.standard_normal(300), "mean",
+                                    reps=199)
+    never = st.traded_verdict(res, "the cost-aware rule improves mean reversion", trades=0, strategy="the rule")
+    few = st.traded_verdict(res, "the cost-aware rule improves mean reversion", trades=7, strategy="the rule")
+    assert not never.holds and "by not trading" in never.sentence
+    assert not few.holds and "too few trades (7" in few.sentence
+    assert st.traded_verdict(res, "x", trades=50, strategy="s").sentence == st.verdict(res, "x").sentence
+
+
+def test_pbo_says_one_quantity_per_sentence():
+    rng = np.random.default_rng(8)
+    text = str(st.pbo_cscv(pd.DataFrame(rng.standard_normal((400, 5))), n_splits=4))
+    first, second = text.split(". Separately, ")
+    assert "PBO" in first and "negative" not in first and "negative" in second and "median" not in second

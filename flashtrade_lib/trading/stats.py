@@ -60,6 +60,7 @@ __all__ = [
     "sharpe_null_variance",
     "effective_trials",
     "deflate_selection",
+    "traded_verdict",
 ]
 
 EULER_GAMMA = 0.5772156649015329
@@ -105,6 +106,20 @@ class TestResult:
     reps: int | None = None  #: bootstrap resamples
     alternative: str = "two-sided"  #: or "greater": the p-value is one-sided, for a positive claim
     trials_adjusted: bool = False  #: the p-value already accounts for the ``n_trials`` (SPA, DSR)
+    draws: np.ndarray | None = field(default=None, repr=False, compare=False)  #: bootstrap statistics, if any
+
+    def at_level(self, level: float) -> TestResult:
+        """The same result with its interval at another ``level`` (from the bootstrap draws).
+
+        Why: a verdict judged at a Bonferroni-adjusted level must quote the interval of that
+        level, not the unadjusted 95 % one. Without draws (a t interval) it is refused.
+        """
+        level = _check_level(level)
+        if self.draws is None:
+            raise ValueError(f"{self.name}: no bootstrap draws kept; its interval exists at level {self.level} only")
+        d = self.draws[np.isfinite(self.draws)]
+        low, high = np.quantile(d, [(1 - level) / 2, (1 + level) / 2])
+        return dataclasses.replace(self, low=float(low), high=float(high), level=level)
 
     @property
     def significant(self) -> bool:
@@ -113,7 +128,7 @@ class TestResult:
 
     def evidence(self) -> str:
         """The parenthesis a verdict quotes: estimate, interval, p-value, method, trials."""
-        pct = round(100 * self.level)
+        pct = f"{100 * self.level:.4g}"
         how = "in the test" if self.trials_adjusted else "Bonferroni"
         trials = f"; {self.n_trials} trials counted ({how})" if self.n_trials > 1 else ""
         interval = f", {pct} % CI [{self.low:+.3g}, {self.high:+.3g}]" if np.isfinite(self.low) else ""
@@ -300,7 +315,7 @@ def _bootstrap_result(
     return TestResult(
         name=name, estimate=est, low=low, high=high, level=level, p_value=p,
         method=f"{kind}, mean block {b:.1f} bars ({'given' if block else 'data-chosen'}), {reps} resamples",
-        n=int(data.shape[0]), n_trials=int(n_trials), block=b, reps=int(reps),
+        n=int(data.shape[0]), n_trials=int(n_trials), block=b, reps=int(reps), draws=draws,
     )
 
 
@@ -965,10 +980,12 @@ class PboResult:
     prob_oos_loss: float  #: share of splits where the in-sample best has a negative OOS statistic
 
     def __str__(self) -> str:
+        # one quantity per sentence: PBO is about *rank*; losing money out of sample is another question
         return (
-            f"PBO {self.pbo:.2f} over {self.n_combinations} CSCV splits ({self.n_splits} blocks, "
-            f"{self.n_strategies} strategies counted, n = {self.n}); the in-sample best loses out of "
-            f"sample in {self.prob_oos_loss:.0%} of splits"
+            f"PBO {self.pbo:.2f}: in {self.pbo:.0%} of {self.n_combinations} CSCV splits ({self.n_splits} blocks, "
+            f"{self.n_strategies} strategies counted, n = {self.n}) the strategy that was best in sample ranked "
+            f"at or below the median out of sample. Separately, that in-sample best had a negative "
+            f"out-of-sample Sharpe ratio in {self.prob_oos_loss:.0%} of the splits"
         )
 
     def _repr_markdown_(self) -> str:
@@ -1033,6 +1050,35 @@ class Verdict:
         return self.sentence
 
 
+def traded_verdict(
+    result: TestResult,
+    claim: str,
+    *,
+    trades: int,
+    strategy: str,
+    min_trades: int = 20,
+    opposite: str | None = None,
+    alpha: float = 0.05,
+) -> Verdict:
+    """:func:`verdict` for a comparison of trading strategies that first asks whether ``strategy`` traded.
+
+    Why: a rule that never traded "beats" a losing one by not trading, and one that traded on
+    a handful of bars has no P&L to test. ``trades`` is the number of bars on which
+    ``strategy`` traded; below ``min_trades`` the sentence says so instead of the claim.
+    """
+    if trades < 0:
+        raise ValueError(f"trades must be a count >= 0, got {trades}")
+    if trades == 0:
+        sentence = (f"No test of whether {claim}: {strategy} never traded, so any difference is earned by not "
+                    f"trading ({result.evidence()}).")
+        return Verdict(holds=False, sentence=sentence, result=result)
+    if trades < min_trades:
+        sentence = (f"No test of whether {claim}: too few trades ({trades} bars, fewer than {min_trades}) by "
+                    f"{strategy} ({result.evidence()}).")
+        return Verdict(holds=False, sentence=sentence, result=result)
+    return verdict(result, claim, alpha=alpha, opposite=opposite)
+
+
 def verdict(
     result: TestResult,
     claim: str,
@@ -1064,7 +1110,14 @@ def verdict(
         raise ValueError(f"{result.name}: a one-sided ('greater') test supports positive claims only")
     # A one-sided p-value below 1/2 already says the estimate lies above the null.
     right_way = one_sided or (result.estimate > 0 if positive else result.estimate < 0)
-    evidence = result.evidence()
+    quoted = result
+    if result.n_trials > 1 and not result.trials_adjusted and np.isfinite(result.low):
+        # the interval beside an adjusted verdict is the adjusted one (from the draws), or says it is not
+        if result.draws is not None:
+            quoted = result.at_level(1 - alpha)
+        else:
+            quoted = dataclasses.replace(result, name=f"{result.name} (interval not adjusted)")
+    evidence = quoted.evidence()
     if p < alpha and right_way:
         sentence = f"{claim[0].upper()}{claim[1:]} ({evidence})."
         holds = True
