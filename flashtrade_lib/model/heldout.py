@@ -28,6 +28,7 @@ __all__ = [
     "SAME_INFORMATION",
     "VAR_BASELINE",
     "var_ridge_forecast",
+    "ridge_on_windows",
     "cross_sectional_ic",
     "part_targets",
     "baseline_forecasts",
@@ -200,3 +201,25 @@ def cross_sectional_ic(forecast: np.ndarray, outcome: np.ndarray) -> np.ndarray:
     den = np.sqrt((rf**2).sum(axis=1) * (ry**2).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, (rf * ry).sum(axis=1) / den, np.nan)
+
+
+def ridge_on_windows(train: Any, test: Any, *, alphas: tuple[float, ...] = RIDGE_ALPHAS) -> np.ndarray:
+    """Ridge on every value of every window of a :class:`~flashtrade_lib.data.WindowDataset`, any shape.
+
+    The same-information baseline for models whose windows are not one bar per row (the order
+    book's levels × snapshots, chapter 10): exactly the numbers the model reads, read linearly.
+    The penalty is chosen on the last fifth of the training windows. Returns ``(test windows, targets)``.
+    """
+    from flashtrade_lib.trading.baselines import ridge_fit, ridge_predict
+
+    def design(ds: Any) -> tuple[np.ndarray, np.ndarray]:
+        bars = np.asarray(ds.times)
+        rows = bars[:, None] - np.arange(ds.lookback - 1, -1, -1)[None, :]
+        return ds.x.numpy()[rows].reshape(len(bars), -1), ds.y.numpy()[bars].astype(np.float64)
+
+    x, y = design(train)
+    cut = int(0.8 * len(y))
+    fits = [ridge_fit(x[: cut - 1], y[: cut - 1], alpha=a) for a in alphas]
+    mse = [float(np.mean((ridge_predict(f, x[cut:]).reshape(y[cut:].shape) - y[cut:]) ** 2)) for f in fits]
+    best = ridge_fit(x, y, alpha=float(alphas[int(np.argmin(mse))]))
+    return ridge_predict(best, design(test)[0])
