@@ -30,9 +30,16 @@ this machine's RAM) — clearly labelled as predictions from those fits beyond t
 longest context measured. Results go to ``benchmarks/results/train_context_<device>.json``
 with the machine report from :func:`flashtrade_lib.measure.env.environment_report`.
 
+Then two **measurements** the fits cannot replace (issue #28): one SDPA training step at
+``--long-context`` bars (8,760: one year of hourly bars, the seed chapter's "✗ OOM vs ✓
+feasible" row), and naive attention's step at the largest context whose predicted N×N memory
+fits ``--max-gib`` (rounded down to a multiple of 256): its measured peak is the longest naive
+context shown on this machine. Anything beyond them is a *prediction* from the fits.
+
 Targets (issue 6; 2-core CPU): at context 4096 sdpa is >= 1.8x faster and needs
->= 5x less peak memory than naive; sdpa's longest trainable context within 24 GiB
-is >= 8x naive's.
+>= 5x less peak memory than naive (measured); sdpa trains a step at 8,760 bars (measured);
+sdpa's longest trainable context within 24 GiB is >= 8x naive's — a prediction from the
+fits, recorded with ``"predicted": true`` and never counted as met.
 """
 
 from __future__ import annotations
@@ -100,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--max-gib", type=float, default=16.0, help="never run a naive step predicted above this")
     parser.add_argument("--budget-gib", type=float, default=24.0, help="memory budget for 'longest context'")
+    parser.add_argument("--long-context", type=int, default=8760,
+                        help="measure one sdpa step at this context (0: skip); 8760 = a year of hourly bars")
+    parser.add_argument("--naive-largest", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure naive's step at the largest context predicted to fit --max-gib")
     parser.add_argument("--fresh-memory", action="store_true",
                         help="time steps on fresh memory (first touch included) instead of pre-faulted")
     add_max_wait_option(parser)
@@ -160,16 +171,24 @@ def main(argv: list[str] | None = None) -> int:
         if n_live is not None:
             fits["longest_context_ratio_sdpa_over_naive"] = n_sdpa / fits["naive"]["longest_context_in_budget"]
 
+    measured = measure_beyond(args, rows, n_live, sizes, device, cuda, itemsize)
     targets = {}
     if (4096, "naive") in ok and (4096, "sdpa") in ok:
         a, s = ok[(4096, "naive")], ok[(4096, "sdpa")]
         targets["speedup_at_4096"] = {"value": a["step_s"] / s["step_s"], "target": 1.8}
         targets["memory_ratio_at_4096"] = {"value": a["peak_bytes"] / max(s["peak_bytes"], 1), "target": 5.0}
-    if "longest_context_ratio_sdpa_over_naive" in fits:
-        targets["longest_context_ratio"] = {"value": fits["longest_context_ratio_sdpa_over_naive"], "target": 8.0,
-                                            "note": "from the fits above (predicted beyond measured contexts)"}
+    long_row = measured.get("long_context")
+    if long_row is not None:
+        targets["sdpa_step_at_long_context"] = {
+            "value": float(long_row["status"] == "ok"), "target": 1.0,
+            "note": f"one sdpa training step at {long_row['context']} bars, measured (1 = it ran)"}
     for t in targets.values():
         t["met"] = bool(t["value"] >= t["target"])
+    if "longest_context_ratio_sdpa_over_naive" in fits:  # a prediction: shown, never "met"
+        targets["longest_context_ratio"] = {"value": fits["longest_context_ratio_sdpa_over_naive"], "target": 8.0,
+                                            "predicted": True, "met": False,
+                                            "note": "predicted from the fits beyond the measured contexts: not a "
+                                                    "measurement, so never counted as met"}
 
     # every backend's step is O(N²) in arithmetic (the fused kernel saves memory, not FLOPs)
     series = [Series(b, 2, tuple(n for n in args.contexts if (n, b) in ok),
@@ -182,12 +201,37 @@ def main(argv: list[str] | None = None) -> int:
                      "max_gib": args.max_gib, "device": device, "amp_bf16": cuda,
                      "timed_on": "fresh memory" if args.fresh_memory or cuda else "pre-faulted memory"},
         "rows": rows,
+        "measured_beyond_sweep": measured,
         "fits": fits,
         "targets": targets,
     }, series=series, load=watch.report)
     for name, t in load_record(path)["targets"].items():
-        print(f"target {name}: {t['value']:.2f} (>= {t['target']}) {'MET' if t['met'] else 'NOT MET'}")
+        state = "PREDICTED (not a measurement)" if t.get("predicted") else ("MET" if t["met"] else "NOT MET")
+        print(f"target {name}: {t['value']:.2f} (>= {t['target']}) {state}")
     return 0
+
+
+def measure_beyond(args: argparse.Namespace, rows: list[dict], n_live: float | None, sizes: dict, device: str,
+                   cuda: bool, itemsize: int) -> dict:
+    """One sdpa step at ``--long-context`` and naive's step at the largest context predicted to fit, measured."""
+    out: dict = {}
+    if args.long_context and "sdpa" in (args.backends or default_backends()):
+        print(f"\nmeasuring one sdpa step at {args.long_context} bars", flush=True)
+        out["long_context"] = measure_train_context(
+            [args.long_context], ["sdpa"], repeat=1, device=device, amp=cuda, progress=False,
+            prefaulted=not args.fresh_memory, **sizes)[0]
+    if args.naive_largest and n_live is not None:
+        per_n2 = (sizes["n_layers"] + n_live) * sizes["batch"] * sizes["n_heads"] * itemsize
+        largest = int(math.sqrt(args.max_gib * GiB / per_n2)) // 256 * 256
+        if largest > max(r["context"] for r in rows if r["backend"] == "naive" and r["status"] == "ok"):
+            print(f"measuring naive's step at {largest} bars (predicted to fit {args.max_gib:g} GiB)", flush=True)
+            out["naive_largest"] = measure_train_context(
+                [largest], ["naive"], repeat=1, max_bytes=args.max_gib * GiB, device=device, amp=cuda,
+                progress=False, prefaulted=not args.fresh_memory, **sizes)[0]
+    for key, r in out.items():
+        shown = fmt_bytes(r["peak_bytes"]) if r["status"] == "ok" else r["status"]
+        print(f"{key}: {r['backend']} at {r['context']} bars: {r['status']}, peak {shown}")
+    return out
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ TINY = {
     "numpy_attention": ["--sizes", "128", "256", "--blocks", "32", "--repeat", "1", "--max-wait", "0"],
     "windows_memory": ["--bars", "3000", "--lookback", "64", "--batches", "2", "--max-wait", "0"],
     "train_context": ["--contexts", "32", "64", "--repeat", "1", "--d-model", "16",
-                      "--n-heads", "2", "--n-layers", "1", "--batch", "2", "--max-wait", "0"],
+                      "--n-heads", "2", "--n-layers", "1", "--batch", "2", "--max-wait", "0",
+                      "--long-context", "128"],
     "cross_asset": ["--assets", "2", "--lookbacks", "16", "32", "--repeat", "1", "--d-model", "16",
                     "--n-heads", "2", "--n-layers", "1", "--batch", "2", "--max-wait", "0"],
     "grading_time": ["--chapters", "00", "--cell-timeout", "60", "--max-wait", "0"],
@@ -51,6 +52,10 @@ def test_benchmark_script_writes_a_record(name: str, tmp_path: Path) -> None:
     if name in ("numpy_attention", "train_context", "cross_asset"):  # self-checking: verdict, load, every repeat
         assert record["quality"]["verdict"] in ("ok", "flagged") and record["load"]["cores"] >= 1
         assert record["series"] and all(len(ts) == 1 for s in record["series"] for ts in s["times_s"])
+    if name == "train_context":  # the long context is measured; a prediction is never "met"
+        assert record["measured_beyond_sweep"]["long_context"]["context"] == 128
+        assert record["targets"]["sdpa_step_at_long_context"]["met"] is True
+        assert not any(t["met"] for t in record["targets"].values() if t.get("predicted"))
     if name == "lookback_sweep":  # the budget was chosen by a power check; every claim has its baseline
         checks = record["power_check"]["checks"]
         assert checks and [c["steps"] for c in checks] == [3, 5][: len(checks)]

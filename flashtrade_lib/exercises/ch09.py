@@ -46,16 +46,27 @@ def _grade_lookback(answer: Callable[[int, int], int]) -> Feedback:
                           "horizon (as long as h <= L, otherwise no forecast made at t can use the echo fully).")
 
 
-def _expected_significant(diffs: np.ndarray) -> bool:
-    d = np.asarray(diffs, dtype=float)
-    half = 1.96 * d.std(ddof=1) / math.sqrt(len(d))
-    return bool(abs(d.mean()) > half)
+def _fold_interval(diffs: np.ndarray, folds: np.ndarray) -> tuple[float, float]:
+    """Mean of the fold means and the half-width of its 95 % t interval (folds − 1 df)."""
+    from scipy.stats import t as student_t
+
+    d, g = np.asarray(diffs, dtype=float), np.asarray(folds)
+    means = np.array([d[g == k].mean() for k in np.unique(g)])
+    half = float(student_t.ppf(0.975, len(means) - 1) * means.std(ddof=1) / math.sqrt(len(means)))
+    return float(means.mean()), half
 
 
+def _expected_significant(diffs: np.ndarray, folds: np.ndarray) -> bool:
+    mean, half = _fold_interval(diffs, folds)
+    return bool(abs(mean) > half)
+
+
+_FOLDS = np.array([0, 0, 1, 1, 2, 2])  # 3 folds × 2 seeds: runs of one fold share their test bars
 _DIFFS = {
     "large, consistent gain": np.array([0.30, 0.28, 0.35, 0.31, 0.29, 0.33]),
     "positive mean, noisy": np.array([0.04, -0.03, 0.06, -0.02, 0.05, -0.04]),
     "small but very consistent gain": np.array([0.011, 0.012, 0.010, 0.011, 0.012, 0.010]),
+    "seeds agree within folds that disagree": np.array([0.05, 0.05, -0.01, -0.01, 0.04, 0.04]),
     "one lucky run": np.array([0.20, -0.01, 0.00, -0.02, 0.01, -0.01]),
     "consistent loss": np.array([-0.05, -0.06, -0.04, -0.05, -0.06, -0.05]),
 }
@@ -63,22 +74,25 @@ _DIFFS = {
 
 @register(
     "ch09-significant",
-    title="Is this skill difference significant given the confidence interval?",
+    title="Is this skill difference significant, counting folds (not runs) as the independent draws?",
+    hints=("Runs of one fold share their test bars: average the seeds of each fold first.",
+           "With G fold means, use Student's t with G − 1 degrees of freedom, not 1.96.",
+           "scipy.stats.t.ppf(0.975, G - 1) gives the quantile."),
 )
-def _grade_significant(answer: Callable[[np.ndarray], bool]) -> Feedback:
+def _grade_significant(answer: Callable[[np.ndarray, np.ndarray], bool]) -> Feedback:
     if not callable(answer):
-        return Feedback(False, f"expected a function is_significant(diffs), got {type(answer).__name__}.")
+        return Feedback(False, f"expected a function is_significant(diffs, folds), got {type(answer).__name__}.")
     for name, d in _DIFFS.items():
-        got, want = bool(answer(d.copy())), _expected_significant(d)
+        got, want = bool(answer(d.copy(), _FOLDS.copy())), _expected_significant(d, _FOLDS)
         if got != want:
-            mean, half = d.mean(), 1.96 * d.std(ddof=1) / math.sqrt(len(d))
+            mean, half = _fold_interval(d, _FOLDS)
             return Feedback(False, (
-                f"case '{name}' (differences {np.round(d, 3).tolist()}): you said {got}, but the 95 % "
-                f"interval of the mean is {mean:+.3f} ± {half:.3f}, which "
-                f"{'excludes' if want else 'contains'} 0. A positive mean alone is not evidence; "
-                "compare |mean| with 1.96 · sd / sqrt(n) (sample sd, ddof=1)."))
-    return Feedback(True, "a difference counts only when its 95 % interval excludes zero — and a "
-                          "consistent *loss* is significant too.")
+                f"case '{name}' (differences {np.round(d, 3).tolist()}, folds {_FOLDS.tolist()}): you said {got}, "
+                f"but the 95 % interval over the fold means is {mean:+.3f} ± {half:.3f}, which "
+                f"{'excludes' if want else 'contains'} 0. The runs of one fold are not independent: average "
+                "them per fold, then use t with folds − 1 degrees of freedom."))
+    return Feedback(True, "a difference counts only when its interval over the *independent* units (folds) "
+                          "excludes zero — and a consistent *loss* is significant too.")
 
 
 _VERDICTS = ("unreachable", "not learned", "learned")
