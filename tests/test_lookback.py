@@ -62,11 +62,15 @@ def test_summarise_is_clustered_by_fold(sweep: LookbackSweep) -> None:
     assert list(s.index) == [LAG // 2, 2 * LAG]
     assert (s["ci_low"] <= s["mean"]).all() and (s["mean"] <= s["ci_high"]).all()
     assert (s["folds"] == 2).all() and (s["runs"] == 4).all()
-    # two folds: a t interval with 1 degree of freedom over the two fold means
+    # two folds: a t interval with 1 degree of freedom over the two fold means, on Fisher's z (an IC)
     runs = sweep.runs[sweep.runs["lookback"] == LAG // 2]
-    means = runs.groupby("fold")["ic"].mean().to_numpy()
-    half = 12.706 * means.std(ddof=1) / np.sqrt(2)
-    assert s.loc[LAG // 2, "ci_high"] - s.loc[LAG // 2, "mean"] == pytest.approx(half, rel=1e-3)
+    z = np.arctanh(runs.groupby("fold")["ic"].mean().to_numpy())
+    half = 12.706 * z.std(ddof=1) / np.sqrt(2)
+    assert s.loc[LAG // 2, "ci_high"] == pytest.approx(np.tanh(z.mean() + half), rel=1e-3)
+    assert s.loc[LAG // 2, "ci_low"] == pytest.approx(np.tanh(z.mean() - half), rel=1e-3)
+    assert (s["ci_low"] >= -1).all() and (s["ci_high"] <= 1).all()
+    # the same-information linear baseline stands beside every run
+    assert {"linear_ic", "linear_r2"} <= set(sweep.runs.columns) and "linear" in sweep.forecasts
     with pytest.raises(ValueError, match="no column"):
         summarise(sweep, "sharpe")
 

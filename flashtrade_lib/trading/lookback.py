@@ -366,13 +366,15 @@ def compare_lookbacks(
     gains = -(wide[list(lookbacks)].sub(wide["target"], axis=0) ** 2)
     names = {lb: f"lookback {lb}" for lb in lookbacks}
     skill = spa_test(gains[short], gains[longer].rename(columns=names), reps=reps, seed=seed,
-                     benchmark_name=names[short])
+                     benchmark_name=names[short], unit="squared log-return error per bar")
     skill_set = model_confidence_set(gains[list(lookbacks)].rename(columns=names), reps=reps, seed=seed)
     traded = [lb for lb in lookbacks if (net[lb].to_numpy() != 0).any()]
     pnl, pnl_set = None, None
-    if traded:
-        pnl = spa_test(net[short], net[longer].rename(columns=names), reps=reps, seed=seed,
-                       benchmark_name=names[short], periods=periods)
+    traded_longer = [lb for lb in longer if lb in traded]
+    if traded_longer:  # a lookback that never traded has no P&L to compare: it is listed, not tested
+        bench_name = names[short] if short in traded else f"{names[short]} (never traded: flat)"
+        pnl = spa_test(net[short], net[traded_longer].rename(columns=names), reps=reps, seed=seed,
+                       benchmark_name=bench_name, periods=periods, unit="annualised net return, 1 = 100 %")
     if len(traded) >= 2:
         pnl_set = model_confidence_set(net[traded].rename(columns=names), reps=reps, seed=seed)
     never = tuple(lb for lb in lookbacks if lb not in traded)
