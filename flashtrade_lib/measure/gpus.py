@@ -91,6 +91,8 @@ def catalogue_entry(device_name: str) -> dict[str, Any] | None:
     memory), so it gets ``None`` rather than someone else's peak.
     """
     name = device_name.lower()
+    if "nvl" in name:  # H100 NVL / H200 NVL: other clocks and memory than the SXM parts catalogued
+        return None
     for entry in COMMON_GPUS:
         if any(n.lower() in name for n in entry["names"]):
             return entry
