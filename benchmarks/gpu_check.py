@@ -144,7 +144,45 @@ def _junit_counts(path: Path) -> dict[str, int] | None:
     return counts
 
 
+MIN_SETUPTOOLS = 77
+"""pyproject's ``license = "MIT"`` (PEP 639) needs setuptools 77 or newer to build."""
+
+
+def install_into(site: Path, src: Path, wheels: list[Path]) -> str:
+    """The install stage (run by the machine's Python): this checkout, and any given wheels, into ``site``.
+
+    ``pip install --no-deps --no-build-isolation --no-index --target`` when the machine's
+    setuptools can build the checkout. When it cannot (missing, or older than
+    :data:`MIN_SETUPTOOLS`), the package is pure Python, so the same layout is made by copying
+    pyproject's ``package-dir`` mapping — and the log says which way was taken.
+    """
+    pip = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(site), "--quiet"]
+    if wheels:
+        subprocess.run([*pip, *map(str, wheels)], check=True)
+    try:
+        import setuptools
+
+        version = setuptools.__version__
+    except ImportError:
+        version = None
+    if version and int(version.split(".")[0]) >= MIN_SETUPTOOLS:
+        subprocess.run([*pip, "--no-build-isolation", str(src)], check=True)
+        return f"installed with pip, built by setuptools {version}"
+    import tomllib
+
+    mapping = tomllib.loads((src / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    for package, folder in sorted(mapping.items()):  # parents before their sub-packages
+        shutil.copytree(src / folder, site / package.replace(".", "/"), dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    return (f"setuptools {version or 'is missing'}: cannot build this pyproject (needs >= {MIN_SETUPTOOLS}); "
+            f"installed by copying its package-dir mapping {mapping}")
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and sys.argv[1:2] == ["--install-into"]:  # the install stage, in the machine's Python
+        site, src, *wheels = map(Path, sys.argv[2:])
+        print(install_into(site, src, wheels), flush=True)
+        return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="folder for every log and record (created; must be empty or new)")
     parser.add_argument("--dry-run", action="store_true", help="every stage on the CPU at tiny sizes (fake timer)")
@@ -175,10 +213,9 @@ def main(argv: list[str] | None = None) -> int:
 
     build = out / "src"
     _copy_checkout(build)
-    install = [*py, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
-               "--target", str(site), "--quiet", str(build)]
+    install = [*py, str(Path(__file__).resolve()), "--install-into", str(site), str(build)]
     if args.wheels:
-        install[-1:] = [str(build), *(str(w) for w in sorted(args.wheels.glob("*.whl")))]
+        install += [str(w) for w in sorted(args.wheels.glob("*.whl"))]
     r = stage("install", install)
     shutil.rmtree(build, ignore_errors=True)
     installed = r.status == "ok"
