@@ -152,7 +152,7 @@ def test_target_rows_say_met_only_for_a_trusted_gpu_record():
 
 
 def test_status_and_readme_say_plainly_when_nothing_ran_on_a_gpu():
-    assert "have not run on a GPU" in plots_gpu.gpu_status([])
+    assert "Not yet run on a GPU: the GPU tests" in plots_gpu.gpu_status([])
     assert "No GPU record exists yet" in plots_gpu.readme_block([])
     block = plots_gpu.readme_block([{**_record(), "_file": "gpu_attention_x.json"}])
     assert "| fwd full, d=128, N=8192 | ≥ 1.0× | 0.75× |" in block and "H100" in block

@@ -184,10 +184,10 @@ def format_targets(record: dict[str, Any]) -> str:
 def gpu_status(records: list[dict[str, Any]]) -> str:
     """What has and has not run on a GPU, said from the records that exist (never typed into a page)."""
     if not records:
-        return ("No GPU record exists in this book's results: the Triton kernels have run only under "
-                "Triton's interpreter on a CPU (correctness, float32/float16, small shapes); the GPU tests "
-                "(tests/test_gpu.py), bf16 on tensor cores, the autotuned block sizes and every speed "
-                "target have not run on a GPU yet.")
+        return ("No GPU record exists in this book's results. The Triton kernels have run only under "
+                "Triton's interpreter on a CPU (correctness, in float32 and float16, at small shapes). Not yet "
+                "run on a GPU: the GPU tests (tests/test_gpu.py), the kernels in bf16 on tensor cores, the "
+                "autotuned block sizes, and the benchmark behind every GPU speed figure.")
     lines = [f"{len(records)} GPU record(s):"]
     for r in records:
         done = sum(row["status"] == "ok" for row in r["rows"])
