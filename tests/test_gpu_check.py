@@ -192,3 +192,30 @@ def test_sdpa_priority_is_read_from_torch():
 
     order = sdpa_priority_order()
     assert order is None or {"flash_attention", "efficient_attention", "math"} <= set(order)
+
+
+_COLLECT = """
+import json, sys, pytest
+class Grab:
+    def __init__(self): self.ids = []
+    def pytest_collection_finish(self, session): self.ids = [i.nodeid for i in session.items]
+out = {}
+for expr in [None, *json.loads(sys.argv[1])]:
+    grab = Grab()
+    args = ["--collect-only", "-q", "--noconftest", "-p", "no:cacheprovider", "-m", "gpu", "tests/test_gpu.py"]
+    pytest.main(args + (["-k", expr] if expr else []), plugins=[grab])
+    out[expr or "all"] = grab.ids
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_the_test_shards_split_the_gpu_tests_exactly():
+    """Every GPU test runs in exactly one shard (so the parallel run neither skips nor repeats one)."""
+    check = _module("gpu_check")
+    proc = subprocess.run([sys.executable, "-c", _COLLECT, json.dumps(list(check.SHARDS))], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    ids = json.loads(proc.stdout.strip().splitlines()[-1])
+    every = ids.pop("all")
+    shards = [set(v) for v in ids.values()]
+    assert len(every) > 50 and sum(map(len, shards)) == len(every) and set().union(*shards) == set(every)
