@@ -31,6 +31,7 @@ nothing (the record says ``"dry_run": true`` and chapter 4 never shows it).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -38,16 +39,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 RESULTS = Path(__file__).resolve().parent / "results"
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-@dataclass(frozen=True)
-class Setup:
-    """What differs between a GPU run and the CPU dry run; everything else is the same code."""
+class Setup(NamedTuple):
+    """What differs between a GPU run and the CPU dry run; everything else is the same code.
+
+    (A NamedTuple, not a dataclass: chapter 4 and the tests load this script by path, and a
+    dataclass needs its module registered in ``sys.modules``.)
+    """
 
     device: str
     dtype: str
@@ -252,7 +256,12 @@ def run(setup: Setup, seqlens: list[int], head_dims: list[int], backends: list[s
     if out is None:
         slug = re.sub(r"[^a-z0-9]+", "-", (gpu["name"] if gpu else "cpu-dry-run").lower()).strip("-")
         out = RESULTS / f"gpu_attention_{slug}_{env['date_utc'][:10]}.json"
+    # the measurements first, as they are: a failure while the record checks itself must not lose them
+    unchecked = out.parent / f"unchecked_{out.name}"
+    unchecked.parent.mkdir(parents=True, exist_ok=True)
+    unchecked.write_text(json.dumps({**record, "environment": env, "load": watch.report}, indent=1, default=str))
     path = write_record(out, record, environment=env, series=series_of(rows), load=watch.report)
+    unchecked.unlink()
     from flashtrade_lib.measure.bench import load_record
 
     print(plots_gpu.format_targets(load_record(path)), flush=True)

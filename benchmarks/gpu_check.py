@@ -1,6 +1,7 @@
 """The whole GPU check in one call: install, GPU tests, GPU benchmark, one summary — within 7 minutes.
 
-    bash benchmarks/gpu_check.sh OUT_DIR              # on a GPU machine (H100/H200, no network)
+    bash benchmarks/gpu_check.sh OUT_DIR              # on a GPU machine (H100/H200, no network;
+                                                      # the device tool returns files under $OUT: "$OUT/check")
     bash benchmarks/gpu_check.sh --dry-run OUT_DIR    # every stage on the CPU at tiny sizes (CI)
 
 A lent GPU comes for minutes, each start costing some: this script spends them measuring, not
@@ -46,6 +47,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -230,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     if out.exists() and any(out.iterdir()):
         parser.error(f"{out} is not empty: give a new folder, so no record is mixed with an older run's")
     out.mkdir(parents=True, exist_ok=True)
-    site = out / "site"
+    work = Path(tempfile.mkdtemp(prefix="gpu_check_"))  # the build copy and the installed copy: not results
+    site = work / "site"
     py = [args.python, "-P"]  # -P: the checkout's own flashtrade_lib must not shadow the installed copy
     env = {**os.environ, "PYTHONPATH": str(site), "FLASHTRADE_RESULTS": str(out), "PYTHONUNBUFFERED": "1",
            "TRITON_DEFAULT_FP_FUSION": os.environ.get("TRITON_DEFAULT_FP_FUSION", "1")}
@@ -246,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stage("preflight", [*py, "-c", _preflight_code()])
 
-    build = out / "src"
+    build = work / "src"
     _copy_checkout(build)
     install = [*py, str(Path(__file__).resolve()), "--install-into", str(site), str(build)]
     if args.wheels:
@@ -283,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "stages.json").write_text(json.dumps(summary, indent=2) + "\n")
     text = _summary_text(summary, records, site)
     (out / "summary.txt").write_text(text + "\n")
+    shutil.rmtree(work, ignore_errors=True)
     print("\n" + text, flush=True)
     return 0 if all(r.status == "ok" for r in results) else 1
 

@@ -71,7 +71,7 @@ def test_dry_run_runs_every_stage_and_writes_records_the_chapter_loads(tmp_path)
     assert [s["name"] for s in stages["stages"]] == ["preflight", "install", "tests", "benchmark"]
     assert all(s["status"] == "ok" for s in stages["stages"]) and stages["dry_run"] is True
     assert stages["tests"]["tests"] > 0 and stages["tests"]["failures"] == stages["tests"]["errors"] == 0
-    assert (out / "site" / "flashtrade_lib" / "kernels" / "flash_attention.py").is_file(), "installed copy"
+    assert "installed" in (out / "install.log").read_text() and not (out / "site").exists()
     assert not (ROOT / "build").exists(), "the install must not write into the checkout"
 
     # the chapter's loader accepts the record (asked for dry runs) and never shows it by default
