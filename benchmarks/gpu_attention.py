@@ -196,7 +196,8 @@ def gpu_description(setup: Setup) -> dict | None:
 
 
 def run(setup: Setup, seqlens: list[int], head_dims: list[int], backends: list[str], *,
-        deadline_s: float | None, max_wait: float | None, out: Path | None) -> Path:
+        deadline_s: float | None, max_wait: float | None, out: Path | None,
+        gpu_tests: dict | None = None) -> Path:
     """Measure every planned shape (until the deadline), then write the record; returns its path."""
     from flashtrade_lib.measure import gpus, plots_gpu
     from flashtrade_lib.measure.bench import watch_machine, write_record
@@ -249,6 +250,7 @@ def run(setup: Setup, seqlens: list[int], head_dims: list[int], backends: list[s
         "peak_bf16_tflops": peak,
         "peak_source": f"{entry['gpu']}: {entry['source']}" if entry else None,
         "stopped_early": stopped,
+        "gpu_tests": gpu_tests,  # tests/test_gpu.py's counts when run by benchmarks/gpu_check.sh just before
         "target_shape": target,
         "targets": plots_gpu.targets(rows, peak_tflops=peak, **target),
         "rows": rows,
@@ -291,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run every step on the CPU at tiny sizes with a fake timer (measures nothing)")
     parser.add_argument("--deadline-s", type=float, default=None,
                         help="stop starting new measurements after this many seconds; the rest are 'skipped'")
+    parser.add_argument("--gpu-tests", type=Path, default=None,
+                        help="JSON counts of tests/test_gpu.py from the same machine (gpu_check.sh passes them)")
     parser.add_argument("--update-readme", action="store_true",
                         help="only rewrite README.md's GPU block from benchmarks/results and exit")
     add_max_wait_option(parser)
@@ -319,8 +323,9 @@ def main(argv: list[str] | None = None) -> int:
         setup = GPU
         seqlens = args.seqlens or ([1024, 4096] if args.quick else [1024, 2048, 4096, 8192, 16384])
         head_dims = args.head_dims or ([64] if args.quick else [64, 128])
+    gpu_tests = json.loads(args.gpu_tests.read_text()) if args.gpu_tests and args.gpu_tests.is_file() else None
     run(setup, seqlens, head_dims, args.backends or candidates(), deadline_s=args.deadline_s,
-        max_wait=args.max_wait, out=args.out)
+        max_wait=args.max_wait, out=args.out, gpu_tests=gpu_tests)
     return 0
 
 

@@ -266,9 +266,12 @@ def main(argv: list[str] | None = None) -> int:
              "--deadline-s", str(BUDGETS["benchmark"] - BENCHMARK_MARGIN_S)]
     if args.dry_run:  # the tests collect and skip (no CUDA): the run proves they import the installed copy
         bench += ["--dry-run", "--out", str(out / "gpu_attention_cpu-dry-run.json")]
+    bench += ["--gpu-tests", str(out / "tests.json")]  # the tests' counts go into the benchmark's record
     for name, command in (("tests", tests), ("benchmark", bench)):
         if installed:
             stage(name, command)
+            if name == "tests":
+                (out / "tests.json").write_text(json.dumps(_junit_counts(sorted(out.glob("tests-*.xml")))))
         else:
             results.append(StageResult(name, "not run", BUDGETS[name], 0.0, None, command, "",
                                        "the install stage failed: nothing to test"))

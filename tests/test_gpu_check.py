@@ -85,6 +85,8 @@ def test_dry_run_runs_every_stage_and_writes_records_the_chapter_loads(tmp_path)
     series = [Series.from_json(s) for s in record["series"]]
     assert series and all(s.order == 1 for s in series)
     assert assess(series, record["load"])["verdict"] == record["quality"]["verdict"]
+    assert record["gpu_tests"]["skipped"] == stages["tests"]["skipped"] > 0  # the tests' counts reach the record
+    assert "tests/test_gpu.py on the same machine: 0 passed" in plots_gpu.gpu_status([record])
     summary = (out / "summary.txt").read_text()
     assert "DRY RUN" in summary and "dry run (fake timer): no verdict" in summary
     assert re.search(r"tests\s+ok", summary) and re.search(r"benchmark\s+ok", summary)

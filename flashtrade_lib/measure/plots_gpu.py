@@ -192,8 +192,16 @@ def gpu_status(records: list[dict[str, Any]]) -> str:
     for r in records:
         done = sum(row["status"] == "ok" for row in r["rows"])
         lines.append(f"* {_where(r)} — {done} of {len(r['rows'])} timings measured"
-                     + (f"; {r['stopped_early']}" if r.get("stopped_early") else ""))
+                     + (f"; {r['stopped_early']}" if r.get("stopped_early") else "") + f"; {_tests_said(r)}")
     return "\n".join(lines)
+
+
+def _tests_said(record: dict[str, Any]) -> str:
+    c = record.get("gpu_tests")
+    if not c:
+        return "the GPU tests were not run with it"
+    return (f"tests/test_gpu.py on the same machine: {c['passed']} passed, {c['failures']} failed, "
+            f"{c['errors']} errors, {c['skipped']} skipped")
 
 
 def readme_block(records: list[dict[str, Any]]) -> str:
@@ -213,7 +221,7 @@ def readme_block(records: list[dict[str, Any]]) -> str:
             f"Newest GPU record: {_where(rec)} (`benchmarks/results/{rec['_file']}`).", "",
             "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols),
             *("| " + " | ".join(r[c] for c in cols) + " |" for r in rows), "",
-            verdict(rec),
+            verdict(rec) + " " + _tests_said(rec)[0].upper() + _tests_said(rec)[1:] + ".",
         ])
     return f"{README_START}\n{body}\n{README_END}"
 
