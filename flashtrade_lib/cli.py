@@ -147,24 +147,28 @@ def _predict_frame(ckpt: Any, data: Any, split: str, batch_size: int) -> Any:
 def cmd_fetch(args: argparse.Namespace) -> int:
     """Download closed Bybit candles (the only command that uses the network)."""
     from flashtrade_lib.data import cached_klines, fetch_klines
+    from flashtrade_lib.data.barfile import write_bars
+    from flashtrade_lib.data.calendar import BarInterval
 
     out = _check_out_file(args.out, (".csv", ".parquet"))
     if args.no_cache and args.refresh:
         raise CLIError("--refresh rewrites the cache; it cannot be combined with --no-cache")
+    interval = BarInterval.parse(args.interval).bybit
     kwargs: dict[str, Any] = {"category": args.category, "timeout": args.timeout,
                               "max_retries": args.max_retries}
-    if args.base_url:
-        kwargs["base_url"] = args.base_url
+    base_url = args.base_url or os.environ.get("FLASHTRADE_BYBIT_URL")
+    if base_url:
+        kwargs["base_url"] = base_url
     if args.no_cache:
-        bars = fetch_klines(args.symbol, args.interval, args.start, args.end, **kwargs)
+        bars = fetch_klines(args.symbol, interval, args.start, args.end, **kwargs)
     else:
-        bars = cached_klines(args.symbol, args.interval, args.start, args.end, cache_dir=args.cache_dir,
+        bars = cached_klines(args.symbol, interval, args.start, args.end, cache_dir=args.cache_dir,
                              refresh=args.refresh, **kwargs)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        bars.to_parquet(out) if out.suffix == ".parquet" else bars.to_csv(out)
+        write_bars(bars, out)
     summary = {
-        "symbol": args.symbol, "interval": args.interval, "bars": len(bars),
+        "symbol": args.symbol, "interval": interval, "bars": len(bars),
         "first": str(bars.index[0]) if len(bars) else None,
         "last": str(bars.index[-1]) if len(bars) else None,
         "written": args.out,
@@ -197,7 +201,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         checkpoint_dir=str(args.out), overwrite=args.overwrite,
     )
     data = market_datasets(
-        args.data, symbol=args.symbol, lookback=args.lookback, horizon=args.horizon,
+        args.data, interval=args.interval, symbol=args.symbol, lookback=args.lookback, horizon=args.horizon,
         last_bars=args.last_bars, n_bars=args.n_bars, n_assets=args.n_assets,
         planted_lag=args.planted_lag, echo_coef=args.echo_coef, seed=args.seed,
     )
@@ -248,7 +252,6 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     """Backtest a checkpoint's signals (t+1 execution, costs) against buy-and-hold."""
     import pandas as pd
 
-    from flashtrade_lib.data.sources import get_source
     from flashtrade_lib.trading.backtest import backtest
     from flashtrade_lib.trading.metrics import compare
 
@@ -264,8 +267,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     raw = frame[column] - (0.5 if args.signal == "direction" else 0.0)
     # bars without a prediction (a NaN in their window) hold no position
     signals = raw.reindex(prices.index).fillna(0.0).to_frame(symbol)
-    calendar = get_source(ckpt.metadata["source"]).calendar
-    common = {"market_is": "prices", "cost_bps": args.cost_bps, "calendar": calendar}
+    common = {"market_is": "prices", "cost_bps": args.cost_bps}  # the prices carry their calendar
     model_bt = backtest(prices, signals, position=args.position, scale=args.scale, **common)
     hold = backtest(prices, pd.DataFrame(1.0, index=prices.index, columns=[symbol]), position="sign", **common)
     table = compare({"model": model_bt.metrics(), "buy_and_hold": hold.metrics()})
@@ -364,8 +366,9 @@ def _description(doc: str | None) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from flashtrade_lib.attention.backends import BACKENDS
-    from flashtrade_lib.data.sources import source_names
+    from flashtrade_lib.data.sources import data_spec_help
     from flashtrade_lib.model.train import OBJECTIVES
+    from flashtrade_lib.trading.costs import DEFAULT_COST_BPS
 
     parser = argparse.ArgumentParser(prog="flashtrade", description=_description(__doc__), formatter_class=_Help)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
@@ -382,7 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("fetch", "download Bybit klines (network; cached)", cmd_fetch)
     p.add_argument("symbol", help="Bybit symbol, e.g. BTCUSDT")
-    p.add_argument("--interval", default="60", help="bar size: 1,3,5,15,30,60,120,240,360,720 minutes or D,W,M")
+    p.add_argument("--interval", default="60",
+                   help="bar size: 1,3,5,15,30,60,120,240,360,720 minutes or D,W,M (also 1h, 4h, 1d...)")
     p.add_argument("--start", help="first bar, e.g. 2024-01-01 (UTC; unset: as far back as Bybit has)")
     p.add_argument("--end", help="last bar (UTC; unset: now)")
     p.add_argument("--category", default="linear", choices=("spot", "linear", "inverse"),
@@ -394,14 +398,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="download the range again and replace the cached file (e.g. a corrupt one)")
     p.add_argument("--timeout", type=_seconds, default=10.0, help="deadline of each request, in seconds")
     p.add_argument("--max-retries", type=int, default=5, help="retries of a failed request")
-    p.add_argument("--base-url", help=argparse.SUPPRESS)  # tests point this at a local server
+    p.add_argument("--base-url", help="Bybit API host, e.g. https://api-testnet.bybit.com or a regional one "
+                   "(unset: $FLASHTRADE_BYBIT_URL, else https://api.bybit.com)")
 
     p = command("train", "train a model (offline)", cmd_train)
     p.add_argument("--out", required=True, help="directory for the checkpoint (created if missing)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a checkpoint an earlier run left in --out (it is refused otherwise)")
-    p.add_argument("--data", default="crypto-30m", choices=source_names(offline=True),
-                   help="bundled data set or synthetic market")
+    p.add_argument("--data", default="crypto-30m", metavar="SOURCE", help=data_spec_help())
+    p.add_argument("--interval", help="bar size of cached live bars (bybit:... 60, D; yahoo:... 1h, 1d; "
+                   "unset: the source's default) — read from the cache `flashtrade fetch` filled, offline")
     p.add_argument("--symbol", help="asset whose forward return is the target (unset: the first)")
     p.add_argument("--lookback", type=_positive, default=128, help="bars per input window")
     p.add_argument("--horizon", type=_positive, default=1, help="bars ahead of the forward log return")
@@ -448,7 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--position", choices=("sign", "tanh"), default="sign",
                            help="how a signal becomes a weight")
             p.add_argument("--scale", type=float, default=1.0, help="tanh scale for --position tanh")
-            p.add_argument("--cost-bps", type=float, default=5.0, help="fees in bps of traded value")
+            p.add_argument("--cost-bps", type=float, default=DEFAULT_COST_BPS,
+                           help="fees in bps of traded value")
             p.add_argument("--out", help="write both equity curves to this CSV file (unset: none)")
 
     p = command("bench", "time/memory of a training step vs context (offline)", cmd_bench)
