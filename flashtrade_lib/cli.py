@@ -42,6 +42,19 @@ def _print(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=str))
 
 
+def _report(args: argparse.Namespace, summary: dict[str, Any], lines: Sequence[str]) -> None:
+    """The result as readable lines, or as JSON with ``--json`` (for scripts)."""
+    if args.json:
+        _print(summary)
+    else:
+        print("\n".join(lines))
+
+
+def _skill_line(skill: dict[str, float]) -> str:
+    return (f"IC {skill['ic']:+.3f}, rank IC {skill['rank_ic']:+.3f}, R² {skill['r2']:+.4f}, "
+            f"hit rate {skill['hit_rate']:.3f} over {skill['n']} windows")
+
+
 def _skill(pred: Any, target: Any) -> dict[str, float]:
     """:func:`flashtrade_lib.trading.metrics.forecast_skill` as plain JSON fields."""
     from flashtrade_lib.trading.metrics import forecast_skill
@@ -212,10 +225,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     test = predict(model, data.test, batch_size=2 * args.batch_size, device=args.device)
-    _print({
+    meta = data.metadata
+    summary = {
         "checkpoint": result.checkpoint,
         "replaced": replaced or result.replaced,
-        "data": {k: data.metadata[k] for k in ("source", "symbol", "lookback", "horizon", "splits")},
+        "data": {k: meta[k] for k in ("source", "symbol", "interval", "calendar", "lookback", "horizon", "splits")},
         "parameters": model.n_parameters(),
         "epochs_run": len(result.history),
         "best_epoch": result.best_epoch,
@@ -223,7 +237,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         "history": result.history,
         "test": _skill(test["regression"], test["target"]),
         "seconds": round(result.seconds, 1),
-    })
+    }
+    train_span, test_span = meta["splits"]["train"], meta["splits"]["test"]
+    _report(args, summary, [
+        f"trained on {meta['source']}: {meta['target']} from {meta['lookback']} {meta['interval']} bars "
+        f"of {len(meta['symbols'])} asset(s), {meta['calendar']} calendar",
+        f"  train {train_span[0]} → {train_span[1]}; test {test_span[0]} → {test_span[1]}",
+        f"  {summary['parameters']:,} parameters, {summary['epochs_run']} epoch(s) in {summary['seconds']} s; "
+        f"best validation loss {result.best_val_loss:.4g} (epoch {result.best_epoch})",
+        f"  test: {_skill_line(summary['test'])}",
+        f"checkpoint: {result.checkpoint}" + (f" (replaced {summary['replaced']})" if summary["replaced"] else ""),
+        f"next: flashtrade backtest --checkpoint {args.out}",
+    ])
     return 0
 
 
@@ -237,14 +262,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(out)
-    _print({
+    summary = {
         "checkpoint": str(ckpt.path),
         "split": args.split,
         "first": str(frame.index[0]),
         "last": str(frame.index[-1]),
         **_skill(frame["prediction"], frame["target"]),
         "written": args.out,
-    })
+    }
+    _report(args, summary, [
+        f"{ckpt.metadata['symbol']}, {args.split} split {summary['first']} → {summary['last']}: "
+        f"{len(frame)} predictions",
+        f"  {_skill_line(summary)}",
+        f"written: {args.out}" if args.out else "(write them with --out FILE.csv)",
+    ])
     return 0
 
 
@@ -273,33 +304,43 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     table = compare({"model": model_bt.metrics(), "buy_and_hold": hold.metrics()})
     keep = ["total_return", "annual_return", "sharpe", "max_drawdown", "hit_rate", "annual_turnover",
             "periods_per_year", "bars"]
+    intervals, note = _intervals({"model": model_bt.returns, "buy_and_hold": hold.returns},
+                                 model_bt.periods_per_year)
     pd.set_option("display.width", 140)
-    print(f"backtest of {symbol}, {args.split} split {prices.index[0]} → {prices.index[-1]}, "
-          f"signal={args.signal}, position={args.position}, cost {args.cost_bps} bps")
-    print(table[keep].round(4).to_string())
-    _print_intervals({"model": model_bt.returns, "buy_and_hold": hold.returns}, model_bt.periods_per_year)
+    lines = [f"backtest of {symbol}, {args.split} split {prices.index[0]} → {prices.index[-1]}, "
+             f"signal={args.signal}, position={args.position}, cost {args.cost_bps:g} bps",
+             table[keep].round(4).to_string()]
+    if intervals:
+        lines.append("95 % intervals (stationary block bootstrap, data-chosen block, 1000 resamples):")
+        lines += [f"  {name:13s}" + "  ".join(f"{k} {v['estimate']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}]"
+                                                for k, v in ci.items()) for name, ci in intervals.items()]
+    else:
+        lines.append(f"only {len(prices)} bars: too few for an interval")
+    if note:
+        lines.append("note: " + note)
+    _report(args, {"checkpoint": str(ckpt.path), "symbol": symbol, "split": args.split,
+                   "first": str(prices.index[0]), "last": str(prices.index[-1]), "signal": args.signal,
+                   "position": args.position, "cost_bps": args.cost_bps,
+                   "metrics": table[keep].to_dict(orient="index"), "intervals": intervals, "note": note,
+                   "written": args.out}, lines)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"model": model_bt.equity, "buy_and_hold": hold.equity}).to_csv(args.out)
     return 0
 
 
-def _print_intervals(returns: dict, periods: float) -> None:
-    """Sharpe and annual return with 95 % block-bootstrap intervals, and a warning when too short."""
+def _intervals(returns: dict, periods: float) -> tuple[dict[str, dict], str | None]:
+    """Sharpe and annual return with 95 % block-bootstrap intervals (none below 10 bars), and a
+    warning when the bars cover too little time for annualised figures."""
     from flashtrade_lib.trading.metrics import annualisation_note, annualised_intervals
 
     bars = len(next(iter(returns.values())))
-    if bars < 10:
-        print(f"only {bars} bars: too few for an interval")
-    else:
-        print("95 % intervals (stationary block bootstrap, data-chosen block, 1000 resamples):")
-        for name, r in returns.items():
-            ci = annualised_intervals(r, periods)
-            print(f"  {name:13s}" + "  ".join(
-                f"{k} {v.estimate:+.3f} [{v.low:+.3f}, {v.high:+.3f}]" for k, v in ci.items()))
-    note = annualisation_note(bars, periods)
-    if note:
-        print("note: " + note)
+    intervals = {} if bars < 10 else {
+        name: {k: {"estimate": v.estimate, "low": v.low, "high": v.high}
+               for k, v in annualised_intervals(r, periods).items()}
+        for name, r in returns.items()
+    }
+    return intervals, annualisation_note(bars, periods)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -429,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights, the batches and the synthetic market")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (for scripts)")
     g = p.add_argument_group("synthetic market (--data synthetic)")
     g.add_argument("--n-bars", type=_positive, default=6000, help="bars to simulate")
     g.add_argument("--n-assets", type=_positive, default=2, help="assets to simulate")
@@ -446,6 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--backend", choices=backends, default=None,
                        help="attention backend (unset: the one saved in the checkpoint)")
         p.add_argument("--batch-size", type=_positive, default=128, help="windows per forward pass")
+        p.add_argument("--json", action="store_true", help="print the result as JSON (for scripts)")
         if name == "predict":
             p.add_argument("--out", help="write predictions to this CSV file (unset: print a summary only)")
         else:

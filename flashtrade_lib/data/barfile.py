@@ -40,9 +40,8 @@ def write_bars(bars: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
         frame.attrs = attrs
         frame.to_parquet(out)
     elif out.suffix == ".csv":
-        with open(out, "w", encoding="utf-8", newline="") as f:
-            f.write(f"{HEADER} " + " ".join(f"{k}={attrs[k]}" for k in _FIELDS) + "\n")
-            bars.to_csv(f, index_label="open_time")
+        out.write_text(f"{HEADER} " + " ".join(f"{k}={attrs[k]}" for k in _FIELDS) + "\n", encoding="utf-8")
+        bars.to_csv(out, mode="a", index_label="open_time")
     else:
         raise ValueError(f"a bars file ends in .csv or .parquet, got {out.name!r}")
     return out

@@ -134,7 +134,8 @@ class BarInterval:
         if self.minutes in _BYBIT_MINUTES or self.minutes in codes:
             return codes.get(self.minutes, str(self.minutes))
         raise ValueError(
-            f"Bybit has no {self} bars; it has {', '.join(map(str, _BYBIT_MINUTES))} minutes, D, W and M"
+            f"Bybit has no {self} bars; its intervals are {', '.join(map(str, _BYBIT_MINUTES))} minutes, "
+            "D, W and M (hourly is 60)"
         )
 
     @property
