@@ -11,6 +11,7 @@ from fake_bybit import FakeBybit, make_bars
 
 from flashtrade_lib.cli import main
 from flashtrade_lib.data.barfile import read_bars
+from flashtrade_lib.data.cache import cached_klines
 from flashtrade_lib.model.checkpoints import load_checkpoint
 
 TINY = ["--lookback", "16", "--epochs", "1", "--batch-size", "16", "--d-model", "16", "--n-heads", "2",
@@ -56,12 +57,25 @@ def test_fetch_train_predict_backtest_from_the_cache(fetched, capsys, monkeypatc
 
     code, out, err = run(capsys, "predict", "--checkpoint", str(run_dir), "--json")
     assert code == 0, err
-    assert json.loads(out)["n"] > 0
+    predicted = json.loads(out)
+    assert predicted["n"] > 0
     code, out, err = run(capsys, "backtest", "--checkpoint", str(run_dir), "--json")
     assert code == 0, err
     table = json.loads(out)
     assert table["metrics"]["model"]["periods_per_year"] == 8760.0
     assert table["metrics"]["buy_and_hold"]["bars"] == table["metrics"]["model"]["bars"] > 0
+
+    # the cache grows (a later fetch): the checkpoint still sees exactly the bars it was trained on
+    monkeypatch.delenv("FLASHTRADE_OFFLINE")
+    with FakeBybit({s: make_bars(960, seed=i) for i, s in enumerate(BARS)}) as fake:
+        for symbol in BARS:
+            assert main(["fetch", symbol, "--start", START, "--base-url", fake.url]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("FLASHTRADE_OFFLINE", "1")
+    assert len(cached_klines("BTCUSDT", "60")) == 959  # 60 more closed bars than at training
+    code, out, err = run(capsys, "predict", "--checkpoint", str(run_dir), "--json")
+    assert code == 0, err
+    assert json.loads(out) == predicted
 
 
 def test_a_bars_file_is_the_format_fetch_writes(fetched, capsys):
