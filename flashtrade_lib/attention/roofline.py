@@ -9,6 +9,9 @@ both single-threaded, like NumPy's element-wise operations (and NumPy's BLAS whe
 is pinned to one thread). :func:`attention_cost` takes FLOPs from
 :func:`~flashtrade_lib.attention.iomodel.attention_flops` and bytes from the IO
 model's element counts, and :meth:`Roofline.predict` turns them into seconds.
+:func:`measure_points` sets predictions beside measured times, and :func:`describe` writes
+chapter 2's reading of that table from its numbers — memory- or compute-bound, which cost
+weighs more, how close the model comes — so the words hold on any machine.
 
 Times are CPU seconds of this process (user + system), not wall clock: on a shared
 machine a descheduled process loses wall time that says nothing about the algorithm.
@@ -45,6 +48,8 @@ __all__ = [
     "naive_numpy_io",
     "tiled_phases",
     "attention_phases",
+    "measure_points",
+    "describe",
 ]
 
 
