@@ -9,6 +9,10 @@ not used: a decision rule for "significant"), questions (a sentence ending in "?
 an exercise that asks "Is the difference significant?") and directive syntax (fences, options,
 labels; a directive's title is prose and is scanned). Anything
 else needs an entry in ``ALLOWED`` below, with its reason — keep that list tiny.
+
+The same scan, with another word list, holds chapters 0–4 to the rule of issue 27: a sentence that
+interprets a number the page measures (memory-/compute-bound, faster/slower, close to, N×,
+dominates, what bounds the time) is generated from that number (see ``MEASUREMENT_WORDS`` below).
 """
 
 from __future__ import annotations
