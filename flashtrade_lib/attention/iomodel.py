@@ -141,7 +141,8 @@ def blocks_for_memory(m: int, d: int, d_v: int | None = None) -> tuple[int, int]
     (``d + block_k + d_v + 2``; :func:`fast_memory_needed`), so
     ``block_q = ⌊(M − block_k·(d + d_v)) / (d + block_k + d_v + 2)⌋``. K and V are then
     read ``⌈N/block_q⌉`` times: about ``N(3d + 2)/(M − 2d²)`` once ``M ≥ 4d²`` — the
-    ``Θ(N²d²/M)`` of Theorem 2, whose constant (about 6) only shows once ``M ≫ 2d²``.
+    ``Θ(N²d²/M)`` of Theorem 2, whose constant tends to 6 only when ``M ≫ 2d²`` and
+    ``N ≫ block_q`` (:func:`tiled_io_upper_bound`).
     """
     m, d = _positive(m, "m"), _positive(d, "d")
     dv = d if d_v is None else _positive(d_v, "d_v")
