@@ -115,3 +115,16 @@ def test_describe_splits_a_mixed_classification_and_refuses_a_half_table() -> No
     assert "calls 2 of the 4 naive points memory-bound (N = 4096, d = 16; N = 8192, d = 16)" in first
     with pytest.raises(ValueError, match="naive and tiled"):
         roofline.describe(naive)
+
+
+def test_measure_points_gives_describe_its_table() -> None:
+    """Chapter 2's table at a tiny size: one row per point, predictions from the phases, words from the rows."""
+    machine = roofline.Roofline(bandwidth=1e10, matmul_flops=5e10, exp_rate=5e8)
+    rows = roofline.measure_points(machine, [(128, 16)], [(128, 16, 32), (128, 16, 64)], repeat=1)
+    assert [(r["kind"], r["block"]) for r in rows] == [("naive", None), ("tiled", 32), ("tiled", 64)]
+    for r in rows:
+        pred = machine.predict(roofline.attention_phases(r["kind"], r["N"], r["d"], block=r["block"]))
+        assert r["predicted_s"] == pytest.approx(pred.seconds) and r["bound"] == pred.bound
+        assert r["measured_s"] > 0 and r["within_2x"] == (0.5 <= r["ratio"] <= 2)
+    assert rows[1]["tiles"] == 16 and rows[2]["tiles"] == 4
+    assert "naive point" in roofline.describe(rows)
