@@ -191,7 +191,7 @@ def install_into(site: Path, src: Path, wheels: list[Path]) -> str:
     pyproject's ``package-dir`` mapping — and the log says which way was taken.
     """
     pip = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(site), "--quiet"]
-    if wheels:
+    if wheels:  # (needs pip)
         subprocess.run([*pip, *map(str, wheels)], check=True)
     try:
         import setuptools
@@ -199,7 +199,8 @@ def install_into(site: Path, src: Path, wheels: list[Path]) -> str:
         version = setuptools.__version__
     except ImportError:
         version = None
-    if version and int(version.split(".")[0]) >= MIN_SETUPTOOLS:
+    has_pip = importlib.util.find_spec("pip") is not None
+    if version and int(version.split(".")[0]) >= MIN_SETUPTOOLS and has_pip:
         subprocess.run([*pip, "--no-build-isolation", str(src)], check=True)
         return f"installed with pip, built by setuptools {version}"
     import tomllib
@@ -208,8 +209,9 @@ def install_into(site: Path, src: Path, wheels: list[Path]) -> str:
     for package, folder in sorted(mapping.items()):  # parents before their sub-packages
         shutil.copytree(src / folder, site / package.replace(".", "/"), dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__"))
-    return (f"setuptools {version or 'is missing'}: cannot build this pyproject (needs >= {MIN_SETUPTOOLS}); "
-            f"installed by copying its package-dir mapping {mapping}")
+    why = "pip is missing" if not has_pip else (
+        f"setuptools {version or 'is missing'}: cannot build this pyproject (needs >= {MIN_SETUPTOOLS})")
+    return f"{why}; installed by copying its package-dir mapping {mapping}"
 
 
 def main(argv: list[str] | None = None) -> int:
