@@ -25,9 +25,12 @@ benchmark  170 s       200 s     ``benchmarks/gpu_attention.py``: fwd/bwd, causa
 summary    < 1 s       —         the targets table (ratio, TFLOP/s, fraction of the bf16 peak)
 =========  ==========  ========  ============================================================
 
-Budgets add up to 400 s (6 min 40 s) of GPU time; the estimates are what the stages should
-take on an H100 (most of the tests' and the benchmark's time is Triton compiling and
-autotuning). ``BUDGETS`` below is the one source of these numbers (a test adds them up).
+Budgets add up to 400 s (6 min 40 s) of GPU time. The estimates are reasoned, not yet measured
+(no GPU has run this script): most of both stages is Triton compiling and autotuning — about 160
+kernel compilations for the tests (12 specialisations × 12 configurations, plus pinned tilings),
+at 1–3 s each spread over 6 shards, and about 50 compilations plus some 240 timed passes of
+3 × 50 ms for the benchmark. The first GPU run replaces them with its ``stages.json``.
+``BUDGETS`` below is the one source of these numbers (a test adds them up).
 
 The installed copy is what the tests and the benchmark import (``python -P`` keeps the
 checkout's own ``flashtrade_lib`` off ``sys.path``), so a packaging mistake shows here.
