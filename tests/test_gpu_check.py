@@ -221,3 +221,16 @@ def test_the_test_shards_split_the_gpu_tests_exactly():
     every = ids.pop("all")
     shards = [set(v) for v in ids.values()]
     assert len(every) > 50 and sum(map(len, shards)) == len(every) and set().union(*shards) == set(every)
+
+
+def test_the_chapters_gpu_section_reads_a_record(tmp_path):
+    """What chapter 4 does with a GPU record once one exists: load it, state it, tabulate and plot it."""
+    (tmp_path / "gpu_attention_h100_2027-01-01.json").write_text(json.dumps(_record()))
+    (record,) = plots_gpu.load_gpu_results(tmp_path)
+    status = plots_gpu.gpu_status([record])
+    assert "NVIDIA H100 80GB HBM3 (sm9.0)" in status and "the GPU tests were not run with it" in status
+    fig = plots_gpu.plot_tflops(record, head_dim=128)
+    assert {t.name for t in fig.data} == {"triton", "sdpa:flash"} and "H100" in fig.layout.title.text
+    (tmp_path / "gpu_attention_broken.json").write_text(json.dumps({"benchmark": "gpu_attention"}))
+    with pytest.raises(ValueError, match="gpu_attention_broken.json: not a gpu_attention record"):
+        plots_gpu.load_gpu_results(tmp_path)
