@@ -159,7 +159,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         bars = fetch_klines(args.symbol, args.interval, args.start, args.end, **kwargs)
     else:
         bars = cached_klines(args.symbol, args.interval, args.start, args.end, cache_dir=args.cache_dir,
-                             refresh=args.refresh, **kwargs)
+                             refresh=args.refresh, lock_timeout=args.lock_wait, **kwargs)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         bars.to_parquet(out) if out.suffix == ".parquet" else bars.to_csv(out)
@@ -394,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="download the range again and replace the cached file (e.g. a corrupt one)")
     p.add_argument("--timeout", type=_seconds, default=10.0, help="deadline of each request, in seconds")
     p.add_argument("--max-retries", type=int, default=5, help="retries of a failed request")
+    p.add_argument("--lock-wait", type=_seconds, default=900.0,
+                   help="wait at most this many seconds for another process updating the same cache file")
     p.add_argument("--base-url", help=argparse.SUPPRESS)  # tests point this at a local server
 
     p = command("train", "train a model (offline)", cmd_train)

@@ -32,6 +32,7 @@ import functools
 import json
 import os
 import re
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -78,6 +79,9 @@ class CorruptCacheError(FlashTradeError, ValueError):
 
 class CacheLockedError(FlashTradeError, TimeoutError):
     """Another process held a cache key's lock longer than ``lock_timeout``."""
+
+
+LOCK_NOTE_EVERY_S = 10.0  # while waiting for another writer, say so this often (stderr)
 
 
 def default_cache_dir() -> Path:
@@ -158,12 +162,16 @@ def _proven(part: pd.DataFrame, lo: int, hi: int) -> tuple[pd.DataFrame, tuple[i
 class BarCache:
     """Parquet files of bars keyed by ``(source, symbol, interval)``, with their covered range.
 
-    ``lock_timeout`` bounds how long :meth:`get` waits for another process updating
-    the same key.
+    ``lock_timeout`` (seconds, finite, ``>= 0``) bounds how long :meth:`get` waits for
+    another process updating the same key; the wait is announced on stderr, with the
+    time left, so a waiting command never looks hung.
     """
 
     def __init__(self, root: str | os.PathLike[str] | None = None, *, lock_timeout: float = 900.0) -> None:
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+        if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)) \
+                or not 0 <= lock_timeout < float("inf"):
+            raise ValueError(f"lock_timeout must be a finite number of seconds >= 0, got {lock_timeout!r}")
         self.lock_timeout = float(lock_timeout)
         self._locks: dict[Path, FileLock] = {}
 
@@ -207,13 +215,24 @@ class BarCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = self._lock(path)
         try:
-            lock.acquire()
+            lock.acquire(timeout=0)
+            return lock
         except Timeout:
-            raise CacheLockedError(
-                f"another process has been updating {path} for over {self.lock_timeout:g} s; "
-                "wait for it to finish (or stop it) and run again"
-            ) from None
-        return lock
+            pass
+        deadline = time.monotonic() + self.lock_timeout
+        while (left := deadline - time.monotonic()) > 0:
+            print(f"waiting for another process updating {path} (giving up in {left:.0f} s)",
+                  file=sys.stderr, flush=True)
+            try:
+                lock.acquire(timeout=min(left, LOCK_NOTE_EVERY_S))
+                return lock
+            except Timeout:
+                pass
+        raise CacheLockedError(
+            f"another process has been updating {path} for over {self.lock_timeout:g} s; "
+            "wait for it to finish (or stop it) and run again, or wait longer with "
+            "lock_timeout= (flashtrade fetch --lock-wait SECONDS)"
+        )
 
     def write(self, df: pd.DataFrame, coverage: tuple[int, int], source: str, symbol: str,
               interval: str) -> Path:
@@ -378,15 +397,17 @@ def cached_klines(
     cache_dir: str | os.PathLike[str] | None = None,
     offline: bool | None = None,
     refresh: bool = False,
+    lock_timeout: float = 900.0,
     **fetch_kwargs: Any,
 ) -> pd.DataFrame:
     """:func:`~flashtrade_lib.data.bybit.fetch_klines` through the on-disk cache (see :class:`BarCache`).
 
-    Bars are cached under source ``bybit/<category>``.
+    Bars are cached under source ``bybit/<category>``; ``lock_timeout`` bounds the wait
+    for another process updating the same key.
     """
     from flashtrade_lib.data.bybit import _validate, fetch_klines
 
     symbol, interval, category = _validate(symbol, interval, category)  # before any file is touched
     fetch = functools.partial(fetch_klines, category=category)
-    return BarCache(cache_dir).get(symbol, interval, start, end, source=f"bybit/{category}",
+    return BarCache(cache_dir, lock_timeout=lock_timeout).get(symbol, interval, start, end, source=f"bybit/{category}",
                                    fetch=fetch, offline=offline, refresh=refresh, **fetch_kwargs)
