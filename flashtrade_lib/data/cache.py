@@ -33,7 +33,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
+from flashtrade_lib.atomic import atomic_path, remove_orphans
 from flashtrade_lib.data.times import fmt_ms, to_ms
 from flashtrade_lib.errors import FlashTradeError
 
@@ -94,26 +94,15 @@ def default_cache_dir() -> Path:
 
 
 def write_parquet_atomic(df: pd.DataFrame, path: Path, meta: dict[str, Any]) -> None:
-    """Write ``df`` (index kept) with JSON ``meta`` in the schema, atomically.
-
-    The table goes to a temporary file ``.<name>.<random>.tmp`` in the same folder, is
-    fsynced, then renamed over ``path`` (``os.replace`` is atomic): a crash mid-write
-    leaves the previous file intact.
+    """Write ``df`` (index kept) with JSON ``meta`` in the schema, atomically
+    (:func:`flashtrade_lib.atomic.atomic_path`): a crash mid-write leaves the previous file intact.
     """
     table = pa.Table.from_pandas(df, preserve_index=True)
     schema_meta = dict(table.schema.metadata or {})
     schema_meta[_META_KEY] = json.dumps(meta).encode()
     table = table.replace_schema_metadata(schema_meta)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _check_bars(df: pd.DataFrame, coverage: tuple[int, int]) -> str | None:
@@ -243,8 +232,7 @@ class BarCache:
             raise ValueError(f"refusing to cache bars for {path}: {problem}")
         lock = self._locked(path)
         try:
-            for orphan in path.parent.glob(f".{path.name}.*.tmp"):  # writers hold the lock: a killed one's
-                orphan.unlink(missing_ok=True)
+            remove_orphans(path, all_of_them=True)  # every writer holds the lock: any temp file is a killed one's
             write_parquet_atomic(df, path, {
                 "covered_start_ms": int(coverage[0]), "covered_end_ms": int(coverage[1]),
                 "source": source, "symbol": symbol, "interval": interval,
