@@ -106,6 +106,7 @@ def _load(checkpoint: str, backend: str | None) -> Any:
 
 def _data_for(ckpt: Any) -> Any:
     from flashtrade_lib.data.tasks import market_datasets_from_metadata
+    from flashtrade_lib.model.checkpoints import check_data_matches, check_data_request
 
     meta = ckpt.metadata
     missing = [k for k in ("source", "symbol", "lookback", "horizon", "scaler") if k not in meta]
@@ -114,7 +115,10 @@ def _data_for(ckpt: Any) -> Any:
             f"checkpoint {ckpt.path} lacks data metadata {missing}; it was not written by "
             "`flashtrade train` — predict with the library instead"
         )
-    return market_datasets_from_metadata(meta)
+    check_data_request(meta, ckpt.path)  # sizes and types, before any data is built
+    data = market_datasets_from_metadata(meta)
+    check_data_matches(ckpt, data.metadata)  # the data it was trained on, or a one-line refusal
+    return data
 
 
 def _predict_frame(ckpt: Any, data: Any, split: str, batch_size: int) -> Any:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset, Subset
 
+from flashtrade_lib.data.panel import bars_fingerprint
 from flashtrade_lib.data.sources import get_source, source_names
 
 __all__ = ["SOURCES", "MarketData", "market_datasets", "market_datasets_from_metadata"]
@@ -145,6 +146,7 @@ def market_datasets(
             pd.Series(index).diff().median()).freqstr),
         "data_start": str(index[0]),
         "data_end": str(index[-1]),
+        "data_fingerprint": bars_fingerprint(bars),  # checked when a checkpoint is applied to data
         "last_bars": last_bars,
         "fractions": [float(f) for f in fractions],
         "splits": {"train": span(split.train), "val": span(split.val), "test": span(split.test)},
