@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from flashtrade_lib import __version__
+from flashtrade_lib.atomic import atomic_path
 from flashtrade_lib.errors import FlashTradeError
 
 __all__ = ["main", "build_parser"]
@@ -93,6 +94,41 @@ def _one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and not isinstance(exc, FlashTradeError) and exc.filename:
         text = f"cannot write {exc.filename}: {exc.strerror or text}"
     return text
+
+
+def _device(name: str, flag: str = "--device") -> str:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` — and ``cuda`` only where a CUDA GPU is visible."""
+    import torch
+
+    if name not in ("auto", "cpu", "cuda") and not (name.startswith("cuda:") and name[5:].isdigit()):
+        raise CLIError(f"{flag} must be auto, cpu, cuda or cuda:N, got {name!r}")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CLIError(f"{flag} {name}: no CUDA GPU is visible here (torch.cuda.is_available() is False); "
+                       "use --device cpu or auto")
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def _check_attention_memory(args: argparse.Namespace) -> None:
+    """Refuse a window whose N×N attention scores cannot fit in memory, before building any data."""
+    from flashtrade_lib.attention.backends import decide, default_capabilities, materialises_scores
+    from flashtrade_lib.model.step_cost import naive_step_bytes
+
+    name = args.backend
+    if name == "auto":
+        name = decide(default_capabilities(args.d_model // args.n_heads, not args.bidirectional)).name
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not Linux: nothing to compare with
+        return
+    need = naive_step_bytes(args.lookback, batch=args.batch_size, n_heads=args.n_heads, n_layers=args.n_layers)
+    if materialises_scores(name) and need > free:
+        raise CLIError(
+            f"--lookback {args.lookback} with --batch-size {args.batch_size} needs about {need / 2**30:.1f} GiB "
+            f"for the {name} backend's attention scores, more than the {free / 2**30:.1f} GiB free; "
+            "lower --lookback or --batch-size"
+        )
 
 
 def _load(checkpoint: str, backend: str | None) -> Any:
@@ -165,8 +201,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         bars = cached_klines(args.symbol, args.interval, args.start, args.end, cache_dir=args.cache_dir,
                              refresh=args.refresh, lock_timeout=args.lock_wait, **kwargs)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        bars.to_parquet(out) if out.suffix == ".parquet" else bars.to_csv(out)
+        with atomic_path(out) as tmp:  # whole or not at all: a full disk leaves no partial file
+            bars.to_parquet(tmp) if out.suffix == ".parquet" else bars.to_csv(tmp)
     summary = {
         "symbol": args.symbol, "interval": args.interval, "bars": len(bars),
         "first": str(bars.index[0]) if len(bars) else None,
@@ -194,6 +230,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                     "dropout": args.dropout, "causal": not args.bidirectional, "backend": args.backend}
     # every setting is validated before the data is built and long before training starts
     ModelConfig(n_features=1, **architecture)
+    _device(args.device)
+    _check_attention_memory(args)
     tconfig = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, objective=args.objective,
         patience=args.patience, seed=args.seed, device=args.device,
@@ -234,9 +272,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     data = _data_for(ckpt)
     frame = _predict_frame(ckpt, data, args.split, args.batch_size)
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(out)
+        with atomic_path(args.out) as tmp:
+            frame.to_csv(tmp)
     _print({
         "checkpoint": str(ckpt.path),
         "split": args.split,
@@ -281,8 +318,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     print(table[keep].round(4).to_string())
     _print_intervals({"model": model_bt.returns, "buy_and_hold": hold.returns}, model_bt.periods_per_year)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({"model": model_bt.equity, "buy_and_hold": hold.equity}).to_csv(args.out)
+        with atomic_path(args.out) as tmp:
+            pd.DataFrame({"model": model_bt.equity, "buy_and_hold": hold.equity}).to_csv(tmp)
     return 0
 
 
@@ -310,11 +347,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from flashtrade_lib.model.step_cost import measure_train_context
 
     _check_out_file(args.json, (), "--json")
-    device = args.device
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = _device(args.device)
     rows = measure_train_context(
         args.contexts, args.backends, batch=args.batch, d_model=args.d_model, n_heads=args.n_heads,
         n_layers=args.n_layers, repeat=args.repeat, max_bytes=args.max_gib * 2**30, device=device,
@@ -339,6 +372,20 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_number(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _non_negative_number(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
 
 
@@ -453,8 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="which model head becomes the position")
             p.add_argument("--position", choices=("sign", "tanh"), default="sign",
                            help="how a signal becomes a weight")
-            p.add_argument("--scale", type=float, default=1.0, help="tanh scale for --position tanh")
-            p.add_argument("--cost-bps", type=float, default=5.0, help="fees in bps of traded value")
+            p.add_argument("--scale", type=_positive_number, default=1.0, help="tanh scale for --position tanh")
+            p.add_argument("--cost-bps", type=_non_negative_number, default=5.0, help="fees in bps of traded value")
             p.add_argument("--out", help="write both equity curves to this CSV file (unset: none)")
 
     p = command("bench", "time/memory of a training step vs context (offline)", cmd_bench)

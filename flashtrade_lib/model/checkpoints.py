@@ -160,8 +160,8 @@ def save_checkpoint(
         "versions": _versions(),
     }
     target = directory / name
-    with atomic_path(target) as tmp:  # also removes what writers killed mid-save left
-        torch.save(payload, tmp)
+    with atomic_path(target) as tmp, open(tmp, "wb") as fh:  # also removes what killed writers left
+        torch.save(payload, fh)
     return target
 
 

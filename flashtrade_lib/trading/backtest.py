@@ -285,6 +285,16 @@ def _check_caps(max_weight: float | None, max_gross: float | None) -> None:
             raise ValueError(f"{name} must be > 0, got {cap}")
 
 
+def _check_rule(scale: float, threshold: float) -> None:
+    """A negative scale would invert every tanh position (and NaN void them): refused, never run."""
+    for name, value, low in (("scale", scale, "> 0"), ("threshold", threshold, ">= 0")):
+        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+            and math.isfinite(value) and (value > 0 if low == "> 0" else value >= 0)
+        if not ok:
+            raise ValueError(f"{name} must be a finite number {low}, got {value!r}"
+                             + (" (a negative scale inverts every position)" if name == "scale" else ""))
+
+
 def _cap_assets_by_bars(
     w: np.ndarray, max_weight: float | None, max_gross: float | None, scratch: np.ndarray
 ) -> None:
@@ -548,6 +558,7 @@ def backtest(
     if capital <= 0:
         raise ValueError(f"capital must be positive, got {capital}")
     _check_caps(max_weight, max_gross)
+    _check_rule(scale, threshold)
     n_bars, n_assets = r.shape
     # Steps that need the whole history run first, on full arrays: a callable
     # position rule (it may look across bars) and the trailing volatility window.
