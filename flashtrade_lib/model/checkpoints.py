@@ -314,8 +314,9 @@ def check_data_request(metadata: Mapping[str, Any], path: Any = "") -> None:
     from flashtrade_lib.data.tasks import SOURCES
 
     source = metadata.get("source")
-    if source not in SOURCES:
-        raise _bad(path, f"its data source {source!r} is not one of {', '.join(SOURCES)}")
+    spec = isinstance(source, str) and (":" in source or source.endswith((".csv", ".parquet")))  # cached or file bars
+    if not spec and source not in SOURCES:
+        raise _bad(path, f"its data source {source!r} is not one of {', '.join(SOURCES)} (or a bars spec)")
     if not isinstance(metadata.get("symbol"), str):
         raise _bad(path, f"its symbol {metadata.get('symbol')!r} is not a name")
     for key in ("lookback", "horizon"):
@@ -328,7 +329,7 @@ def check_data_request(metadata: Mapping[str, Any], path: Any = "") -> None:
             or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in scaler["mean"] + scaler["std"])
             or not all(v > 0 for v in scaler["std"])):
         raise _bad(path, "its scaler is not two equally long lists of finite numbers (mean, and std > 0)")
-    options = metadata.get(source, {})
+    options = metadata.get(source, {}) if isinstance(source, str) else {}
     if not isinstance(options, Mapping):
         raise _bad(path, f"its {source!r} options are {options!r}, not a mapping")
     for key, value in options.items():
