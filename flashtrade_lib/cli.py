@@ -562,7 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-heads", type=_positive, default=4, help="attention heads")
     p.add_argument("--n-layers", type=_positive, default=2, help="transformer blocks")
     p.add_argument("--repeat", type=_positive, default=3, help="timed steps per backend (median reported)")
-    p.add_argument("--max-gib", type=float, default=16.0,
+    p.add_argument("--max-gib", type=_positive_number, default=16.0,
                    help="skip naive steps predicted to need more N×N memory than this")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--json", help="also write the rows and the machine report to this JSON file (unset: none)")

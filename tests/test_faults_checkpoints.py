@@ -66,27 +66,36 @@ def test_the_unedited_checkpoint_predicts(run_dir: Path, capsys) -> None:
 @pytest.mark.parametrize("changes, field", [
     ({"lookback": 20}, "splits.train[0]"),  # longer windows: the first decision bar moves
     ({"horizon": 3}, "splits.train[1]"),
-    ({"data_end": "2031-01-01 00:00:00+00:00"}, "data_end"),
+    ({"data_end": "2031-01-01 00:00:00+00:00"}, None),  # refused by the rebuild itself (its own message)
     ({"data_fingerprint": "sha256:0000000000000000"}, "data_fingerprint"),
     ({"synthetic.seed": 7}, "data_fingerprint"),  # other bars, same shape: only the fingerprint tells
     ({"splits": {"train": [], "val": [], "test": []}}, "splits.train count"),
 ])
 def test_edited_metadata_is_refused_in_one_line(run_dir: Path, tmp_path: Path, capsys, changes: dict,
-                                                field: str) -> None:
+                                                field: str | None) -> None:
     ckpt = _edited(run_dir, tmp_path, **changes)
     for command in ("predict", "backtest"):
         line = _refused(capsys, [command, "--checkpoint", str(ckpt)])
-        assert f"checkpoint {ckpt / CHECKPOINT_NAME} was trained on other data: its {field} is " in line
+        if field is None:
+            assert "not 2021-01-01 00:00:00+00:00 .. 2031-01-01 00:00:00+00:00 as when the model was trained" in line
+        else:
+            assert f"checkpoint {ckpt / CHECKPOINT_NAME} was trained on other data: its {field} is " in line
 
 
 def test_a_checkpoint_of_the_synthetic_market_relabelled_as_eurusd_is_refused(run_dir: Path, tmp_path: Path,
                                                                             capsys) -> None:
     ckpt = _edited(run_dir, tmp_path, source="eurusd-1h", symbol="EURUSD")
     line = _refused(capsys, ["predict", "--checkpoint", str(ckpt)])
-    assert line == (f"flashtrade predict: error: checkpoint {ckpt / CHECKPOINT_NAME} was trained on other data: "
-                    "its features[0] is 'log_return/SYN0' but the data rebuilt from its metadata has "
-                    "'log_return/EURUSD' (edited metadata, or changed data); use the data it was trained on, "
-                    "or retrain")
+    assert line.startswith("flashtrade predict: error: the bars of eurusd-1h now run 2017-")
+    assert line.endswith("as when the model was trained; fetch that range again (or use the bars file it was "
+                         "trained on)")
+    # with the range edited to match too, the features (and the fingerprint) still tell
+    payload = torch.load(ckpt / CHECKPOINT_NAME, weights_only=True)
+    eurusd = line.split("now run ")[1].split(", not")[0].split(" .. ")
+    payload["metadata"].update(data_start=eurusd[0], data_end=eurusd[1])
+    torch.save(payload, ckpt / CHECKPOINT_NAME)
+    line = _refused(capsys, ["predict", "--checkpoint", str(ckpt)])
+    assert f"checkpoint {ckpt / CHECKPOINT_NAME} was trained on other data: its " in line
 
 
 @pytest.mark.parametrize("changes, reason", [

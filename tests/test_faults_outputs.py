@@ -24,6 +24,7 @@ from flashtrade_lib.attention.arguments import ScoreOverflowError
 from flashtrade_lib.attention.backends import attention
 from flashtrade_lib.attention.reference import naive_attention, tiled_attention
 from flashtrade_lib.cli import main
+from flashtrade_lib.data.calendar import stamp
 from flashtrade_lib.trading.backtest import backtest
 
 pytestmark = pytest.mark.timeout(300)
@@ -161,7 +162,7 @@ def test_a_resample_grid_that_is_not_a_multiple_of_the_bar_is_refused() -> None:
 ])
 def test_negative_or_nan_scales_are_refused(kwargs: dict, message: str) -> None:
     idx = pd.date_range("2024-01-01", periods=50, freq="h", tz="UTC")
-    prices = pd.DataFrame({"A": 100 + np.arange(50.0)}, index=idx)
+    prices = stamp(pd.DataFrame({"A": 100 + np.arange(50.0)}, index=idx), "test", "1h", calendar="crypto")
     signals = pd.DataFrame({"A": np.sin(np.arange(50.0))}, index=idx)
     with pytest.raises(ValueError, match=f"^{message}".replace("(", r"\(")):
         backtest(prices, signals, market_is="prices", **kwargs)
@@ -170,14 +171,15 @@ def test_negative_or_nan_scales_are_refused(kwargs: dict, message: str) -> None:
 # ---------------------------------------------------------------- item 5: no traceback from any CLI input
 
 
-@pytest.mark.parametrize("flag, value, message", [
-    ("--scale", "nan", "must be a finite number > 0, got nan"),
-    ("--scale", "-1", "must be a finite number > 0, got -1"),
-    ("--cost-bps", "nan", "must be a finite number >= 0, got nan"),
+@pytest.mark.parametrize("command, flag, value, message", [
+    ("backtest", "--scale", "nan", "must be a finite number > 0, got nan"),
+    ("backtest", "--scale", "-1", "must be a finite number > 0, got -1"),
+    ("backtest", "--cost-bps", "nan", "must be a finite number >= 0, got nan"),
+    ("bench", "--max-gib", "nan", "must be a finite number > 0, got nan"),  # NaN made the memory bound no bound
 ])
-def test_backtest_refuses_bad_numbers_before_any_work(flag: str, value: str, message: str, capsys) -> None:
+def test_bad_numbers_are_refused_before_any_work(command: str, flag: str, value: str, message: str, capsys) -> None:
     with pytest.raises(SystemExit) as exit_:
-        main(["backtest", "--checkpoint", "nowhere", flag, value])
+        main([command, *(["--checkpoint", "nowhere"] if command == "backtest" else []), flag, value])
     assert exit_.value.code == 2
     assert f"argument {flag}: {message}" in capsys.readouterr().err
 
