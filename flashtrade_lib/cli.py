@@ -27,6 +27,8 @@ from typing import Any
 
 from flashtrade_lib import __version__
 from flashtrade_lib.errors import FlashTradeError
+from flashtrade_lib.model.options import add_model_size_options
+from flashtrade_lib.model.options import positive_int as _positive
 
 __all__ = ["main", "build_parser"]
 
@@ -374,13 +376,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def _seconds(text: str) -> float:
     value = float(text)
     if not 0 < value < float("inf"):
@@ -461,9 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=_positive, default=3, help="early-stopping patience in epochs")
     p.add_argument("--max-steps-per-epoch", type=_positive, default=None,
                    help="cap the optimiser steps of an epoch (unset: the whole training split)")
-    p.add_argument("--d-model", type=_positive, default=64, help="width of the transformer")
-    p.add_argument("--n-heads", type=_positive, default=4, help="attention heads (must divide --d-model)")
-    p.add_argument("--n-layers", type=_positive, default=2, help="transformer blocks")
+    add_model_size_options(p)
     p.add_argument("--dropout", type=float, default=0.1, help="dropout probability in each block")
     p.add_argument("--bidirectional", action="store_true", help="non-causal encoder over the window")
     p.add_argument("--backend", choices=backends, default="auto", help="attention backend")
@@ -506,9 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backends", choices=backends, nargs="+", default=["naive", "sdpa"],
                    help="attention backends to compare")
     p.add_argument("--batch", type=_positive, default=8, help="windows per step")
-    p.add_argument("--d-model", type=_positive, default=64, help="width of the transformer")
-    p.add_argument("--n-heads", type=_positive, default=4, help="attention heads")
-    p.add_argument("--n-layers", type=_positive, default=2, help="transformer blocks")
+    add_model_size_options(p)
     p.add_argument("--repeat", type=_positive, default=3, help="timed steps per backend (median reported)")
     p.add_argument("--max-gib", type=float, default=16.0,
                    help="skip naive steps predicted to need more N×N memory than this")
