@@ -19,10 +19,10 @@ from typing import Any
 
 import pandas as pd
 
+from flashtrade_lib.trading.calendars import CALENDAR_NAMES
+
 __all__ = ["BarInterval", "Clock", "CALENDAR_NAMES", "stamp", "clock_of", "symbol_of"]
 
-CALENDAR_NAMES = ("crypto", "fx", "equity")
-"""The market calendars :func:`flashtrade_lib.trading.metrics.periods_per_year` knows."""
 
 _BYBIT_MINUTES = (1, 3, 5, 15, 30, 60, 120, 240, 360, 720)
 _YAHOO = re.compile(r"^(\d+)(m|h|d|wk|mo)$")

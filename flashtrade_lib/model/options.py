@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_model_size_options", "positive_int"]
+__all__ = ["OBJECTIVES", "add_model_size_options", "positive_int"]
+
+OBJECTIVES = ("regression", "direction", "allocation", "multi")
+"""What a model's loss can train (:class:`flashtrade_lib.model.train.TrainConfig`)."""
 
 
 def positive_int(text: str) -> int:

@@ -34,6 +34,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from flashtrade_lib.trading.calendars import CALENDARS
+
 __all__ = [
     "CALENDARS",
     "periods_per_year",
@@ -63,16 +65,6 @@ __all__ = [
 
 Calendar = Literal["crypto", "fx", "equity"]
 
-# Trading time in one year, per market calendar — the single source of the
-# annualisation conventions used by the whole book.
-CALENDARS: dict[str, dict[str, float]] = {
-    # 24 hours a day, 365 days a year: hourly = 8760, daily = 365.
-    "crypto": {"days": 365.0, "hours_per_day": 24.0},
-    # 24 hours a day, 5 days a week, 52 weeks: hourly = 6240, daily = 260.
-    "fx": {"days": 260.0, "hours_per_day": 24.0},
-    # 252 sessions of 6.5 hours (NYSE 9:30-16:00): hourly = 1638, daily = 252.
-    "equity": {"days": 252.0, "hours_per_day": 6.5},
-}
 
 
 def _calendar(calendar: str) -> dict[str, float]:
