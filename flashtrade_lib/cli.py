@@ -1,13 +1,14 @@
 """``flashtrade``: the book's pipeline from the command line.
 
-    flashtrade fetch BTCUSDT --interval 60 --start 2024-01-01 --out btc.parquet   # live Bybit (explicit)
-    flashtrade train --data crypto-30m --symbol BTC --out runs/btc                 # offline, bundled bars
+    flashtrade fetch BTCUSDT --interval 60 --start 2024-01-01 --out btc.csv   # live Bybit (explicit)
+    flashtrade train --data bybit:BTCUSDT --interval 60 --out runs/btc        # offline, from the cache
+    flashtrade train --data crypto-30m --symbol BTC --out runs/bundled        # offline, bundled bars
     flashtrade predict --checkpoint runs/btc --out predictions.csv
     flashtrade backtest --checkpoint runs/btc --cost-bps 5
     flashtrade bench --contexts 256 512 1024
 
-Everything except ``fetch`` is offline and works on the bundled data or the
-synthetic market. ``train`` writes its checkpoint only into the directory given
+Everything except ``fetch`` is offline: it works on bars ``fetch`` cached, a bars file,
+the bundled data or the synthetic market. ``train`` writes its checkpoint only into the directory given
 with ``--out``; ``predict`` and ``backtest`` rebuild the exact inputs the model was
 trained on (source, windows, scaler) from the checkpoint's metadata. Run a command
 with ``--help`` for its options. Under ``torchrun`` (``torchrun --nproc_per_node 2
