@@ -53,9 +53,9 @@ from flashtrade_lib.measure.bench import (
 )
 from flashtrade_lib.measure.record_quality import Series
 from flashtrade_lib.model.cross_asset import CrossAssetTrader, n_tokens
-from flashtrade_lib.model.options import add_model_size_options
 from flashtrade_lib.model.step_cost import naive_step_bytes, sweep_step_costs, train_step
 from flashtrade_lib.model.trader import ModelConfig
+from flashtrade_lib.options import add_model_size_options
 
 ROOT = Path(__file__).resolve().parents[1]
 GiB = 2**30

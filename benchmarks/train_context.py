@@ -54,8 +54,8 @@ from flashtrade_lib.measure.bench import (
     write_record,
 )
 from flashtrade_lib.measure.record_quality import Series
-from flashtrade_lib.model.options import add_model_size_options
 from flashtrade_lib.model.step_cost import measure_train_context
+from flashtrade_lib.options import add_model_size_options
 
 GiB = 2**30
 

@@ -29,8 +29,8 @@ from typing import Any
 
 from flashtrade_lib import __version__
 from flashtrade_lib.errors import FlashTradeError
-from flashtrade_lib.model.options import add_model_size_options
-from flashtrade_lib.model.options import positive_int as _positive
+from flashtrade_lib.options import add_model_size_options
+from flashtrade_lib.options import positive_int as _positive
 
 __all__ = ["main", "build_parser"]
 
@@ -427,7 +427,7 @@ class _Backends:
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command; it imports nothing heavy (``--help`` answers at once)."""
     from flashtrade_lib.data.sources import data_spec_help
-    from flashtrade_lib.model.options import OBJECTIVES
+    from flashtrade_lib.options import OBJECTIVES
     from flashtrade_lib.trading.costs import DEFAULT_COST_BPS
 
     parser = argparse.ArgumentParser(prog="flashtrade", description=_description(__doc__), formatter_class=_Help)

@@ -46,8 +46,8 @@ from flashtrade_lib.attention.arguments import NonFiniteInputError
 from flashtrade_lib.config import PlainConfig
 from flashtrade_lib.errors import FlashTradeError
 from flashtrade_lib.model.checkpoints import check_output_dir, check_plain, save_checkpoint
-from flashtrade_lib.model.options import OBJECTIVES
 from flashtrade_lib.model.trader import HEADS, FlashAttentionTrader
+from flashtrade_lib.options import OBJECTIVES
 
 __all__ = [
     "TrainConfig",
