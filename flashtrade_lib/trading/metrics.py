@@ -191,7 +191,7 @@ def _check_periods(periods: float) -> float:
     if not (isinstance(periods, (int, float, np.floating)) and periods > 0):
         raise ValueError(
             f"periods must be a positive number of bars per year, got {periods!r}; "
-            "use periods_per_year(index, calendar=...)"
+            "read it from the bars: flashtrade_lib.data.clock_of(bars).periods_per_year"
         )
     return float(periods)
 
