@@ -44,19 +44,24 @@ def _no_claim(result: stats.TestResult) -> None:
 
 @given(c=constants, n=lengths, statistic=st.sampled_from(["sharpe", "mean"]))
 def test_a_constant_series_is_never_significant(c: float, n: int, statistic: str) -> None:
+    if statistic == "sharpe" and c != 0:  # no risk: the Sharpe ratio itself is undefined, so refused
+        with pytest.raises(ValueError, match="sharpe is undefined: x is constant"):
+            stats.block_bootstrap_ci(np.full(n, c), statistic, **FAST)
+        return
     res = stats.block_bootstrap_ci(np.full(n, c), statistic, **FAST)
     _no_claim(res)
-    if statistic == "sharpe":  # undefined (no risk), or 0 for an all-flat series
-        assert res.estimate == 0.0 if c == 0 else math.isnan(res.estimate)
+    assert res.estimate == pytest.approx(c) if statistic == "mean" else res.estimate == 0.0
     assert (res.p_value == 1.0) == (res.estimate == 0)
 
 
 def test_the_issues_constant_sharpe_is_not_5e17() -> None:
     x = np.full(200, 0.001)  # its computed sd is rounding noise (2e-19 with numpy's sums), not always 0
-    res = stats.block_bootstrap_ci(x, "sharpe", periods=8760, **FAST)
-    assert math.isnan(res.estimate) and math.isnan(res.p_value)
+    with pytest.raises(ValueError, match=r"^sharpe is undefined: x is constant \(sd <= 1e-10 × its size\)"):
+        stats.block_bootstrap_ci(x, "sharpe", periods=8760, **FAST)
+    res = stats.block_bootstrap_ci(x, "mean", **FAST)  # the mean is defined, but nothing varies to test it
+    assert res.estimate == pytest.approx(0.001) and math.isnan(res.p_value)
     assert "not tested: x is constant" in str(res)
-    assert str(stats.verdict(res, "the Sharpe is positive")).startswith("No evidence at the 5% level")
+    assert str(stats.verdict(res, "the mean is positive")).startswith("No evidence at the 5% level")
 
 
 @given(c=constants.filter(lambda c: c != 0), n=lengths, eps=st.floats(0, 1e-12))

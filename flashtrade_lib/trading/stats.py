@@ -181,7 +181,10 @@ def _flat(x: np.ndarray, axis: int = 0) -> np.ndarray:
 def _untestable(name: str, estimate: float, why: str, n: int, level: float, n_trials: int = 1,
                 **extra: object) -> TestResult:
     """The honest answer for a degenerate input: no interval, and p = 1 when the statistic
-    equals the null exactly, else undefined (NaN) — :func:`verdict` claims nothing from it."""
+    equals the null exactly, else undefined (NaN) — :func:`verdict` claims nothing from it.
+    A statistic that is itself undefined (the Sharpe ratio of a constant non-zero series) is refused."""
+    if not np.isfinite(estimate):
+        raise ValueError(f"{name} is undefined: {why}; there is nothing to test")
     return TestResult(
         name=name, estimate=float(estimate), low=float("nan"), high=float("nan"), level=level,
         p_value=1.0 if estimate == 0 else float("nan"), method=f"not tested: {why}", n=int(n),
