@@ -8,8 +8,9 @@
   the build finishes. MathJax is served by ``sphinx-mathjax-offline``.
 * ``static/plotly_fit.js``: plotly figures laid out for the width they are shown at (titles
   wrapped, legends below the plot in a narrow column).
-* ``static/flashtrade.css``: tables, code and display math that fit the column (or
-  visibly scroll) on any screen.
+* ``static/flashtrade.css`` and ``static/page_fit.js``: tables, code, titles and display
+  math that fit the column (or scroll with a visible cue) on any screen; wrapped code lines
+  with a hanging indent.
 * Search from ``file://``: the browser blocks the requests Sphinx makes for result
   snippets there (one CORS error per result), so on ``file:`` pages the search lists
   results without snippets; served (``make serve``) it shows them.
@@ -212,6 +213,7 @@ def setup(app: Sphinx) -> dict[str, object]:
     app.add_js_file(PLOTLY_JS, priority=100)
     app.add_js_file(None, body=NO_SNIPPETS_FROM_FILES, priority=210)
     app.add_js_file("plotly_fit.js")
+    app.add_js_file("page_fit.js")
     app.add_css_file("flashtrade.css")
     app.connect("config-inited", _add_static)
     app.connect("env-get-updated", number_per_chapter, priority=900)
