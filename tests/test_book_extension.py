@@ -57,3 +57,20 @@ def test_build_kernels_run_over_ipc_from_another_folder_without_the_transport_wa
     assert done.stdout.count("TRANSPORT ipc True") == 2, done.stdout
     assert done.stdout.count(f"CWD {elsewhere}") == 2, done.stdout
     assert "without encryption" not in done.stdout + done.stderr
+
+
+def test_code_folded_in_the_book_is_folded_in_jupyterlab_too() -> None:
+    """A cell folded in the book (tag hide-input) starts collapsed in Lab (jupyter.source_hidden)."""
+    import nbformat
+
+    mismatched = []
+    folded = 0
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            in_book = "hide-input" in cell.metadata.get("tags", [])
+            in_lab = bool(cell.metadata.get("jupyter", {}).get("source_hidden"))
+            folded += in_book
+            if in_book != in_lab:
+                mismatched.append(f"{path.name} cell {i}: hide-input {in_book}, source_hidden {in_lab}")
+    assert folded, "no notebook folds its figure code"
+    assert not mismatched, "\n".join(mismatched)
