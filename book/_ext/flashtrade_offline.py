@@ -11,6 +11,8 @@
 * ``static/flashtrade.css`` and ``static/page_fit.js``: tables, code, titles and display
   math that fit the column (or scroll with a visible cue) on any screen; wrapped code lines
   with a hanging indent.
+* ``static/search_rank.js``: search lists the chapters before the reference pages
+  (glossary, notation, references) and each page once.
 * Search from ``file://``: the browser blocks the requests Sphinx makes for result
   snippets there (one CORS error per result), so on ``file:`` pages the search lists
   results without snippets; served (``make serve``) it shows them.
@@ -214,6 +216,7 @@ def setup(app: Sphinx) -> dict[str, object]:
     app.add_js_file(None, body=NO_SNIPPETS_FROM_FILES, priority=210)
     app.add_js_file("plotly_fit.js")
     app.add_js_file("page_fit.js")
+    app.add_js_file("search_rank.js", defer="defer")
     app.add_css_file("flashtrade.css")
     app.connect("config-inited", _add_static)
     app.connect("env-get-updated", number_per_chapter, priority=900)
