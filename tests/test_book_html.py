@@ -95,3 +95,29 @@ def test_pages_use_no_emoji(built_book) -> None:
         if hits:
             offenders[str(page.relative_to(built_book))] = hits
     assert not offenders, f"pages with emoji: {offenders}"
+
+
+def test_each_chapter_links_a_glossary_term_at_its_first_use_only(built_book) -> None:
+    """A reader meeting "HBM" or "embargo" in a chapter can click through to its definition, once."""
+    linked_somewhere = 0
+    for page in _chapters(built_book):
+        html = page.read_text(encoding="utf-8")
+        article = html[html.find("<article"):html.find("</article>")]
+        terms = re.findall(r'href="[^"]*glossary\.html#(term-[^"]+)"', article)
+        twice = sorted({t for t in terms if terms.count(t) > 1})
+        assert not twice, f"{page.name} links these glossary terms more than once: {twice}"
+        linked_somewhere += bool(terms)
+    assert linked_somewhere >= len(_chapters(built_book)) // 2, "most chapters link no glossary term"
+
+
+def test_long_listings_and_figure_code_are_folded(built_book) -> None:
+    """Library listings over ~25 lines and the code that draws a figure start folded."""
+    for page in _chapters(built_book):
+        html = page.read_text(encoding="utf-8")
+        for block in re.findall(r'<div class="output text_markdown">(.*?)</div>\s*</div>\s*</div>', html, re.S):
+            if "Source of" not in block or "<details" in block:
+                continue
+            lines = re.sub(r"<[^>]+>", "", block).count("\n")
+            assert lines <= 40, f"{page.name}: a listing of ~{lines} lines is not folded"
+    assert any("hide above-input" in p.read_text(encoding="utf-8") for p in _chapters(built_book)), \
+        "no figure code is folded anywhere"
