@@ -16,7 +16,9 @@
 //     equation must fit; on narrow screens it may scroll (with the cue of 1b), never clip.
 //  3. Plotly: text boxes (titles, axis titles, annotations, tick labels, legend entries)
 //     that overlap each other or run off the figure (a side, the top or the bottom), or an
-//     annotation lying on an error bar.
+//     annotation lying on an error bar; a legend beside the plot that takes more than a
+//     third of the figure's width; a log axis over 1.5 decades or more labelled between
+//     decades (plotly's small "2" and "5" labels read as "2, 1, 5, 2, 0.1, 5").
 (mustFit) => {
   const problems = [];
   const article = document.querySelector("article.bd-article") || document.querySelector("main");
@@ -227,6 +229,21 @@
       const r = t.getBoundingClientRect();
       if (bars.some((bar) => overlap(r, bar))) clashes.push(`annotation "${t.textContent.trim().slice(0, 40)}" / an error bar`);
     });
+    const legend = fig.querySelector("g.legend");
+    const fl = fig._fullLayout;
+    if (legend && visible(legend) && fl && (fl.legend || {}).orientation !== "h") {
+      const lw = legend.getBoundingClientRect().width;
+      if (lw > frame.width / 3) clashes.push(`the legend takes ${Math.round(100 * lw / frame.width)} % of the width`);
+    }
+    if (fl) {
+      for (const name of Object.keys(fl).filter((k) => /^[xy]axis\d*$/.test(k))) {
+        const ax = fl[name];
+        if (ax.type !== "log" || !ax.range || Math.abs(ax.range[1] - ax.range[0]) < 1.5) continue;
+        const labels = [...fig.querySelectorAll(`g.${ax._id}tick > text`)].map((t) => t.textContent.trim()).filter(Boolean);
+        const between = labels.filter((t) => /^[2-9]$/.test(t));
+        if (between.length) clashes.push(`log axis ${ax._id} labelled between decades: ${labels.slice(0, 6).join(", ")}`);
+      }
+    }
     if (clashes.length) {
       problems.push(`plotly "${title.slice(0, 50)}": ${clashes.length} overlapping or cut-off text box(es): ${clashes.slice(0, 4).join("; ")}`);
     }
