@@ -40,11 +40,11 @@ book: $(STAMP)
 
 # The whole book as one PDF (_build/latex/flashtrade.pdf): Jupyter Book's LaTeX builder, XeLaTeX
 # from Debian's TeX Live (sudo apt-get install texlive-latex-recommended texlive-latex-extra
-# texlive-fonts-recommended texlive-xetex latexmk), figures as the PNGs drawn at `make book`.
+# texlive-fonts-recommended texlive-xetex latexmk fonts-dejavu-core), figures as the PNGs drawn at `make book`.
 # Then checks it: pages, figures, no table or listing wider than the text (tests/test_pdf.py).
 pdf: $(STAMP)
 	@test -n "$(CHROMIUM)" || { echo "make pdf needs a Chromium for the figures (Debian: sudo apt-get install chromium)"; exit 1; }
-	@command -v latexmk >/dev/null && command -v xelatex >/dev/null || { echo "make pdf needs TeX Live: sudo apt-get install texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended texlive-xetex latexmk"; exit 1; }
+	@command -v latexmk >/dev/null && command -v xelatex >/dev/null || { echo "make pdf needs TeX Live: sudo apt-get install texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended texlive-xetex latexmk fonts-dejavu-core"; exit 1; }
 	$(BUILD_ENV) $(FIGURE_ENV) $(VENV)/bin/jupyter-book build . --builder pdflatex -W -n --keep-going
 	$(PY) -m pytest -p no:cacheprovider -m pdf tests/test_pdf.py
 	@echo

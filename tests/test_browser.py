@@ -269,3 +269,23 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
         pass
+
+
+def test_clicking_a_solution_title_opens_the_solution(browser, built_book) -> None:
+    """The title of a folded solution opens it (it used to jump back to the exercise instead)."""
+    page_path = built_book / "notebooks" / "02_online_softmax.html"
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(page_path.as_uri(), wait_until="load")
+    page.wait_for_timeout(500)
+    solution = page.locator(".solution.dropdown").first
+    assert solution.count(), "chapter 2 has no folded solution"
+    body = solution.locator("pre").first
+    hidden_before = not body.is_visible()
+    solution.locator(".admonition-title").click()
+    page.wait_for_timeout(500)
+    shown_after, url = body.is_visible(), page.url
+    context.close()
+    assert hidden_before, "the solution is not folded to begin with"
+    assert shown_after, "clicking the solution's title did not open it"
+    assert url == page_path.as_uri(), f"clicking the solution's title navigated to {url}"
