@@ -80,19 +80,20 @@
     const m = c.match(/rgba?\(([^)]+)\)/);
     return m ? (m[1].split(",").length < 4 || parseFloat(m[1].split(",")[3]) > 0.05) : false;
   };
-  // a background-drawn shadow is seen only where nothing inside the box paints over it
+  // a background-drawn shadow is seen only where nothing inside the box paints over it (a
+  // zebra-striped row, a cell's own background): sampled at a quarter, half and three quarters
+  // of the box's height, wherever the box is on the page
   const shadowSeen = (box, x) => {
     if (!/gradient/.test(cs(box).backgroundImage)) return false;
     const r = box.getBoundingClientRect();
-    for (const f of [0.25, 0.5, 0.75]) {
-      const y = r.top + f * Math.min(r.height, window.innerHeight - r.top);
-      let hit = document.elementFromPoint(x, y);
-      while (hit && hit !== box && box.contains(hit)) {
-        if (opaque(hit)) return false;
-        hit = hit.parentElement;
-      }
-    }
-    return true;
+    const inside = [...box.querySelectorAll("*")].filter((el) => opaque(el) && visible(el));
+    return [0.25, 0.5, 0.75].every((f) => {
+      const y = r.top + f * r.height;
+      return !inside.some((el) => {
+        const q = el.getBoundingClientRect();
+        return q.left <= x && x <= q.right && q.top <= y && y <= q.bottom;
+      });
+    });
   };
   const scrollBoxes = [...article.querySelectorAll("*")].filter((el) =>
     scrolls(el) && !el.closest(".plotly-graph-div") && visible(el) && el.scrollWidth > el.clientWidth + 2);
