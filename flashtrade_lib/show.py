@@ -38,7 +38,7 @@ def show_source(obj: Any, *, fold: bool | None = None) -> Markdown:
     code = f"{fence}python\n{src}\n{fence}"
     if not (n_lines > FOLD_LINES if fold is None else fold):
         return Markdown(f"*Source of* `{where}`:\n\n{code}")
-    summary = f"Source of <code>{html.escape(where)}</code> ({n_lines} lines): click to show"
+    summary = f"Source of <code>{html.escape(where)}</code> ({n_lines} lines)"
     # blank lines around the fence: Markdown inside an HTML block is parsed only after one
     return Markdown(f'<details class="ft-source">\n<summary>{summary}</summary>\n\n{code}\n\n</details>')
 

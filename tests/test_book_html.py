@@ -111,13 +111,20 @@ def test_each_chapter_links_a_glossary_term_at_its_first_use_only(built_book) ->
 
 
 def test_long_listings_and_figure_code_are_folded(built_book) -> None:
-    """Library listings over ~25 lines and the code that draws a figure start folded."""
+    """Library listings over FOLD_LINES lines and the code that draws a figure start folded."""
+    from flashtrade_lib.show import FOLD_LINES
+
+    unfolded = re.compile(r'<p><em>Source of</em>(.*?)</p>\s*<div class="highlight-python[^"]*">'
+                          r'<div class="highlight"><pre>(.*?)</pre>', re.S)
+    too_long, folded = [], 0
     for page in _chapters(built_book):
         html = page.read_text(encoding="utf-8")
-        for block in re.findall(r'<div class="output text_markdown">(.*?)</div>\s*</div>\s*</div>', html, re.S):
-            if "Source of" not in block or "<details" in block:
-                continue
-            lines = re.sub(r"<[^>]+>", "", block).count("\n")
-            assert lines <= 40, f"{page.name}: a listing of ~{lines} lines is not folded"
+        folded += html.count('<details class="ft-source">')
+        for name, code in unfolded.findall(html):
+            lines = code.rstrip("\n").count("\n") + 1
+            if lines > FOLD_LINES:
+                too_long.append(f"{page.name}: {re.sub(r'<[^>]+>', '', name).strip()} ({lines} lines)")
+    assert not too_long, f"long listings shown unfolded: {too_long}"
+    assert folded, "no long listing is folded anywhere"
     assert any("hide above-input" in p.read_text(encoding="utf-8") for p in _chapters(built_book)), \
         "no figure code is folded anywhere"
