@@ -178,8 +178,16 @@
     }
   };
 
-  const fitAll = () => Promise.all([...document.querySelectorAll("div.plotly-graph-div")].map(fit))
-    .then(() => { document.documentElement.dataset.plotlyFitted = "yes"; });
+  // twice: a legend moved below the plot or a new tick spacing changes the plot's size, and
+  // the second pass places what depends on it (the legend's offset, the title) for that size
+  const fitAll = () => {
+    const divs = [...document.querySelectorAll("div.plotly-graph-div")];
+    // first to the width the column has now: plotly measured it while the page was still
+    // being laid out (code blocks re-wrapped, math typeset), and follows only window resizes
+    const resize = (div) => (window.Plotly && div._fullLayout ? window.Plotly.Plots.resize(div) : null);
+    return Promise.all(divs.map(resize)).then(() => Promise.all(divs.map(fit))).then(() => Promise.all(divs.map(fit)))
+      .then(() => { document.documentElement.dataset.plotlyFitted = "yes"; });
+  };
   window.addEventListener("load", fitAll);
   let pending = null;
   window.addEventListener("resize", () => { clearTimeout(pending); pending = setTimeout(fitAll, 200); });
