@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 import tracemalloc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,6 +148,17 @@ def error_text(err: float) -> str:
     return f"{err:.3g}"
 
 
+@contextmanager
+def naming_the_case(where: str) -> Iterator[None]:
+    """An exception raised by the answer carries the case it failed on (``check`` puts it in the message)."""
+    try:
+        yield
+    except Exception as exc:
+        if not hasattr(exc, "flashtrade_case"):
+            exc.flashtrade_case = where  # type: ignore[attr-defined]
+        raise
+
+
 def grade_tiled(
     answer: object,
     *,
@@ -167,10 +179,10 @@ def grade_tiled(
     cases = attention_cases()
     for number, case in enumerate(cases, start=1):
         args, want = prepare(case)
-        with np.errstate(all="ignore"):
+        where = f"case {number} of {len(cases)} ({case.describe()})"
+        with np.errstate(all="ignore"), naming_the_case(where):
             got = answer(*(a.copy() if isinstance(a, np.ndarray) else a for a in args),
                          causal=case.causal, mask=case.mask)
-        where = f"case {number} of {len(cases)} ({case.describe()})"
         if not (isinstance(got, tuple) and len(got) == len(outputs)):
             return Feedback(False, f"{where}: return the tuple ({', '.join(outputs)}), got {type(got).__name__}.")
         got = [np.asarray(g, dtype=float) for g in got]

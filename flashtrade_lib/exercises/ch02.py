@@ -15,6 +15,7 @@ from flashtrade_lib.exercises.attention_cases import (
     error_text,
     grade_tiled,
     max_error,
+    naming_the_case,
 )
 
 
@@ -158,6 +159,7 @@ def _state(s: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 @register(
     "ch02-tile-update",
     title="The online-softmax update when a new key tile arrives",
+    references=("flashtrade_lib.attention.reference:tiled_attention",),
     hints=(
         "The new maximum is m_new = max(m, rowmax(s)). Everything accumulated so far was taken "
         "against the old m: by how much is each old term too large?",
@@ -173,7 +175,8 @@ def _grade_tile_update(answer: object) -> Feedback:
     for label, s_old, v_old, s_new, v_new in _tile_update_cases():
         m, ell, acc = _state(s_old, v_old)
         want = _state(np.concatenate([s_old, s_new], axis=1), np.concatenate([v_old, v_new]))
-        with np.errstate(all="ignore"):
+        shapes = f"m{m.shape}, ell{ell.shape}, acc{acc.shape}, s{s_new.shape}, v_tile{v_new.shape}"
+        with np.errstate(all="ignore"), naming_the_case(f"{label} ({shapes})"):
             got = answer(m.copy(), ell.copy(), acc.copy(), s_new.copy(), v_new.copy())
         if not (isinstance(got, tuple) and len(got) == 3):
             return Feedback(False, "return the three updated arrays as a tuple (m, ell, acc).")
@@ -199,6 +202,7 @@ def _grade_tile_update(answer: object) -> Feedback:
 @register(
     "ch02-tiled-forward",
     title="The whole tiled forward: my_tiled_attention(q, k, v, block_q, block_k, causal, mask)",
+    references=("flashtrade_lib.attention.reference:tiled_attention",),
     hints=(
         "Two loops: query tiles outside, key tiles inside. For each query tile start m = -inf, "
         "ℓ = 0, acc = 0, apply your tile update to every key tile, then write o = acc / ℓ and "

@@ -11,7 +11,12 @@ from contextlib import contextmanager
 import numpy as np
 
 from flashtrade_lib.exercises import Feedback, register
-from flashtrade_lib.exercises.attention_cases import AttentionCase, error_text, max_error
+from flashtrade_lib.exercises.attention_cases import (
+    AttentionCase,
+    error_text,
+    max_error,
+    naming_the_case,
+)
 
 _SHAPES = [(1, 1, 1024, 64), (4, 16, 2048, 128), (2, 8, 1000, 64), (1, 32, 16384, 128), (3, 5, 77, 24)]
 
@@ -123,6 +128,9 @@ def _launch(kernel: object, q, k, v, causal: bool, block_m: int, block_n: int): 
 @register(
     "ch04-kernel-inner-loop",
     title="Fill in the online-softmax lines of a Triton forward kernel",
+    references=("flashtrade_lib.kernels.flash_attention:_attn_fwd_inner",
+                "flashtrade_lib.kernels.flash_attention:_attn_fwd",
+                "flashtrade_lib.kernels.flash_attention:flash_attention_forward"),
     hints=(
         "The five lines are chapter 2's tile update written with tl.*: m_new from tl.maximum and "
         "tl.max(s, 1); alpha and p from tl.math.exp2 (s is already in base-2 units).",
@@ -150,9 +158,9 @@ def _grade_kernel(answer: object) -> Feedback:
         case = AttentionCase(f"kernel case {number} of {len(_KERNEL_CASES)}", q64, k64, v64, bm, bn, causal)
         o_ref, lse_ref, _ = case.expected()
         q, k, v = (torch.tensor(x, dtype=torch.float32, device=device) for x in (q64, k64, v64))
-        with np.errstate(all="ignore"), triton_interpreter(on=interpreted):
-            o, lse = _launch(answer, q, k, v, causal, bm, bn)
         where = f"{case.describe().replace('block_q', 'BLOCK_M').replace('block_k', 'BLOCK_N')}, float32"
+        with np.errstate(all="ignore"), triton_interpreter(on=interpreted), naming_the_case(where):
+            o, lse = _launch(answer, q, k, v, causal, bm, bn)
         for name, got, want in (("O", o, o_ref), ("L", lse, lse_ref)):
             got = got.double().cpu().numpy()
             err = max_error(got, want)
