@@ -106,3 +106,97 @@ def test_autograde_two_students(course, tmp_path: Path) -> None:
     assert ada.startswith(f"Feedback for ada: {len(IDS)} of 11 points")
     assert "ch03-tiled-backward: 0 points — not graded: no 03_backward_recomputation.ipynb in the submission" in ada
     print({r.student: round(r.seconds, 1) for r in results})
+
+
+# ------------------------------------------------------------------ the student edition withholds
+
+
+TWO_LINE_WRAPPERS = {
+    "ch02-tiled-forward": ("my_tiled_attention", '''
+from flashtrade_lib.attention.reference import tiled_attention
+def my_tiled_attention(q, k, v, block_q, block_k, causal=False, mask=None):
+    return tiled_attention(q, k, v, block_q=block_q, block_k=block_k, causal=causal, mask=mask, return_lse=True)
+'''),
+    "ch03-tiled-backward": ("my_tiled_backward", '''
+from flashtrade_lib.attention.reference import tiled_attention_backward
+def my_tiled_backward(q, k, v, o, lse, do, block_q, block_k, causal=False, mask=None):
+    return tiled_attention_backward(q, k, v, o, lse, do, block_q=block_q, block_k=block_k, causal=causal, mask=mask)
+'''),
+}
+
+
+def _wrapper_scores(python_path: str | None, cwd: Path) -> dict[str, str]:
+    """Grade the two-line wrappers in a fresh interpreter (the student wheel first on the path, if given)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = "import json\nfrom flashtrade_lib.exercises import check\nout = {}\n"
+    for eid, (name, code) in TWO_LINE_WRAPPERS.items():
+        script += f"{code}\nf = check({eid!r}, {name})\nout[{eid!r}] = ('PASS ' if f.passed else 'FAIL ') + f.message\n"
+    script += "import flashtrade_lib\nout['file'] = flashtrade_lib.__file__\nprint(json.dumps(out))\n"
+    env = dict(os.environ)
+    if python_path:
+        env["PYTHONPATH"] = python_path
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300,
+                          check=True, cwd=cwd)  # not the checkout: `python -c` puts the folder first on the path
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_student_wheel_withholds_every_exercise_target(tmp_path: Path) -> None:
+    """Each target is a stub in the wheel (by name: it raises Withheld naming its exercise; by text: no line of
+    its implementation is anywhere in the wheel), and the two-line wrappers around them score 0 — in the
+    student install because the stub raises, in the instructor's because the check sees the call."""
+    import ast
+
+    from flashtrade_lib.course.release import all_chapters, build_student_wheel
+    from flashtrade_lib.course.solutions import REPO_ROOT
+    from flashtrade_lib.course.withhold import TARGETS, exercise_numbers
+
+    wheel = build_student_wheel(tmp_path / "student_install")
+    assert (wheel.parent / "constraints.txt").read_text() == (REPO_ROOT / "constraints.txt").read_text()
+    unpacked = tmp_path / "wheel"
+    zipfile.ZipFile(wheel).extractall(unpacked)
+    metadata = next(unpacked.glob("*.dist-info")) / "METADATA"
+    assert "Requires-Dist: triton>=3.0\n" in metadata.read_text(), "chapter 4 needs Triton in the student install"
+    installed_text = "\n".join(p.read_text() for p in unpacked.rglob("*.py"))
+    numbers = exercise_numbers(all_chapters())
+    # Lines the library has outside the targets too (plumbing such as `return (o, lse) if return_lse else o`,
+    # or the IO model's one-head simulator, chapter 2's counted copy of the tile update) are not a target's own.
+    library = {p: p.read_text() for folder in ("flashtrade_lib", "kernels") for p in (REPO_ROOT / folder).rglob("*.py")}
+    for target in TARGETS:
+        installed = unpacked / "flashtrade_lib" / target.module.removeprefix("flashtrade_lib.").replace(".", "/")
+        stub = next(n for n in ast.parse(installed.with_suffix(".py").read_text()).body
+                    if isinstance(n, ast.FunctionDef) and n.name == target.name)
+        assert isinstance(stub.body[-1], ast.Raise) and len(stub.body) <= 3, f"{target.name} is not a stub"
+        assert numbers[target.exercise_id] in ast.unparse(stub.body[-1]), f"{target.name}: no exercise number"
+        source = (REPO_ROOT / target.source_path).read_text()
+        fn = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == target.name)
+        body = source.splitlines()[fn.body[1].lineno - 1:fn.end_lineno]  # after the docstring
+        elsewhere = "\n".join(text for path, text in library.items() if path != REPO_ROOT / target.source_path)
+        elsewhere += source.replace("\n".join(body), "")
+        own = {line.strip() for line in body if len(line.strip()) >= 16 and not line.strip().startswith("#")
+               and line.strip() not in elsewhere}
+        assert len(own) >= 5, f"{target.name}: too few lines of its own to test"
+        leaked = sorted(line for line in own if line in installed_text)
+        assert not leaked, f"the student wheel still holds lines of {target.name}: {leaked}"
+    student = _wrapper_scores(str(unpacked), tmp_path)
+    instructor = _wrapper_scores(None, tmp_path)
+    assert student["file"].startswith(str(unpacked)) and not instructor["file"].startswith(str(unpacked))
+    for eid in TWO_LINE_WRAPPERS:
+        assert student[eid].startswith("FAIL ") and "withheld in the student edition" in student[eid], student[eid]
+        assert numbers[eid] in student[eid], student[eid]
+        assert instructor[eid].startswith("FAIL ") and "calls the library's" in instructor[eid], instructor[eid]
+
+
+def test_a_kernel_that_calls_the_library_inner_loop_scores_0() -> None:
+    import triton
+
+    from flashtrade_lib.exercises import check
+
+    def my_attn_fwd(q, k, v):  # noqa: ANN001
+        return _attn_fwd_inner(q, k, v)  # noqa: F821 — the library's loop, imported by a learner
+
+    feedback = check("ch04-kernel-inner-loop", triton.jit(my_attn_fwd))
+    assert not feedback.passed and "calls the library's _attn_fwd_inner" in feedback.message, feedback.message

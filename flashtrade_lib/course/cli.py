@@ -32,7 +32,17 @@ def _release(args: argparse.Namespace) -> int:
     for path in done.notebooks:
         print(f"  {path.relative_to(done.course_dir)}")
     if done.wheel is not None:
-        print(f"student install (no solutions in it): pip install {done.wheel}")
+        print(f"student install (no solutions in it; see its README.txt): {done.wheel.parent}")
+    if args.no_smoke_test or done.wheel is None:
+        return 0
+    from flashtrade_lib.course.smoke import smoke_test
+
+    print("smoke test: a clean virtualenv from the student install, then every released notebook, stubs unfilled…")
+    report = smoke_test(done.course_dir, done.notebooks, cell_timeout_s=args.cell_timeout * 5)
+    print(report.summary())
+    if not report.ok:
+        print("smoke test FAILED: the cells above do not run in the student install")
+        return 1
     return 0
 
 
@@ -57,6 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("chapters", nargs="+", help="chapter numbers or notebook names, e.g. 02 03 04")
     p.add_argument("--out", default="course_release", help="the nbgrader course folder to write")
     p.add_argument("--no-wheel", action="store_true", help="skip building the student install")
+    p.add_argument("--no-smoke-test", action="store_true",
+                   help="skip running the released notebooks in a clean student install (minutes)")
     p.add_argument("--cell-timeout", type=int, default=120, help="seconds a graded cell may run")
     p.set_defaults(func=_release)
     p = sub.add_parser("grade", help="autograde submissions/<student>/<chapter>.ipynb into a gradebook CSV")

@@ -111,7 +111,8 @@ def triton_interpreter(on: bool = True) -> Iterator[None]:
             os.environ["TRITON_INTERPRET"] = saved
 
 
-def _launch(kernel: object, q, k, v, causal: bool, block_m: int, block_n: int):  # noqa: ANN001 — torch tensors
+def _launch(kernel: object, q, k, v, causal: bool, block_m: int, block_n: int,  # noqa: ANN001 — torch tensors
+            scale: float | None = None):
     """The host side of the exercise (given to the learner): allocate O and L, launch the grid."""
     import torch
 
@@ -120,7 +121,7 @@ def _launch(kernel: object, q, k, v, causal: bool, block_m: int, block_n: int): 
     o = torch.empty_like(q)
     lse = torch.empty((bh, nq), dtype=torch.float32, device=q.device)
     grid = (-(-nq // block_m), bh)
-    kernel[grid](q, k, v, o, lse, nq, nk, LOG2E / d**0.5,  # type: ignore[index]
+    kernel[grid](q, k, v, o, lse, nq, nk, LOG2E * (d**-0.5 if scale is None else scale),  # type: ignore[index]
                  CAUSAL=causal, HEAD_DIM=d, BLOCK_M=block_m, BLOCK_N=block_n)
     return o, lse
 
