@@ -133,6 +133,40 @@ def naive_attention_message(peak: int, case: AttentionCase) -> str:
             "block_q × block_k tile of S (and P) alive at a time.")
 
 
+def first_wrong_row(got: np.ndarray, want: np.ndarray) -> tuple[int, ...] | None:
+    """Index (batch/head dims, then query) of the first output row that differs from ``want``."""
+    scale = max(1.0, float(np.abs(want[np.isfinite(want)]).max(initial=0.0)))
+    rows = [index for index in np.ndindex(want.shape[:-1]) if max_error(got[index], want[index]) > 1e-9 * scale]
+    return rows[0] if rows else None
+
+
+_CAUSAL_SLIPS = {  # a causal mask off by one, and what it looks like from the learner's side
+    -1: "excludes the diagonal (key j < query i): a query may attend to itself, keep key j <= query i",
+    1: "lets each query see the next key too (key j <= query i + 1): the diagonal is the last allowed key",
+}
+
+
+def causal_diagnosis(case: AttentionCase, o: np.ndarray) -> str:
+    """Where a causal answer goes wrong: a mask off by one at the diagonal, or the first wrong row."""
+    want = case.expected()[0]
+    row = first_wrong_row(o, want)
+    if row is None:
+        return ""
+    nq, nk = case.q.shape[-2], case.k.shape[-2]
+    for shift, what in _CAUSAL_SLIPS.items():
+        slipped = np.tri(nq, nk, shift, dtype=bool)
+        mask = slipped if case.mask is None else (slipped & case.mask)
+        alt = AttentionCase(case.name, case.q, case.k, case.v, case.block_q, case.block_k, False, mask)
+        with np.errstate(all="ignore"):
+            if max_error(o, alt.expected()[0]) <= 1e-9 * max(1.0, float(np.abs(want).max())):
+                return f" Your output matches a causal mask that {what}."
+    query = row[-1]
+    where = ("the first row (query 0, which may attend only key 0)" if query == 0 else
+             f"query row {query}, in the query tile starting at {query // case.block_q * case.block_q}, where "
+             "the diagonal crosses the key tiles")
+    return f" The first wrong row is {where}{' (batch/head ' + str(row[:-1]) + ')' if row[:-1] else ''}."
+
+
 def max_error(got: np.ndarray, want: np.ndarray) -> float:
     """Largest |got − want|, counting -inf == -inf as equal and any other mismatch of infinities as inf."""
     both_inf = np.isinf(got) & np.isinf(want) & (np.sign(got) == np.sign(want))
@@ -165,13 +199,13 @@ def grade_tiled(
     signature: str,
     outputs: Sequence[str],
     prepare: Callable[[AttentionCase], tuple[tuple, tuple[np.ndarray, ...]]],
-    diagnose: Callable[[list[str], Sequence[np.ndarray]], str],
+    diagnose: Callable[[list[str], Sequence[np.ndarray], AttentionCase], str],
     passed: str,
 ) -> Feedback:
     """Run a tiled answer on every case, then under the memory trap; the first failure is the feedback.
 
     ``prepare(case)`` gives the positional arguments of the answer (after ``causal``/``mask``
-    come as keywords) and the expected outputs; ``diagnose(bad outputs, got)`` adds the
+    come as keywords) and the expected outputs; ``diagnose(bad outputs, got, case)`` adds the
     likely cause.
     """
     if not callable(answer):
@@ -195,7 +229,7 @@ def grade_tiled(
         if bad:
             details = ", ".join(f"{name} differs by {error_text(errors[name])}" for name in bad)
             return Feedback(False, f"{where}: {details} (relative to the largest value of the float64 "
-                                   f"reference; tolerance 1e-9).{diagnose(bad, got)}")
+                                   f"reference; tolerance 1e-9).{diagnose(bad, got, case)}")
     trap = trap_case()
     args, _ = prepare(trap)
     peak = score_matrix_peak(lambda: answer(*args, causal=False, mask=None), trap.q.shape[-2], trap.k.shape[-2])

@@ -12,6 +12,7 @@ from flashtrade_lib.attention.reference import tile_schedule
 from flashtrade_lib.exercises import Feedback, register
 from flashtrade_lib.exercises.attention_cases import (
     AttentionCase,
+    causal_diagnosis,
     error_text,
     grade_tiled,
     max_error,
@@ -219,9 +220,10 @@ def _grade_tiled_forward(answer: object) -> Feedback:
         o, lse, _ = case.expected()
         return (case.q, case.k, case.v, case.block_q, case.block_k), (o, lse)
 
-    def diagnose(bad: list[str], got: Sequence[np.ndarray]) -> str:
-        return " It holds NaN: a row that has seen no key yet computed -inf − (-inf)." if any(
-            np.isnan(g).any() for g in got) else ""
+    def diagnose(bad: list[str], got: Sequence[np.ndarray], case: AttentionCase) -> str:
+        if any(np.isnan(g).any() for g in got):
+            return " It holds NaN: a row that has seen no key yet computed -inf − (-inf)."
+        return causal_diagnosis(case, got[0]) if case.causal and "o" in bad else ""
 
     return grade_tiled(
         answer, signature="my_tiled_attention(q, k, v, block_q, block_k, causal=False, mask=None) -> (o, lse)",

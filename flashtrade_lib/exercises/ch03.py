@@ -103,7 +103,7 @@ def _grade_tiled_backward(answer: object) -> Feedback:
         o, lse, do = _forward(case)
         return (case.q, case.k, case.v, o, lse, do, case.block_q, case.block_k), _dense_gradients(case, do)
 
-    def diagnose(bad: list[str], got: Sequence[np.ndarray]) -> str:
+    def diagnose(bad: list[str], got: Sequence[np.ndarray], case: AttentionCase) -> str:
         if "dv" not in bad:
             return (" dV is right, so your P is right: the error is in dS — the softmax Jacobian needs "
                     "dP − D, with D = rowsum(dO ∘ O), before multiplying by P.")
