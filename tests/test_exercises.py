@@ -173,3 +173,45 @@ def test_an_exception_names_the_case_and_the_learners_line() -> None:
     message = check("ch02-tiled-forward", my_tiled_attention).message
     assert "case 1 of 10 (blocks divide N: q(16, 4)" in message and "ValueError" in message
     assert "in my_tiled_attention, at `o = q + np.zeros((0, q.shape[-1]))  # a broadcasting mistake`" in message
+
+
+def _stubs() -> list[tuple[str, str, str]]:
+    """(exercise id, answer name, the stub function's source) of every check cell that defines a function."""
+    import ast
+
+    import nbformat
+
+    from flashtrade_lib.exercises.stubs import _CHECK
+
+    found = []
+    for path in NOTEBOOKS:
+        for cell in nbformat.read(path, 4).cells:
+            for match in _CHECK.finditer(cell.source) if cell.cell_type == "code" else ():
+                tree = ast.parse(cell.source)
+                for node in tree.body:
+                    if isinstance(node, ast.FunctionDef) and node.name == match["answer"]:
+                        decorators = "".join(f"@{ast.get_source_segment(cell.source, d)}\n" for d in node.decorator_list)
+                        found.append((match["id"], node.name, decorators + ast.get_source_segment(cell.source, node)))
+    return found
+
+
+STUBS = _stubs()
+
+
+@pytest.mark.parametrize("exercise_id, name, source", STUBS, ids=[s[0] for s in STUBS])
+def test_every_check_recognises_its_untouched_stub(exercise_id: str, name: str, source: str, tmp_path: Path) -> None:
+    import importlib.util
+
+    import torch
+
+    from flashtrade_lib.exercises.ch04 import triton_interpreter
+
+    path = tmp_path / f"stub_{name}.py"  # from a file, as Triton needs (it reads the kernel's source)
+    path.write_text("import math\n\nimport numpy as np\nimport pandas as pd\nimport triton\nimport triton.language as tl\n"
+                    "from numpy import ndarray\n\n\n" + source + "\n")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    with triton_interpreter(on=not torch.cuda.is_available()):
+        spec.loader.exec_module(module)
+    feedback = check(exercise_id, getattr(module, name))
+    assert not feedback.passed and "still the stub the chapter gave you" in feedback.message, feedback.message

@@ -28,6 +28,7 @@ import nbformat
 from flashtrade_lib.course.blocks import strip_solutions
 from flashtrade_lib.course.solutions import REPO_ROOT
 from flashtrade_lib.course.withhold import TARGETS, Target, exercise_numbers, withhold_tree
+from flashtrade_lib.exercises.stubs import fingerprints_of
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 _CHECK = re.compile(r"""^check\((["'])(?P<id>[a-z0-9-]+)\1,\s*(?P<answer>[A-Za-z_][A-Za-z_0-9]*)\)\s*$""", re.M)
@@ -223,6 +224,9 @@ def build_student_wheel(out: Path) -> Path:
         for folder in sorted(set(package_dirs.values())):
             shutil.copytree(REPO_ROOT / folder, src / folder, ignore=ignore)
         withhold_tree(src, exercise_numbers(all_chapters()))
+        frozen = fingerprints_of(list(all_chapters().values()))  # the stubs, for "nothing written yet"
+        (src / "flashtrade_lib" / "exercises" / "_stub_fingerprints.py").write_text(
+            f'"""Fingerprints of the chapters\' stubs (written by the student release)."""\n\nFINGERPRINTS = {frozen!r}\n')
         if out.exists():
             for old in out.glob("flashtrade_lib-*.whl"):
                 old.unlink()

@@ -203,6 +203,12 @@ def check(exercise_id: str, answer: Any) -> Feedback:
     if reference is not None and not feedback.message.startswith("your answer calls"):
         feedback = Feedback(False, f"your answer calls the library's {reference}, which computes this exercise's "
                                    "answer: write it yourself (an answer that calls the reference scores 0).")
+    if not feedback.passed:
+        from flashtrade_lib.exercises.stubs import is_untouched_stub
+
+        if is_untouched_stub(exercise_id, answer):
+            feedback = Feedback(False, "this is still the stub the chapter gave you — nothing written yet. "
+                                       f"What the check found: {feedback.message}")
     shown = _HINTS_SHOWN.get(exercise_id, 0)
     if not feedback.passed and shown < len(exercise.hints):
         more = (f" Stuck? `hint({exercise_id!r})` reveals hint {shown + 1} of "
