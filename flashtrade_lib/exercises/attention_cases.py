@@ -167,6 +167,50 @@ def causal_diagnosis(case: AttentionCase, o: np.ndarray) -> str:
     return f" The first wrong row is {where}{' (batch/head ' + str(row[:-1]) + ')' if row[:-1] else ''}."
 
 
+class _CountingKeys(np.ndarray):
+    """Keys (and every slice or transpose of them) that count the matrix products they take part in."""
+
+    products: list[int]
+
+    def __array_finalize__(self, obj: object) -> None:
+        self.products = getattr(obj, "products", [])
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: object, **kwargs: object) -> object:
+        if ufunc is np.matmul and method == "__call__":
+            self.products.append(1)
+        plain = [x.view(np.ndarray) if isinstance(x, _CountingKeys) else x for x in inputs]
+        if "out" in kwargs:
+            kwargs["out"] = tuple(x.view(np.ndarray) if isinstance(x, _CountingKeys) else x
+                                  for x in kwargs["out"])  # type: ignore[union-attr]
+        return getattr(ufunc, method)(*plain, **kwargs)
+
+
+SKIP_N, SKIP_BLOCK = 64, 16  # a causal case of 4 × 4 tiles: 10 on or below the diagonal, 6 above
+
+
+def causal_skipping_message(answer: Callable[..., object]) -> str | None:
+    """None if a causal answer skips the key tiles above the diagonal (or cannot be told); else why it fails.
+
+    The keys are an ndarray subclass that counts the products taken with them: one per score tile.
+    """
+    from flashtrade_lib.attention.reference import tile_schedule
+
+    rng = np.random.default_rng(11)
+    q, k, v = _qkv(rng, (), SKIP_N, SKIP_N, 8)
+    keys = k.view(_CountingKeys)
+    keys.products = []
+    with np.errstate(all="ignore"):
+        answer(q, keys, v, SKIP_BLOCK, SKIP_BLOCK, causal=True, mask=None)
+    needed = len(list(tile_schedule(SKIP_N, SKIP_N, block_q=SKIP_BLOCK, block_k=SKIP_BLOCK, causal=True)))
+    every = (SKIP_N // SKIP_BLOCK) ** 2
+    if len(keys.products) < every:
+        return None
+    return (f"causal block skipping: with causal=True, N = {SKIP_N} and blocks of {SKIP_BLOCK} your answer "
+            f"computed {len(keys.products)} score tiles, but only {needed} of the {every} tiles touch the "
+            f"diagonal or lie below it — the other {every - needed} are entirely masked. Skip a key tile that "
+            "starts at or after the query tile's end (and stop the key loop there).")
+
+
 def max_error(got: np.ndarray, want: np.ndarray) -> float:
     """Largest |got − want|, counting -inf == -inf as equal and any other mismatch of infinities as inf."""
     both_inf = np.isinf(got) & np.isinf(want) & (np.sign(got) == np.sign(want))

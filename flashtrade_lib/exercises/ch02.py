@@ -13,6 +13,7 @@ from flashtrade_lib.exercises import Feedback, register
 from flashtrade_lib.exercises.attention_cases import (
     AttentionCase,
     causal_diagnosis,
+    causal_skipping_message,
     error_text,
     grade_tiled,
     max_error,
@@ -225,9 +226,13 @@ def _grade_tiled_forward(answer: object) -> Feedback:
             return " It holds NaN: a row that has seen no key yet computed -inf − (-inf)."
         return causal_diagnosis(case, got[0]) if case.causal and "o" in bad else ""
 
-    return grade_tiled(
+    feedback = grade_tiled(
         answer, signature="my_tiled_attention(q, k, v, block_q, block_k, causal=False, mask=None) -> (o, lse)",
         outputs=("o", "lse"), prepare=prepare, diagnose=diagnose,
-        passed="all {cases} cases match the float64 reference, and your answer never holds more than a "
-               "tile of scores: this is FlashAttention's forward.",
+        passed="all {cases} cases match the float64 reference, your answer never holds more than a "
+               "tile of scores, and it skips the causal tiles above the diagonal: this is FlashAttention's forward.",
     )
+    if not feedback.passed:
+        return feedback
+    not_skipped = causal_skipping_message(answer)  # type: ignore[arg-type]
+    return Feedback(False, not_skipped) if not_skipped else feedback
