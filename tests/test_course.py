@@ -48,6 +48,7 @@ def test_student_release_holds_no_solution_text(course) -> None:
 
     released = "\n".join(p.read_text() for p in course.notebooks)
     assert "{solution}" not in released
+    assert "{footcite}" not in released and "(Dao et al., 2022)" in released  # readable in JupyterLab
     names = zipfile.ZipFile(course.wheel).namelist()
     assert not [n for n in names if n.startswith("course/")]
     with zipfile.ZipFile(course.wheel) as wheel:

@@ -26,11 +26,13 @@ from pathlib import Path
 import nbformat
 
 from flashtrade_lib.course.blocks import strip_solutions
+from flashtrade_lib.course.citations import read_bib, readable_cells
 from flashtrade_lib.course.solutions import REPO_ROOT
 from flashtrade_lib.course.withhold import TARGETS, Target, exercise_numbers, withhold_tree
 from flashtrade_lib.exercises.stubs import fingerprints_of
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
+BIB = REPO_ROOT / "book" / "references.bib"
 _CHECK = re.compile(r"""^check\((["'])(?P<id>[a-z0-9-]+)\1,\s*(?P<answer>[A-Za-z_][A-Za-z_0-9]*)\)\s*$""", re.M)
 DEFAULT_CELL_TIMEOUT_S = 120
 _SHOW_SOURCE = re.compile(r"^show_source\((?:\w+\.)*?(?P<name>\w+?)(?:\.fn)?\)$")
@@ -162,6 +164,9 @@ def source_notebook(path: Path, numbers: dict[str, str] | None = None) -> nbform
         if cell.cell_type == "code":
             cells.extend(_grade_cell(eid, answer) for eid, answer in exercises_in(nbformat.v4.new_notebook(cells=[cell])))
     nb.cells = _replace_withheld(cells, numbers if numbers is not None else exercise_numbers(all_chapters()))
+    markdown = [c for c in nb.cells if c.cell_type == "markdown"]  # JupyterLab shows {footcite} roles raw
+    for cell, text in zip(markdown, readable_cells((c.source for c in markdown), read_bib(BIB)), strict=True):
+        cell.source = text
     return nb
 
 
