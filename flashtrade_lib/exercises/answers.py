@@ -86,12 +86,13 @@ def _kernel_forward_from(kernel: Any | None) -> Callable:
                                 blocks: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         b, h, nq, d = q.shape
         scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
-        if kernel is None:  # dense: the whole score matrix, in float32
-            s = (q.float() @ k.float().transpose(-1, -2)) * scale
-            if causal:
-                s = s.masked_fill(~torch.ones_like(s, dtype=torch.bool).tril(), float("-inf"))
-            lse = torch.logsumexp(s, dim=-1)
-            return (torch.softmax(s, dim=-1) @ v.float()).to(q.dtype), lse
+        if kernel is None:  # dense: the whole score matrix, in float32 (outside autograd, as a kernel is)
+            with torch.no_grad():
+                s = (q.float() @ k.float().transpose(-1, -2)) * scale
+                if causal:
+                    s = s.masked_fill(~torch.ones_like(s, dtype=torch.bool).tril(), float("-inf"))
+                lse = torch.logsumexp(s, dim=-1)
+                return (torch.softmax(s, dim=-1) @ v.float()).to(q.dtype), lse
         from flashtrade_lib.exercises.ch04 import _launch
 
         bm, bn = blocks or (32, 32)
