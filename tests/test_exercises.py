@@ -181,7 +181,7 @@ def _stubs() -> list[tuple[str, str, str]]:
 
     import nbformat
 
-    from flashtrade_lib.exercises.stubs import _CHECK
+    from flashtrade_lib.exercises.stubs import _CHECK, whole_lines
 
     found = []
     for path in NOTEBOOKS:
@@ -190,8 +190,7 @@ def _stubs() -> list[tuple[str, str, str]]:
                 tree = ast.parse(cell.source)
                 for node in tree.body:
                     if isinstance(node, ast.FunctionDef) and node.name == match["answer"]:
-                        decorators = "".join(f"@{ast.get_source_segment(cell.source, d)}\n" for d in node.decorator_list)
-                        found.append((match["id"], node.name, decorators + ast.get_source_segment(cell.source, node)))
+                        found.append((match["id"], node.name, whole_lines(cell.source, node)))
     return found
 
 

@@ -224,7 +224,12 @@ def _grade_tiled_forward(answer: object) -> Feedback:
     def diagnose(bad: list[str], got: Sequence[np.ndarray], case: AttentionCase) -> str:
         if any(np.isnan(g).any() for g in got):
             return " It holds NaN: a row that has seen no key yet computed -inf − (-inf)."
-        return causal_diagnosis(case, got[0]) if case.causal and "o" in bad else ""
+        if case.causal and "o" in bad and (found := causal_diagnosis(case, got[0])):
+            return found
+        if bad == ["o"]:
+            return (" lse is right, so every row's max and ℓ are: the accumulated output is not — when the max "
+                    "grows, acc must be rescaled by alpha like ℓ (does your tile_update pass its check?).")
+        return ""
 
     feedback = grade_tiled(
         answer, signature="my_tiled_attention(q, k, v, block_q, block_k, causal=False, mask=None) -> (o, lse)",

@@ -27,6 +27,12 @@ def fingerprint(source: str) -> str:
     return hashlib.sha256("\n".join(kept).encode()).hexdigest()[:16]
 
 
+def whole_lines(source: str, node: ast.FunctionDef) -> str:
+    """A function's source as ``inspect.getsource`` gives it: whole lines, a comment on the last one included."""
+    start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+    return "\n".join(source.splitlines()[start - 1:node.end_lineno]) + "\n"
+
+
 def fingerprints_of(notebooks: list[Path]) -> dict[str, str]:
     """``{exercise id: fingerprint of its stub}`` for every check cell that defines its answer as a function."""
     import nbformat
@@ -43,7 +49,7 @@ def fingerprints_of(notebooks: list[Path]) -> dict[str, str]:
                     continue
                 for node in tree.body:
                     if isinstance(node, ast.FunctionDef) and node.name == match["answer"]:
-                        found[match["id"]] = fingerprint(ast.get_source_segment(cell.source, node) or "")
+                        found[match["id"]] = fingerprint(whole_lines(cell.source, node))
     return found
 
 
