@@ -181,12 +181,12 @@ def _stubs() -> list[tuple[str, str, str]]:
 
     import nbformat
 
-    from flashtrade_lib.exercises.stubs import _CHECK, whole_lines
+    from flashtrade_lib.exercises.stubs import CHECK_CALL, whole_lines
 
     found = []
     for path in NOTEBOOKS:
         for cell in nbformat.read(path, 4).cells:
-            for match in _CHECK.finditer(cell.source) if cell.cell_type == "code" else ():
+            for match in CHECK_CALL.finditer(cell.source) if cell.cell_type == "code" else ():
                 tree = ast.parse(cell.source)
                 for node in tree.body:
                     if isinstance(node, ast.FunctionDef) and node.name == match["answer"]:

@@ -17,7 +17,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-_CHECK = re.compile(r"""check\((["'])(?P<id>[a-z0-9-]+)\1,\s*(?P<answer>[A-Za-z_]\w*)\)""")
+CHECK_CALL = re.compile(r"""check\((["'])(?P<id>[a-z0-9-]+)\1,\s*(?P<answer>[A-Za-z_]\w*)\)""")
 
 
 def fingerprint(source: str) -> str:
@@ -42,7 +42,7 @@ def fingerprints_of(notebooks: list[Path]) -> dict[str, str]:
         for cell in nbformat.read(path, 4).cells:
             if cell.cell_type != "code":
                 continue
-            for match in _CHECK.finditer(cell.source):
+            for match in CHECK_CALL.finditer(cell.source):
                 try:
                     tree = ast.parse(cell.source)
                 except SyntaxError:
