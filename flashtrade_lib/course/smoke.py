@@ -67,6 +67,11 @@ def install(venv: Path, student_install: Path, *, timeout_s: float = 1800) -> fl
         done = subprocess.run(pip + args, capture_output=True, text=True, timeout=timeout_s, check=False)
         if done.returncode:
             raise RuntimeError(f"the student install failed ({' '.join(args)}):\n{done.stderr[-3000:]}")
+    probe = "import importlib.util as u; print(u.find_spec('nbgrader') is not None)"
+    if subprocess.run([str(venv / "bin" / "python"), "-c", probe], capture_output=True, text=True,
+                      timeout=120, check=True).stdout.strip() == "True":  # its Lab UI is for instructors
+        raise RuntimeError("the student install brings nbgrader (Create Assignment, Formgrader in JupyterLab): "
+                           "only the instructor's environment should have it")
     return time.perf_counter() - start
 
 
