@@ -133,8 +133,9 @@ def stand_in(exercise_id: str) -> Callable:
     """Install (and return) the announced stand-in for what ``exercise_id`` withholds."""
     spec = _REPLACEMENTS[exercise_id]
     print(f"Student edition: the library's {spec.name} is the answer of exercise {exercise_id}, so it is "
-          f"withheld. Until your answer passes, the cells that use {spec.name} run {spec.stand_in} "
-          "in its place: their numbers are right, but they show that method's cost, not the tiled one's.")
+          f"withheld. The cells below that use {spec.name} run {spec.stand_in} in its place: their numbers are "
+          "right, but they show that method's cost, not the tiled one's (after the exercise, in its own "
+          "chapter, your answer takes over once it passes).")
     return _install(exercise_id, None)
 
 
