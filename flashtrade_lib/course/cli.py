@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -51,8 +52,6 @@ def _positive(kind: type) -> Callable[[str], float]:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    import sys
-
     from flashtrade_lib.course.grade import grade
 
     out = Path(args.out)
@@ -101,4 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except ValueError as exc:  # bad input, refused before anything ran: one line, as `flashtrade` prints it
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

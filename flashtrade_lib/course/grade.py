@@ -181,8 +181,8 @@ def score(nb: nbformat.NotebookNode, released: Released, outcome: Outcome, limit
         if defining is not None and defining.status in ("timeout", "stuck"):
             reasons[eid] = f"timed out after {limits.cell_timeout_s} s in {where} (an endless loop?)"
         elif cell is None and stopped is not None:
-            reasons[eid] = (f"not run: cell {stopped.index + 1} ignored the interrupt after {limits.cell_timeout_s} s, "
-                            "so no later cell could run" if stopped.status == "stuck" else
+            reasons[eid] = (f"not run: cell {stopped.index + 1} ignored two interrupts ({limits.cell_timeout_s} s "
+                            "apart), so no later cell could run" if stopped.status == "stuck" else
                             f"not run: the kernel died in cell {stopped.index + 1} (out of memory, or os._exit?)")
         elif cell is None:
             reasons[eid] = f"not reached: {outcome.problem or 'the notebook stopped before this cell'}"

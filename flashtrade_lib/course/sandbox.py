@@ -127,7 +127,7 @@ class Isolation:
 @dataclass
 class CellOutcome:
     index: int
-    status: str  # ok | error | timeout (interrupted) | stuck (ignored the interrupt) | died (kernel died)
+    status: str  # ok | error | timeout (interrupted) | stuck (ignored two interrupts) | died (kernel died)
     seconds: float
     ename: str = ""
     evalue: str = ""

@@ -161,7 +161,7 @@ def run(cfg: dict) -> None:
 
         async def _async_handle_timeout(self, timeout, cell=None):  # noqa: ANN001
             self.timeouts += 1
-            if self.timeouts > 1:  # the interrupt did not stop it: no later cell can run in this kernel
+            if self.timeouts > 2:  # two interrupts did not stop it: no later cell can run in this kernel
                 raise CellTimeoutError.error_from_timeout_and_cell("the cell ignored the interrupt", timeout, cell)
             return await super()._async_handle_timeout(timeout, cell)
 
