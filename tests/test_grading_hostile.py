@@ -242,8 +242,13 @@ def _points(world, student: str) -> list[str]:
     return [world["rows"][student][eid] for eid in IDS]
 
 
+def _feedback(world, student: str) -> str:
+    return (world["out"] / "feedback" / f"{student}.txt").read_text()
+
+
 def test_victims_keep_their_grades_and_the_gradebook_is_intact(world) -> None:
-    assert _points(world, "ada") == ["1"] * 5 and _points(world, "zoe") == ["1"] * 5, world["proc"].stderr
+    assert _points(world, "ada") == ["1"] * 5, _feedback(world, "ada")
+    assert _points(world, "zoe") == ["1"] * 5, _feedback(world, "zoe") + world["proc"].stderr
     assert (world["out"] / "feedback" / "zoe.txt").read_text().startswith("Feedback for zoe: 5 of 5 points")
     assert nbformat.read(world["zoe_nb"], 4).cells, "zoe's submission was overwritten"
     with sqlite3.connect(world["gradebook"]) as db:
@@ -252,14 +257,14 @@ def test_victims_keep_their_grades_and_the_gradebook_is_intact(world) -> None:
             " submitted_notebook.id JOIN submitted_assignment ON submitted_notebook.assignment_id ="
             " submitted_assignment.id JOIN student ON submitted_assignment.student_id = student.id GROUP BY student.id"))
     assert scores["ada"] == 5 and scores["zoe"] == 5, scores
-    assert scores["mallory-harm"] == 0, scores  # the detached helper's UPDATE ... = 1 never landed
+    assert scores["mallory-harm"] == 4, scores  # its 4 right answers; the detached helper's "= 1" never landed
     assert _digest(world["released"]) == world["before"]["release"]
     assert _digest(world["config"]) == world["before"]["config"]
 
 
 def test_reading_the_answers_earns_nothing(world) -> None:
     """The solutions module, the solutions file, a classmate's notebook, the instructor's environment, the network."""
-    assert _points(world, "mallory-read") == ["0"] * 5, world["rows"]["mallory-read"]
+    assert _points(world, "mallory-read") == ["0"] * 5, _feedback(world, "mallory-read")
     assert world["heard"] == [], f"a submission reached a listener on this machine: {world['heard']}"
 
 
@@ -274,13 +279,14 @@ def test_nothing_is_written_outside_and_no_process_survives(world) -> None:
         except OSError:
             pass
     assert survivors == [], f"processes left by the submissions: {survivors}"
-    assert _points(world, "mallory-harm") == ["0"] * 5
+    assert _points(world, "mallory-harm") == ["1", "1", "1", "0", "1"], _feedback(world, "mallory-harm")
 
 
 def test_limits_hold_and_feedback_names_what_happened(world) -> None:
-    assert _points(world, "mallory-limits")[0] == "0"  # 20 GB of memory was refused
-    assert _points(world, "mallory-limits")[4] == "0"  # a 300 MiB file was refused
-    feedback = (world["out"] / "feedback" / "mallory-limits.txt").read_text()
+    # 20 GB of memory and a 300 MiB file were refused (points 1 and 5); its tiled forward is the reference one
+    # but calls its own (wrong) tile_update, so only the online softmax earns a point
+    feedback = _feedback(world, "mallory-limits")
+    assert _points(world, "mallory-limits") == ["0", "0", "1", "0", "0"], feedback
     assert f"ch02-merge-stats: 0 points — timed out after {CELL_TIMEOUT_S} s in the cell defining `merge`" in feedback
 
 

@@ -101,8 +101,8 @@ class Limits:
         if self.cpu_s is not None and (not isinstance(self.cpu_s, int) or self.cpu_s <= 0):
             raise ValueError(f"cpu_s must be a positive whole number of seconds, got {self.cpu_s!r}")
         if self.memory_bytes < 2**30:
-            raise ValueError(f"memory_bytes must be at least 1 GiB (a kernel importing torch needs it), "
-                             f"got {self.memory_bytes}")
+            raise ValueError(f"the memory limit must be at least 1 GiB (--memory-gb 1; a kernel importing torch "
+                             f"needs more), got {self.memory_bytes / 2**30:g} GiB")
 
     def as_dict(self) -> dict[str, int]:
         return {"memory_bytes": self.memory_bytes, "cpu_s": self.cpu_s or self.submission_timeout_s,
