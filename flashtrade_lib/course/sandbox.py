@@ -236,7 +236,19 @@ class Sandbox:
         shutil.copy(CHILD, self.root / "child.py")
         _readable_by_all(self.root)
         (self.root / "jobs").mkdir(mode=0o700)
+        if not self.isolation.namespaces and self.uid != os.geteuid():
+            self._check_reachable()
         return self
+
+    def _check_reachable(self) -> None:
+        """Without a new root, the grading user reads the real file system: say so now if it cannot reach Python."""
+        for path in (os.path.realpath(self._venv / "bin" / "python"), *_site_packages()):
+            blocked = [str(p) for p in (Path(path), *Path(path).parents) if p.exists() and not p.stat().st_mode & 0o001]
+            if blocked:
+                self.__exit__()
+                raise ValueError(f"the grading user ({self.isolation.user}) cannot reach {path}: {blocked[-1]} is "
+                                 "closed to other users. Install Python and the packages where other users can read "
+                                 "them, pass --grading-user, or grade as root where `unshare` works")
 
     def __exit__(self, *exc: object) -> None:
         if self.root is not None:
