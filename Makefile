@@ -12,9 +12,11 @@ STAMP       := $(VENV)/.flashtrade-installed
 # The book build and nbval run notebooks with this IPython profile: offline guard
 # plus the plotly renderer the static book needs (see book/ipython/).
 BUILD_ENV   := IPYTHONDIR=$(CURDIR)/book/ipython PYDEVD_DISABLE_FILE_VALIDATION=1
-NBVAL_ARGS  := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+NBVAL_ARGS  := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider \
+               -p tests.nbval_patience
+BOOK_CACHE  := _build/.jupyter_cache
 
-.PHONY: book serve test lab bench install unit notebooks browser lint clean
+.PHONY: book serve test lab bench install unit notebooks outputs portability browser lint clean
 
 install: $(STAMP)
 
@@ -36,8 +38,11 @@ book: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest -p no:cacheprovider -m "not book and not browser" tests
 
+# nbval, one execution per notebook, for working on a chapter (`make notebooks NB=notebooks/07_prediction.ipynb`);
+# `make test` checks the same cells against the book build's execution instead.
+NB          ?= notebooks
 notebooks: $(STAMP)
-	$(BUILD_ENV) $(PY) -m pytest $(NBVAL_ARGS) notebooks
+	$(BUILD_ENV) $(PY) -m pytest $(NBVAL_ARGS) $(NB)
 
 browser: $(STAMP)
 	$(PY) -m pytest -p no:cacheprovider -m "book or browser" tests
@@ -45,12 +50,25 @@ browser: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# Each chapter is executed once per `make test`: the book build executes it (into the
+# jupyter-cache, emptied first so the run is fresh), then `outputs` compares the checked
+# cells against that execution with nbval's rules (scripts/check_outputs.py).
 test: $(STAMP)
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory unit
-	$(MAKE) --no-print-directory notebooks
+	rm -rf $(BOOK_CACHE)
 	$(MAKE) --no-print-directory book
+	$(MAKE) --no-print-directory outputs
 	$(MAKE) --no-print-directory browser
+
+outputs: $(STAMP)
+	$(BUILD_ENV) $(PY) scripts/check_outputs.py --cache $(BOOK_CACHE)
+
+# Checked outputs must hold on any x86 CPU and thread count: execute every chapter with
+# torch's plainest kernels (no AVX2/AVX-512) on one thread and compare (about 10 minutes).
+# Run it before committing a change to a checked output (CONTRIBUTING.md).
+portability: $(STAMP)
+	$(BUILD_ENV) $(PY) scripts/check_outputs.py --execute --capability default --threads 1
 
 # Served over http, the book's search shows snippets (from file:// the browser blocks the
 # requests for them). Loopback only; stop it with Ctrl-C.
@@ -65,8 +83,9 @@ lab: $(STAMP)
 	@$(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=8888 --no-browser \
 		$$( [ "$$(id -u)" = 0 ] && echo --allow-root ) --notebook-dir=$(CURDIR)
 
+# test_suite_time.py runs `make test` in a fresh clone (about 15 minutes): run it on its own.
 bench: $(STAMP)
-	@for script in benchmarks/*.py; do \
+	@for script in $(filter-out benchmarks/test_suite_time.py,$(wildcard benchmarks/*.py)); do \
 		echo "== $$script"; $(PY) $$script || exit 1; \
 	done
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from flashtrade_lib.data.calendar import stamp
 from flashtrade_lib.measure.bench import (
     add_max_wait_option,
     fmt_seconds,
@@ -55,7 +56,7 @@ def make_market(bars: int, assets: int, seed: int = 0) -> tuple[pd.DataFrame, ..
     signals = pd.DataFrame(rng.normal(size=(bars, assets)), idx, columns=cols)
     funding = np.zeros((bars, assets))
     funding[::8] = rng.normal(1e-4, 1e-4, (len(range(0, bars, 8)), assets))
-    return returns, signals, pd.DataFrame(funding, idx, columns=cols)
+    return stamp(returns, "synthetic", "1h"), signals, pd.DataFrame(funding, idx, columns=cols)
 
 
 def run_vectorised(returns: pd.DataFrame, signals: pd.DataFrame, funding: pd.DataFrame):
@@ -64,8 +65,7 @@ def run_vectorised(returns: pd.DataFrame, signals: pd.DataFrame, funding: pd.Dat
 
 
 def run_loop(returns: pd.DataFrame, signals: pd.DataFrame, funding: pd.DataFrame) -> dict:
-    return backtest_loop(returns, signals, cost_bps=COST_BPS + SPREAD_BPS / 2, funding=funding,
-                         periods=8760, **RULES)
+    return backtest_loop(returns, signals, cost_bps=COST_BPS + SPREAD_BPS / 2, funding=funding, **RULES)
 
 
 def max_difference(fast, slow: dict) -> float:

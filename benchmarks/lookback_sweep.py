@@ -30,9 +30,10 @@ import time
 
 import torch
 
-from flashtrade_lib.data import forward_log_return, load_crypto, make_features
+from flashtrade_lib.data import clock_of, forward_log_return, load_crypto, make_features
 from flashtrade_lib.measure.bench import add_max_wait_option, watch_machine, write_record
 from flashtrade_lib.trading import stats
+from flashtrade_lib.trading.costs import DEFAULT_COST_BPS
 from flashtrade_lib.trading.lookback import (
     SweepModel,
     compare_lookbacks,
@@ -40,7 +41,6 @@ from flashtrade_lib.trading.lookback import (
     net_returns,
     summarise,
 )
-from flashtrade_lib.trading.metrics import periods_per_year
 from flashtrade_lib.trading.trials import FULL_LENGTH_LOOKBACKS, SWEEP_RECORD
 
 
@@ -52,7 +52,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--folds", type=int, default=3)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--steps", type=int, default=300, help="AdamW steps per run")
-    p.add_argument("--cost-bps", type=float, default=10.0, help="cost per unit traded, in bps")
+    p.add_argument("--cost-bps", type=float, default=DEFAULT_COST_BPS, help="cost per unit traded, in bps")
     p.add_argument("--reps", type=int, default=1000, help="bootstrap resamples of the tests")
     p.add_argument("--backend", default="sdpa", help="attention backend of every run")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -82,7 +82,7 @@ def _sweep(args: argparse.Namespace) -> tuple[dict, float]:
     spec = SweepModel(train_steps=args.steps, backend=args.backend)
     sweep = lookback_sweep(features, target, args.lookbacks, seeds=args.seeds, n_folds=args.folds, model=spec)
     net = net_returns(sweep, panel["close"][args.coin], cost_bps=args.cost_bps)
-    periods = periods_per_year(panel.index, "crypto")
+    periods = clock_of(net).periods_per_year
     tests = compare_lookbacks(sweep, net, reps=args.reps, periods=periods)
     sharpe = {
         int(lb): stats.block_bootstrap_ci(net[lb].to_numpy(), "sharpe", periods=periods, reps=args.reps,

@@ -42,6 +42,19 @@ def _print(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=str))
 
 
+def _report(args: argparse.Namespace, summary: dict[str, Any], lines: Sequence[str]) -> None:
+    """The result as readable lines, or as JSON with ``--json`` (for scripts)."""
+    if args.json:
+        _print(summary)
+    else:
+        print("\n".join(lines))
+
+
+def _skill_line(skill: dict[str, float]) -> str:
+    return (f"IC {skill['ic']:+.3f}, rank IC {skill['rank_ic']:+.3f}, R² {skill['r2']:+.4f}, "
+            f"hit rate {skill['hit_rate']:.3f} over {skill['n']} windows")
+
+
 def _skill(pred: Any, target: Any) -> dict[str, float]:
     """:func:`flashtrade_lib.trading.metrics.forecast_skill` as plain JSON fields."""
     from flashtrade_lib.trading.metrics import forecast_skill
@@ -147,24 +160,28 @@ def _predict_frame(ckpt: Any, data: Any, split: str, batch_size: int) -> Any:
 def cmd_fetch(args: argparse.Namespace) -> int:
     """Download closed Bybit candles (the only command that uses the network)."""
     from flashtrade_lib.data import cached_klines, fetch_klines
+    from flashtrade_lib.data.barfile import write_bars
+    from flashtrade_lib.data.calendar import BarInterval
 
     out = _check_out_file(args.out, (".csv", ".parquet"))
     if args.no_cache and args.refresh:
         raise CLIError("--refresh rewrites the cache; it cannot be combined with --no-cache")
+    interval = BarInterval.parse(args.interval).bybit
     kwargs: dict[str, Any] = {"category": args.category, "timeout": args.timeout,
                               "max_retries": args.max_retries}
-    if args.base_url:
-        kwargs["base_url"] = args.base_url
+    base_url = args.base_url or os.environ.get("FLASHTRADE_BYBIT_URL")
+    if base_url:
+        kwargs["base_url"] = base_url
     if args.no_cache:
-        bars = fetch_klines(args.symbol, args.interval, args.start, args.end, **kwargs)
+        bars = fetch_klines(args.symbol, interval, args.start, args.end, **kwargs)
     else:
-        bars = cached_klines(args.symbol, args.interval, args.start, args.end, cache_dir=args.cache_dir,
+        bars = cached_klines(args.symbol, interval, args.start, args.end, cache_dir=args.cache_dir,
                              refresh=args.refresh, **kwargs)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        bars.to_parquet(out) if out.suffix == ".parquet" else bars.to_csv(out)
+        write_bars(bars, out)
     summary = {
-        "symbol": args.symbol, "interval": args.interval, "bars": len(bars),
+        "symbol": args.symbol, "interval": interval, "bars": len(bars),
         "first": str(bars.index[0]) if len(bars) else None,
         "last": str(bars.index[-1]) if len(bars) else None,
         "written": args.out,
@@ -197,7 +214,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         checkpoint_dir=str(args.out), overwrite=args.overwrite,
     )
     data = market_datasets(
-        args.data, symbol=args.symbol, lookback=args.lookback, horizon=args.horizon,
+        args.data, interval=args.interval, symbol=args.symbol, lookback=args.lookback, horizon=args.horizon,
         last_bars=args.last_bars, n_bars=args.n_bars, n_assets=args.n_assets,
         planted_lag=args.planted_lag, echo_coef=args.echo_coef, seed=args.seed,
     )
@@ -208,10 +225,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     test = predict(model, data.test, batch_size=2 * args.batch_size, device=args.device)
-    _print({
+    meta = data.metadata
+    summary = {
         "checkpoint": result.checkpoint,
         "replaced": replaced or result.replaced,
-        "data": {k: data.metadata[k] for k in ("source", "symbol", "lookback", "horizon", "splits")},
+        "data": {k: meta[k] for k in ("source", "symbol", "interval", "calendar", "lookback", "horizon", "splits")},
         "parameters": model.n_parameters(),
         "epochs_run": len(result.history),
         "best_epoch": result.best_epoch,
@@ -219,7 +237,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         "history": result.history,
         "test": _skill(test["regression"], test["target"]),
         "seconds": round(result.seconds, 1),
-    })
+    }
+    train_span, test_span = meta["splits"]["train"], meta["splits"]["test"]
+    _report(args, summary, [
+        f"trained on {meta['source']}: {meta['target']} from {meta['lookback']} {meta['interval']} bars "
+        f"of {len(meta['symbols'])} asset(s), {meta['calendar']} calendar",
+        f"  train {train_span[0]} → {train_span[1]}; test {test_span[0]} → {test_span[1]}",
+        f"  {summary['parameters']:,} parameters, {summary['epochs_run']} epoch(s) in {summary['seconds']} s; "
+        f"best validation loss {result.best_val_loss:.4g} (epoch {result.best_epoch})",
+        f"  test: {_skill_line(summary['test'])}",
+        f"checkpoint: {result.checkpoint}" + (f" (replaced {summary['replaced']})" if summary["replaced"] else ""),
+        f"next: flashtrade backtest --checkpoint {args.out}",
+    ])
     return 0
 
 
@@ -233,14 +262,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(out)
-    _print({
+    summary = {
         "checkpoint": str(ckpt.path),
         "split": args.split,
         "first": str(frame.index[0]),
         "last": str(frame.index[-1]),
         **_skill(frame["prediction"], frame["target"]),
         "written": args.out,
-    })
+    }
+    _report(args, summary, [
+        f"{ckpt.metadata['symbol']}, {args.split} split {summary['first']} → {summary['last']}: "
+        f"{len(frame)} predictions",
+        f"  {_skill_line(summary)}",
+        f"written: {args.out}" if args.out else "(write them with --out FILE.csv)",
+    ])
     return 0
 
 
@@ -248,7 +283,6 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     """Backtest a checkpoint's signals (t+1 execution, costs) against buy-and-hold."""
     import pandas as pd
 
-    from flashtrade_lib.data.sources import get_source
     from flashtrade_lib.trading.backtest import backtest
     from flashtrade_lib.trading.metrics import compare
 
@@ -264,40 +298,49 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     raw = frame[column] - (0.5 if args.signal == "direction" else 0.0)
     # bars without a prediction (a NaN in their window) hold no position
     signals = raw.reindex(prices.index).fillna(0.0).to_frame(symbol)
-    calendar = get_source(ckpt.metadata["source"]).calendar
-    common = {"market_is": "prices", "cost_bps": args.cost_bps, "calendar": calendar}
+    common = {"market_is": "prices", "cost_bps": args.cost_bps}  # the prices carry their calendar
     model_bt = backtest(prices, signals, position=args.position, scale=args.scale, **common)
     hold = backtest(prices, pd.DataFrame(1.0, index=prices.index, columns=[symbol]), position="sign", **common)
     table = compare({"model": model_bt.metrics(), "buy_and_hold": hold.metrics()})
     keep = ["total_return", "annual_return", "sharpe", "max_drawdown", "hit_rate", "annual_turnover",
             "periods_per_year", "bars"]
+    intervals, note = _intervals({"model": model_bt.returns, "buy_and_hold": hold.returns},
+                                 model_bt.periods_per_year)
     pd.set_option("display.width", 140)
-    print(f"backtest of {symbol}, {args.split} split {prices.index[0]} → {prices.index[-1]}, "
-          f"signal={args.signal}, position={args.position}, cost {args.cost_bps} bps")
-    print(table[keep].round(4).to_string())
-    _print_intervals({"model": model_bt.returns, "buy_and_hold": hold.returns}, model_bt.periods_per_year)
+    lines = [f"backtest of {symbol}, {args.split} split {prices.index[0]} → {prices.index[-1]}, "
+             f"signal={args.signal}, position={args.position}, cost {args.cost_bps:g} bps",
+             table[keep].round(4).to_string()]
+    if intervals:
+        lines.append("95 % intervals (stationary block bootstrap, data-chosen block, 1000 resamples):")
+        lines += [f"  {name:13s}" + "  ".join(f"{k} {v['estimate']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}]"
+                                                for k, v in ci.items()) for name, ci in intervals.items()]
+    else:
+        lines.append(f"only {len(prices)} bars: too few for an interval")
+    if note:
+        lines.append("note: " + note)
+    _report(args, {"checkpoint": str(ckpt.path), "symbol": symbol, "split": args.split,
+                   "first": str(prices.index[0]), "last": str(prices.index[-1]), "signal": args.signal,
+                   "position": args.position, "cost_bps": args.cost_bps,
+                   "metrics": table[keep].to_dict(orient="index"), "intervals": intervals, "note": note,
+                   "written": args.out}, lines)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"model": model_bt.equity, "buy_and_hold": hold.equity}).to_csv(args.out)
     return 0
 
 
-def _print_intervals(returns: dict, periods: float) -> None:
-    """Sharpe and annual return with 95 % block-bootstrap intervals, and a warning when too short."""
+def _intervals(returns: dict, periods: float) -> tuple[dict[str, dict], str | None]:
+    """Sharpe and annual return with 95 % block-bootstrap intervals (none below 10 bars), and a
+    warning when the bars cover too little time for annualised figures."""
     from flashtrade_lib.trading.metrics import annualisation_note, annualised_intervals
 
     bars = len(next(iter(returns.values())))
-    if bars < 10:
-        print(f"only {bars} bars: too few for an interval")
-    else:
-        print("95 % intervals (stationary block bootstrap, data-chosen block, 1000 resamples):")
-        for name, r in returns.items():
-            ci = annualised_intervals(r, periods)
-            print(f"  {name:13s}" + "  ".join(
-                f"{k} {v.estimate:+.3f} [{v.low:+.3f}, {v.high:+.3f}]" for k, v in ci.items()))
-    note = annualisation_note(bars, periods)
-    if note:
-        print("note: " + note)
+    intervals = {} if bars < 10 else {
+        name: {k: {"estimate": v.estimate, "low": v.low, "high": v.high}
+               for k, v in annualised_intervals(r, periods).items()}
+        for name, r in returns.items()
+    }
+    return intervals, annualisation_note(bars, periods)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -364,8 +407,9 @@ def _description(doc: str | None) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from flashtrade_lib.attention.backends import BACKENDS
-    from flashtrade_lib.data.sources import source_names
+    from flashtrade_lib.data.sources import data_spec_help
     from flashtrade_lib.model.train import OBJECTIVES
+    from flashtrade_lib.trading.costs import DEFAULT_COST_BPS
 
     parser = argparse.ArgumentParser(prog="flashtrade", description=_description(__doc__), formatter_class=_Help)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
@@ -382,7 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("fetch", "download Bybit klines (network; cached)", cmd_fetch)
     p.add_argument("symbol", help="Bybit symbol, e.g. BTCUSDT")
-    p.add_argument("--interval", default="60", help="bar size: 1,3,5,15,30,60,120,240,360,720 minutes or D,W,M")
+    p.add_argument("--interval", default="60",
+                   help="bar size: 1,3,5,15,30,60,120,240,360,720 minutes or D,W,M (also 1h, 4h, 1d...)")
     p.add_argument("--start", help="first bar, e.g. 2024-01-01 (UTC; unset: as far back as Bybit has)")
     p.add_argument("--end", help="last bar (UTC; unset: now)")
     p.add_argument("--category", default="linear", choices=("spot", "linear", "inverse"),
@@ -394,14 +439,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="download the range again and replace the cached file (e.g. a corrupt one)")
     p.add_argument("--timeout", type=_seconds, default=10.0, help="deadline of each request, in seconds")
     p.add_argument("--max-retries", type=int, default=5, help="retries of a failed request")
-    p.add_argument("--base-url", help=argparse.SUPPRESS)  # tests point this at a local server
+    p.add_argument("--base-url", help="Bybit API host, e.g. https://api-testnet.bybit.com or a regional one "
+                   "(unset: $FLASHTRADE_BYBIT_URL, else https://api.bybit.com)")
 
     p = command("train", "train a model (offline)", cmd_train)
     p.add_argument("--out", required=True, help="directory for the checkpoint (created if missing)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a checkpoint an earlier run left in --out (it is refused otherwise)")
-    p.add_argument("--data", default="crypto-30m", choices=source_names(offline=True),
-                   help="bundled data set or synthetic market")
+    p.add_argument("--data", default="crypto-30m", metavar="SOURCE", help=data_spec_help())
+    p.add_argument("--interval", help="bar size of cached live bars (bybit:... 60, D; yahoo:... 1h, 1d; "
+                   "unset: the source's default) — read from the cache `flashtrade fetch` filled, offline")
     p.add_argument("--symbol", help="asset whose forward return is the target (unset: the first)")
     p.add_argument("--lookback", type=_positive, default=128, help="bars per input window")
     p.add_argument("--horizon", type=_positive, default=1, help="bars ahead of the forward log return")
@@ -423,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights, the batches and the synthetic market")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (for scripts)")
     g = p.add_argument_group("synthetic market (--data synthetic)")
     g.add_argument("--n-bars", type=_positive, default=6000, help="bars to simulate")
     g.add_argument("--n-assets", type=_positive, default=2, help="assets to simulate")
@@ -440,6 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--backend", choices=backends, default=None,
                        help="attention backend (unset: the one saved in the checkpoint)")
         p.add_argument("--batch-size", type=_positive, default=128, help="windows per forward pass")
+        p.add_argument("--json", action="store_true", help="print the result as JSON (for scripts)")
         if name == "predict":
             p.add_argument("--out", help="write predictions to this CSV file (unset: print a summary only)")
         else:
@@ -448,7 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--position", choices=("sign", "tanh"), default="sign",
                            help="how a signal becomes a weight")
             p.add_argument("--scale", type=float, default=1.0, help="tanh scale for --position tanh")
-            p.add_argument("--cost-bps", type=float, default=5.0, help="fees in bps of traded value")
+            p.add_argument("--cost-bps", type=float, default=DEFAULT_COST_BPS,
+                           help="fees in bps of traded value")
             p.add_argument("--out", help="write both equity curves to this CSV file (unset: none)")
 
     p = command("bench", "time/memory of a training step vs context (offline)", cmd_bench)

@@ -112,3 +112,21 @@ def _cell(value: Any, *, digits: int) -> str:
 
 def _escape(text: str) -> str:
     return text.replace("|", "\\|")
+
+
+def compare_times(name_a: str, seconds_a: float, name_b: str, seconds_b: float, *, same_within: float = 0.1) -> str:
+    """Two measured times as a sentence whose verdict follows the numbers: "A is 2.4× faster than B".
+
+    Within ``same_within`` (relative) of each other they are "about as fast"; chapters print
+    this instead of typing "faster", so the word stays true on the reader's machine.
+    """
+    for name, s in ((name_a, seconds_a), (name_b, seconds_b)):
+        if not s > 0:
+            raise ValueError(f"compare_times: {name}'s time must be a positive number of seconds, got {s!r}")
+    ratio = seconds_b / seconds_a
+    took = f"{name_a} took {seconds_a:.3g} s and {name_b} {seconds_b:.3g} s"
+    if abs(ratio - 1) <= same_within:
+        return f"{took}: about as fast"
+    if ratio > 1:
+        return f"{took}: {name_a} is {ratio:.1f}× faster"
+    return f"{took}: {name_a} is {1 / ratio:.1f}× slower"

@@ -45,6 +45,7 @@ __all__ = [
     "flash_attention_backward",
     "flash_attention_forward",
     "gpu_configs",
+    "tile_budget",
 ]
 
 LOG2E = 1.4426950408889634  # log2(e): exp(x) == exp2(x * LOG2E)
@@ -283,11 +284,13 @@ def _attn_bwd_dq(
 
     The reference accumulates dQ inside the key loop; on a GPU that makes programs for
     different key tiles add into the same dQ rows. FlashAttention-2 keeps that single
-    pass and adds with atomics into an fp32 buffer (``dq_accum`` in flash-attn). This
-    kernel follows the Triton tutorial's design instead: a second pass owns each dQ tile
-    and recomputes ``S``, ``P`` and ``dP`` — three more matrix products per tile pair
-    (seven in the whole backward, against FlashAttention-2's five), no atomics, and a
-    deterministic result.
+    pass and adds with atomics into an fp32 buffer (``dq_accum`` in flash-attn). Like
+    Triton's fused-attention tutorial, this kernel instead gives each dQ tile an owner that
+    recomputes ``S``, ``P`` and ``dP`` — three more matrix products per tile pair (seven
+    in the whole backward, against FlashAttention-2's five), no atomics, and a
+    deterministic result. (The tutorial runs both loops in one kernel — each program
+    finishes a key tile's dK/dV, then a query tile's dQ — after a preprocessing kernel:
+    two launches. Here they are separate kernels, so each gets its own block shape.)
     """
     start_m = tl.program_id(0) * BLOCK_M
     off_bh = tl.program_id(1)
@@ -390,6 +393,42 @@ def gpu_configs(capability: tuple[int, int], kernel: str) -> list[triton.Config]
     else:
         raise ValueError(f"unknown kernel {kernel!r}; use 'fwd', 'dkdv' or 'dq'")
     return [C({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=w, num_stages=s) for bm, bn, w, s in shapes]
+
+
+#: The 16-bit tiles each kernel's program keeps in shared memory, by their number of rows (each
+#: row is ``BLOCK_D`` wide): *held* tiles are loaded once per program; *streamed* tiles are
+#: loaded on every trip of its loop, and Triton's software pipeliner keeps several in flight.
+TILES = {
+    "fwd": {"held": ("BLOCK_M",), "streamed": ("BLOCK_N", "BLOCK_N")},  # q; k, v
+    "dkdv": {"held": ("BLOCK_N", "BLOCK_N"), "streamed": ("BLOCK_M", "BLOCK_M")},  # k, v; q, dO
+    "dq": {"held": ("BLOCK_M", "BLOCK_M"), "streamed": ("BLOCK_N", "BLOCK_N")},  # q, dO; k, v
+}
+
+
+def tile_budget(kernel: str, config: triton.Config, head_dim: int, *, capability: tuple[int, int] = (9, 0),
+                element_bytes: int = 2) -> dict[str, int]:
+    """Shared memory and fp32 accumulator registers one program of ``kernel`` needs with ``config``.
+
+    Shared memory: held tiles once, streamed tiles once per pipeline buffer — ``num_stages``
+    buffers on Hopper, ``num_stages - 1`` on older GPUs (what Triton's pipeliner allocates when
+    the strides are multiples of 16; ``tests/test_gpu_configs.py`` checks this against the
+    compiler's own count). Registers: the fp32 accumulators (``acc``; ``dk`` and ``dv``; ``dq``)
+    and the fp32 score tile, spread over the program's ``32 · num_warps`` threads — a GPU thread
+    has at most 255 registers, so this is what decides whether a tile shape spills.
+    """
+    if kernel not in TILES:
+        raise ValueError(f"unknown kernel {kernel!r}; use one of {sorted(TILES)}")
+    rows = {"BLOCK_M": config.kwargs["BLOCK_M"], "BLOCK_N": config.kwargs["BLOCK_N"]}
+    block_d = max(16, triton.next_power_of_2(head_dim))
+    buffers = config.num_stages if capability >= (9, 0) else max(1, config.num_stages - 1)
+    held = sum(rows[r] for r in TILES[kernel]["held"])
+    streamed = sum(rows[r] for r in TILES[kernel]["streamed"])
+    accumulators = (2 if kernel == "dkdv" else 1) * rows["BLOCK_N" if kernel == "dkdv" else "BLOCK_M"] * block_d
+    scores = rows["BLOCK_M"] * rows["BLOCK_N"]
+    return {
+        "shared_bytes": (held + buffers * streamed) * block_d * element_bytes,
+        "fp32_registers_per_thread": (accumulators + scores) // (32 * config.num_warps),
+    }
 
 
 _KERNELS = {"fwd": _attn_fwd, "dkdv": _attn_bwd_dkdv, "dq": _attn_bwd_dq}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Release check: try the book as a new user would. Clones this repository's committed
-# HEAD into a temporary directory and runs the README's two commands exactly as written.
+# HEAD into a temporary directory and runs the README's two commands exactly as written,
+# then the portability check of the checked outputs.
 #
 #   bash tests/release_check.sh            # keeps the clone on failure, prints where it is
 #
@@ -23,4 +24,8 @@ for cmd in "make book" "make test"; do
     echo "== $cmd passed in $((SECONDS - start)) s"
 done
 test -f _build/html/index.html
+echo "== make portability (checked outputs with ATEN_CPU_CAPABILITY=default, one thread)"
+start=$SECONDS
+make portability
+echo "== make portability passed in $((SECONDS - start)) s"
 echo "== release check passed; the fresh clone is in $work/book (delete it when done)"

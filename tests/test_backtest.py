@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flashtrade_lib.data.calendar import stamp
 from flashtrade_lib.exercises import check
 from flashtrade_lib.trading.backtest import (
     apply_caps,
@@ -20,9 +21,14 @@ EXACT = {"rtol": 0, "atol": 1e-12}
 IDX4 = pd.date_range("2024-01-01", periods=4, freq="h")
 
 
+def hourly(frame, calendar: str = "crypto"):
+    """A test's frame as hourly bars of ``calendar``: the clock a backtest reads from its market."""
+    return stamp(frame, "test", "1h", calendar=calendar)
+
+
 def _hand_market() -> tuple[pd.DataFrame, pd.DataFrame]:
     # returns: A = [., +10%, -10%, 0], B = [., 0, +10%, -20%]
-    prices = pd.DataFrame({"A": [100.0, 110.0, 99.0, 99.0], "B": [50.0, 50.0, 55.0, 44.0]}, IDX4)
+    prices = hourly(pd.DataFrame({"A": [100.0, 110.0, 99.0, 99.0], "B": [50.0, 50.0, 55.0, 44.0]}, IDX4))
     weights = pd.DataFrame({"A": [1.0, 0.5, 0.0, 1.0], "B": [0.0, -0.5, 0.0, 1.0]}, IDX4)
     return prices, weights
 
@@ -82,7 +88,7 @@ def test_spread_slippage_and_per_asset_costs_add_up() -> None:
 def test_funding_is_paid_by_longs_when_positive() -> None:
     prices, weights = _hand_market()
     rate = pd.DataFrame({"A": [0.0, 1e-4, 1e-4, 0.0], "B": [0.0, 0.0, 2e-4, 0.0]}, IDX4)
-    res = backtest(prices, weights, market_is="prices", position="weights", funding=rate)
+    res = backtest(prices, weights, market_is="prices", position="weights", funding=rate, cost_bps=0.0)
     np.testing.assert_allclose(res.funding, [0, 1e-4, 0.5e-4 - 0.5 * 2e-4, 0], **EXACT)
     np.testing.assert_allclose(res.returns, res.gross_returns - res.funding, **EXACT)
 
@@ -94,16 +100,16 @@ def test_sign_tanh_and_caps() -> None:
     # row 0: clip to [1, -0.5, 0.25] (gross 1.75) then scale by 1/1.75; row 1 untouched
     np.testing.assert_allclose(capped[0], np.array([1.0, -0.5, 0.25]) / 1.75, **EXACT)
     np.testing.assert_allclose(capped[1], [0.2, 0.2, -0.1], **EXACT)
-    r = pd.DataFrame({"A": [0.0, 0.01, 0.02, -0.01]}, IDX4)
+    r = hourly(pd.DataFrame({"A": [0.0, 0.01, 0.02, -0.01]}, IDX4))
     sig = pd.Series([0.5, -1.0, 0.0, 2.0], IDX4, name="A")
-    res = backtest(r, sig, market_is="simple_returns", position="tanh", scale=2.0)
+    res = backtest(r, sig, market_is="simple_returns", position="tanh", scale=2.0, cost_bps=0.0)
     np.testing.assert_allclose(res.targets["A"], np.tanh(2.0 * sig.to_numpy()), **EXACT)
 
 
 def test_log_returns_are_converted_not_treated_as_simple() -> None:
     rng = np.random.default_rng(3)
     idx = pd.date_range("2024", periods=50, freq="h")
-    lr = pd.DataFrame(rng.normal(0, 0.05, (50, 2)), idx, columns=["x", "y"])
+    lr = hourly(pd.DataFrame(rng.normal(0, 0.05, (50, 2)), idx, columns=["x", "y"]))
     sig = pd.DataFrame(rng.normal(size=(50, 2)), idx, columns=["x", "y"])
     from_log = backtest(lr, sig, market_is="log_returns", position="tanh", cost_bps=3)
     from_simple = backtest(np.expm1(lr), sig, market_is="simple_returns", position="tanh", cost_bps=3)
@@ -120,7 +126,7 @@ def _random_case(seed: int, n: int = 300, k: int = 3) -> tuple[pd.DataFrame, ...
     rng = np.random.default_rng(seed)
     idx = pd.date_range("2023-01-01", periods=n, freq="h")
     cols = [f"a{i}" for i in range(k)]
-    r = pd.DataFrame(rng.standard_t(4, (n, k)) * 0.01, idx, columns=cols)
+    r = hourly(pd.DataFrame(rng.standard_t(4, (n, k)) * 0.01, idx, columns=cols))
     s = pd.DataFrame(rng.normal(size=(n, k)), idx, columns=cols)
     f = pd.DataFrame(rng.normal(0, 1e-4, (n, k)), idx, columns=cols)
     return r, s, f
@@ -132,7 +138,7 @@ def _random_case(seed: int, n: int = 300, k: int = 3) -> tuple[pd.DataFrame, ...
         {"position": "sign", "threshold": 0.2},
         {"position": "tanh", "scale": 3.0, "max_weight": 0.6, "max_gross": 1.5},
         {"position": "weights", "account_drift": False},
-        {"position": "tanh", "target_vol": 0.3, "vol_lookback": 24, "max_gross": 2.0},
+        {"position": "tanh", "target_vol": 0.3, "vol_lookback": "24h", "max_gross": 2.0},
     ],
 )
 def test_vectorised_equals_the_per_bar_loop(kwargs: dict) -> None:
@@ -140,7 +146,8 @@ def test_vectorised_equals_the_per_bar_loop(kwargs: dict) -> None:
     fast = backtest(
         r, s, market_is="simple_returns", cost_bps=7.5, funding=f, capital=1000.0, **kwargs
     )
-    slow = backtest_loop(r, s, cost_bps=7.5, funding=f, periods=8760, capital=1000.0, **kwargs)
+    in_bars = {**kwargs, "vol_lookback": 24} if "vol_lookback" in kwargs else kwargs  # the loop counts bars
+    slow = backtest_loop(r, s, cost_bps=7.5, funding=f, periods=8760, capital=1000.0, **in_bars)
     for name, series in [
         ("net", fast.returns),
         ("gross", fast.gross_returns),
@@ -180,7 +187,7 @@ def test_block_boundaries_change_nothing(block: int, monkeypatch: pytest.MonkeyP
     import flashtrade_lib.trading.backtest as bt
 
     r, s, f = _random_case(13)
-    kwargs = {"position": "tanh", "target_vol": 0.3, "vol_lookback": 24, "max_gross": 1.5,
+    kwargs = {"position": "tanh", "target_vol": 0.3, "vol_lookback": "24h", "max_gross": 1.5,
               "cost_bps": {"a0": 3.0, "a1": 5.0, "a2": 8.0}, "funding": f}
     whole = backtest(r, s, market_is="simple_returns", **kwargs)
     monkeypatch.setattr(bt, "_BLOCK", block)
@@ -189,7 +196,7 @@ def test_block_boundaries_change_nothing(block: int, monkeypatch: pytest.MonkeyP
                  (whole.asset_pnl, split.asset_pnl), (whole.positions, split.positions)]:
         np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), **EXACT)
     slow = backtest_loop(r, s, cost_bps=0.0, funding=f, position="tanh", target_vol=0.3,
-                         vol_lookback=24, max_gross=1.5)
+                         vol_lookback=24, periods=8760, max_gross=1.5)
     np.testing.assert_allclose(split.gross_returns.to_numpy(), slow["gross"], **EXACT)
     np.testing.assert_allclose(split.turnover.to_numpy(), slow["turnover"], **EXACT)
 
@@ -199,7 +206,7 @@ def test_no_look_ahead(t: int) -> None:
     """Changing signals after bar t, or prices after bar t+1, changes nothing up to t+1."""
     r, s, _ = _random_case(5)
     prices = 100 * (1 + r).cumprod()
-    kwargs = {"market_is": "prices", "position": "tanh", "target_vol": 0.4, "vol_lookback": 12,
+    kwargs = {"market_is": "prices", "position": "tanh", "target_vol": 0.4, "vol_lookback": "12h",
               "cost_bps": 5, "max_gross": 1.5}
     base = backtest(prices, s, **kwargs)
     rng = np.random.default_rng(t)
@@ -224,18 +231,18 @@ def test_t_plus_one_exercise_solution_is_the_library_rule() -> None:
 
     strategy_returns = load()["ch08-t-plus-one"].build()
     rng = np.random.default_rng(1)
-    r = pd.Series(rng.normal(0, 0.01, 200), index=pd.date_range("2022-01-01", periods=200, freq="h"))
+    r = hourly(pd.Series(rng.normal(0, 0.01, 200), index=pd.date_range("2022-01-01", periods=200, freq="h")))
     pos = np.sign(r).where(rng.random(200) < 0.7, -np.sign(r))  # a look-ahead position
-    res = backtest(r.rename("x"), pos.rename("x"), market_is="simple_returns", position="weights")
+    res = backtest(r.rename("x"), pos.rename("x"), market_is="simple_returns", position="weights", cost_bps=0.0)
     np.testing.assert_allclose(res.returns, strategy_returns(r, pos), **EXACT)
     assert check("ch08-t-plus-one", strategy_returns).passed
 
 
 def test_result_metrics_use_the_bar_frequency() -> None:
     r, s, _ = _random_case(2)
-    res = backtest(r, s, market_is="simple_returns")
-    assert res.periods_per_year == 8760
-    fx = backtest(r, s, market_is="simple_returns", calendar="fx")
+    res = backtest(r, s, market_is="simple_returns", cost_bps=0.0)
+    assert res.periods_per_year == 8760 and res.returns.attrs["calendar"] == "crypto"
+    fx = backtest(hourly(r.copy(), "fx"), s, market_is="simple_returns")
     assert fx.periods_per_year == 6240
     m = res.metrics()
     assert m["sharpe"] == pytest.approx(res.returns.mean() / res.returns.std() * np.sqrt(8760))
@@ -311,7 +318,7 @@ def test_market_kind_must_be_said() -> None:
 
 def test_ruin_is_an_error_not_a_negative_equity() -> None:
     idx = pd.date_range("2024", periods=3, freq="h")
-    r = pd.DataFrame({"x": [0.0, -0.6, 0.1]}, idx)
+    r = hourly(pd.DataFrame({"x": [0.0, -0.6, 0.1]}, idx))
     with pytest.raises(ValueError, match="lost 100%"):
         backtest(r, pd.DataFrame({"x": [2.0, 2.0, 2.0]}, idx), market_is="simple_returns",
                  position="weights")

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flashtrade_lib.data.calendar import stamp
 from flashtrade_lib.trading.backtest import backtest
 from flashtrade_lib.trading.baselines import (
     buy_and_hold,
@@ -23,8 +24,9 @@ EXACT = {"rtol": 0, "atol": 1e-12}
 def _prices(n: int = 200, k: int = 3, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     idx = pd.date_range("2024-01-01", periods=n, freq="h")
-    return pd.DataFrame(100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n, k)), axis=0)), idx,
-                        columns=[f"c{i}" for i in range(k)])
+    prices = pd.DataFrame(100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n, k)), axis=0)), idx,
+                          columns=[f"c{i}" for i in range(k)])
+    return stamp(prices, "test", "1h", calendar="crypto")
 
 
 def test_buy_and_hold_trades_once_and_earns_the_weighted_price_growth() -> None:
@@ -42,7 +44,7 @@ def test_buy_and_hold_trades_once_and_earns_the_weighted_price_growth() -> None:
 
 def test_buy_and_hold_keeps_uninvested_weight_in_cash() -> None:
     p = _prices(k=1)
-    res = backtest(p, buy_and_hold(p, {"c0": 0.5}), market_is="prices", position="weights")
+    res = backtest(p, buy_and_hold(p, {"c0": 0.5}), market_is="prices", position="weights", cost_bps=0.0)
     expected = 0.5 + 0.5 * p["c0"] / p["c0"].iloc[0]
     np.testing.assert_allclose(res.equity.iloc[1:], expected.iloc[1:], rtol=1e-12)
     np.testing.assert_allclose(res.turnover.iloc[2:], 0.0, **EXACT)

@@ -28,6 +28,8 @@ TINY = {
     "grading_time": ["--chapters", "00", "--cell-timeout", "60", "--max-wait", "0"],
     "lookback_sweep": ["--bars", "700", "--lookbacks", "4", "8", "--folds", "2", "--seeds", "0",
                        "--steps", "5", "--reps", "99", "--threads", "1", "--max-wait", "0"],
+    # every stage of `make test` in a fresh clone, with `true` standing in for make
+    "test_suite_time": ["--make", "true", "--max-wait", "0"],
 }
 
 
@@ -53,13 +55,17 @@ def test_benchmark_script_writes_a_record(name: str, tmp_path: Path) -> None:
         assert record["reference_gets_every_point"] and record["load"]["cores"] >= 1
         assert {r["submission"] for r in record["rows"]} == {"reference", "typical-wrong"}
         assert all(r["seconds"] > 0 for r in record["rows"])
+    if name == "test_suite_time":  # each stage timed, the README's sentence generated from the record
+        assert list(record["stages"]) == list(_load(name).STAGES) and record["passed"]
+        assert "From a fresh clone `make test` took" in _load(name).readme_line(record)
     # windows_memory returns 1 when its memory target fails: at this size it must pass
     assert status == 0
 
 
 def test_every_benchmark_script_is_exercised() -> None:
     scripts = {p.stem for p in BENCHMARKS.glob("*.py")}
-    assert scripts - {"gpu_attention"} == set(TINY), "add new benchmark scripts to TINY"
+    gpu = {"gpu_attention", "gpu_check"}  # need a GPU; their dry run is tests/test_gpu_check.py
+    assert scripts - gpu == set(TINY), "add new benchmark scripts to TINY"
 
 
 def test_write_record_stamps_provenance(tmp_path: Path) -> None:
@@ -71,3 +77,14 @@ def test_write_record_stamps_provenance(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="environment="):
         write_record(tmp_path / "bad.json", {"environment": {}})
     assert load_record(tmp_path / "missing.json") is None
+
+
+def test_readme_states_the_recorded_suite_time() -> None:
+    """The README's sentence about `make test`'s time is the one generated from its record."""
+    suite = _load("test_suite_time")
+    readme = (BENCHMARKS.parent / "README.md").read_text()
+    record = load_record("test_suite_time")
+    if record is None:
+        assert "not recorded yet" in readme.split(suite.README_MARKERS[0])[1]
+    else:
+        assert suite.readme_with(readme, suite.readme_line(record)) == readme

@@ -62,7 +62,7 @@ def test_train_writes_a_checkpoint_with_data_metadata(trained, capsys):
 
 
 def test_train_prints_a_json_summary(tmp_path, capsys):
-    code, out, _ = run(capsys, "train", "--out", str(tmp_path), *TINY, "--bidirectional")
+    code, out, _ = run(capsys, "train", "--out", str(tmp_path), *TINY, "--bidirectional", "--json")
     assert code == 0
     summary = json.loads(out)
     assert summary["epochs_run"] == 1 and summary["test"]["n"] > 0
@@ -72,7 +72,8 @@ def test_train_prints_a_json_summary(tmp_path, capsys):
 
 def test_predict_writes_one_row_per_test_window(trained, tmp_path, capsys):
     csv = tmp_path / "pred.csv"
-    code, out, _ = run(capsys, "predict", "--checkpoint", str(trained), "--out", str(csv), "--backend", "naive")
+    code, out, _ = run(capsys, "predict", "--checkpoint", str(trained), "--out", str(csv), "--backend", "naive",
+                       "--json")
     assert code == 0
     frame = pd.read_csv(csv, index_col=0, parse_dates=True)
     summary = json.loads(out)
@@ -80,6 +81,13 @@ def test_predict_writes_one_row_per_test_window(trained, tmp_path, capsys):
     assert len(frame) == summary["n"] > 0
     assert frame.index.is_monotonic_increasing
     assert str(frame.index[0]) == summary["first"].replace("+00:00", "+00:00")
+
+
+def test_results_read_as_sentences_by_default(trained, capsys):
+    code, out, _ = run(capsys, "predict", "--checkpoint", str(trained))
+    assert code == 0 and out.startswith("SYN0, test split ") and "IC " in out and "{" not in out
+    code, out, _ = run(capsys, "backtest", "--checkpoint", str(trained), "--json")
+    assert code == 0 and json.loads(out)["metrics"]["model"]["periods_per_year"] == 8760
 
 
 def test_backtest_prints_model_and_buy_and_hold(trained, tmp_path, capsys):

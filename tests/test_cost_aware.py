@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flashtrade_lib.data.calendar import stamp
 from flashtrade_lib.trading.backtest import backtest
 from flashtrade_lib.trading.cost_aware import (
     breakeven_cost,
@@ -21,7 +22,7 @@ def _market(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     idx = pd.date_range("2024-01-01", periods=n, freq="h")
     sig = rng.standard_normal(n)
     r = np.r_[0.0, 0.3 * 1e-3 * sig[:-1]] + 1e-3 * rng.standard_normal(n)
-    prices = pd.DataFrame({"X": 100 * np.cumprod(1 + r)}, index=idx)
+    prices = stamp(pd.DataFrame({"X": 100 * np.cumprod(1 + r)}, index=idx), "test", "1h", calendar="crypto")
     return prices, pd.DataFrame({"X": sig}, index=idx)
 
 
@@ -55,7 +56,7 @@ def test_fit_rule_chooses_k_on_the_bars_it_is_given():
 
 def test_breakeven_cost_is_where_the_engine_nets_zero():
     prices, sig = _market()
-    gross = backtest(prices, sig, market_is="prices", position="sign")
+    gross = backtest(prices, sig, market_is="prices", position="sign", cost_bps=0.0)
     be = breakeven_cost(gross.gross_returns, gross.turnover, reps=200)
     at_breakeven = backtest(prices, sig, market_is="prices", position="sign", cost_bps=be.estimate)
     assert abs(at_breakeven.returns.mean()) < 1e-12

@@ -12,13 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flashtrade_lib.data.calendar import stamp
 from flashtrade_lib.trading.backtest import MAX_COST_BPS, RuinError, backtest
 
 IDX = pd.date_range("2024-01-01", periods=6, freq="h")
 
 
 def _frame(values: list[float]) -> pd.DataFrame:
-    return pd.DataFrame({"x": values}, IDX)
+    return stamp(pd.DataFrame({"x": values}, IDX), "test", "1h", calendar="crypto")
 
 
 @pytest.mark.parametrize("account_drift", [True, False])
@@ -48,7 +49,7 @@ def test_funding_can_ruin_and_is_counted_on_the_last_bar() -> None:
 
 def test_a_heavy_but_survivable_loss_is_not_ruin() -> None:
     res = backtest(_frame([0.0, 0.0, -0.45, 0.0, 0.0, 0.0]), _frame([2.0] * 6), market_is="simple_returns",
-                   position="weights")
+                   position="weights", cost_bps=0.0)
     assert res.equity.min() == pytest.approx(0.1) and (res.equity > 0).all()
 
 

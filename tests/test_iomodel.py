@@ -11,15 +11,25 @@ from flashtrade_lib.attention.iomodel import (
     IOCount,
     SlowMemory,
     attention_flops,
+    backward_blocks_for_memory,
+    backward_fast_memory_needed,
     blocks_for_memory,
     fast_memory_needed,
     io_lower_bound,
     simulate_standard,
     simulate_tiled,
+    simulate_tiled_backward,
     standard_attention_io,
     tiled_attention_io,
+    tiled_backward_io,
+    tiled_io_for_memory,
+    tiled_io_upper_bound,
 )
-from flashtrade_lib.attention.reference import naive_attention
+from flashtrade_lib.attention.reference import (
+    naive_attention,
+    tiled_attention,
+    tiled_attention_backward,
+)
 
 
 def _qkv(nq: int, nk: int, d: int, dv: int, seed: int) -> tuple[np.ndarray, ...]:
@@ -133,3 +143,68 @@ def test_flop_counts_chapters_3_and_4_agree_on() -> None:
     assert attention_flops(n, d, pass_="backward") / attention_flops(n, d) == 2.5
     with pytest.raises(ValueError, match="pass_"):
         attention_flops(n, d, pass_="sideways")
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(8, 96), d=st.integers(1, 8), extra=st.integers(0, 2000), seed=st.integers(0, 2**16))
+def test_exact_formula_in_m_equals_the_instrumented_count(n: int, d: int, extra: int, seed: int) -> None:
+    """Chapter 2's plotted curve: the formula at blocks_for_memory(M) is SlowMemory's count, exactly."""
+    m = fast_memory_needed(1, 1, d) + extra
+    q, k, v = _qkv(n, n, d, d, seed)
+    bq, bk = blocks_for_memory(m, d)
+    run = simulate_tiled(q, k, v, block_q=bq, block_k=bk)
+    assert run.io == tiled_io_for_memory(n, d, m)
+    assert run.peak_fast_elements <= m
+
+
+@pytest.mark.parametrize(("n", "d"), [(2048, 64), (1000, 16), (300, 7)])
+def test_closed_form_bound_is_above_the_exact_count_at_every_m(n: int, d: int) -> None:
+    """The plotted bound lies on or above the exact (= instrumented) count for every integer M in range."""
+    lo = fast_memory_needed(1, 1, d)
+    ms = sorted(set(np.unique(np.geomspace(lo, n * d, 600).astype(int)).tolist()) | {lo, n * d})
+    for m in ms:
+        assert tiled_io_for_memory(n, d, m).total <= tiled_io_upper_bound(n, d, m), m
+    # and is an order-N²d²/M curve: within a constant of it where M >> d²
+    m = n * d
+    assert tiled_io_upper_bound(n, d, m) < 20 * io_lower_bound(n, d, m)
+
+
+def test_one_pass_over_k_and_v_needs_about_3nd_not_nd() -> None:
+    """At M = Nd the query block is about N/3: K and V are read several times, not once."""
+    n, d = 2048, 64
+    bq, _ = blocks_for_memory(n * d, d)
+    assert bq == 633 and -(-n // bq) == 4
+    one_pass = min(m for m in range(n * d, 4 * n * d, 64) if blocks_for_memory(m, d)[0] >= n)
+    assert 3 * n * d < one_pass < 3.1 * n * d
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    nq=st.integers(1, 30), nk=st.integers(1, 30), d=st.integers(1, 6), dv=st.integers(1, 6),
+    block_q=st.integers(1, 40), block_k=st.integers(1, 40), causal=st.booleans(), seed=st.integers(0, 2**16),
+)
+def test_instrumented_backward_matches_its_formula_and_the_library(
+    nq: int, nk: int, d: int, dv: int, block_q: int, block_k: int, causal: bool, seed: int
+) -> None:
+    if causal:
+        nk = nq  # causal rows all see key 0; a square problem keeps every row non-empty
+    q, k, v = _qkv(nq, nk, d, dv, seed)
+    o, lse = tiled_attention(q, k, v, block_q=block_q, block_k=block_k, causal=causal, return_lse=True)
+    do = np.random.default_rng(seed + 1).standard_normal(o.shape)
+    grads, io = simulate_tiled_backward(q, k, v, o, lse, do, block_q=block_q, block_k=block_k, causal=causal)
+    assert io == tiled_backward_io(nq, d, n_k=nk, d_v=dv, block_q=block_q, block_k=block_k, causal=causal)
+    ref = tiled_attention_backward(q, k, v, o, lse, do, block_q=block_q, block_k=block_k, causal=causal)
+    for ours, lib in zip(grads, ref, strict=True):
+        np.testing.assert_allclose(ours, lib, atol=1e-10)
+
+
+def test_backward_blocks_fit_and_its_traffic_falls_as_one_over_m() -> None:
+    n, d = 16384, 64
+    traffic = []
+    for m in (2**16, 2**17, 2**18):
+        bq, bk = backward_blocks_for_memory(m, d)
+        assert backward_fast_memory_needed(bq, bk, d) <= m < backward_fast_memory_needed(bq, bk + 1, d)
+        traffic.append(tiled_backward_io(n, d, block_q=bq, block_k=bk).total)
+    assert 1.8 < traffic[0] / traffic[1] < 2.5 and 1.8 < traffic[1] / traffic[2] < 2.5
+    with pytest.raises(ValueError, match="cannot hold"):
+        backward_blocks_for_memory(100, 64)

@@ -44,7 +44,7 @@ def test_periods_per_year_from_a_frequency(freq: str, calendar: str, expected: f
 
 def test_periods_per_year_from_indexes_with_market_gaps() -> None:
     hourly = pd.date_range("2024-01-01", periods=24 * 60, freq="h")
-    assert m.periods_per_year(hourly) == 8760
+    assert m.periods_per_year(hourly, "crypto") == 8760
     fx = hourly[hourly.day_of_week < 5]  # FX closes at weekends: gaps must not matter
     assert m.periods_per_year(fx, "fx") == 6240
     session = pd.DatetimeIndex(
@@ -162,7 +162,7 @@ def test_quantstats_default_is_252_which_is_wrong_for_hourly_crypto() -> None:
     qs = pytest.importorskip("quantstats")
     idx = pd.date_range("2024", periods=1000, freq="h")
     r = pd.Series(np.random.default_rng(1).normal(1e-4, 0.005, 1000), index=idx)
-    ratio = m.sharpe(r, m.periods_per_year(idx)) / float(qs.stats.sharpe(r))
+    ratio = m.sharpe(r, m.periods_per_year(idx, "crypto")) / float(qs.stats.sharpe(r))
     assert ratio == pytest.approx(math.sqrt(8760 / 252), rel=1e-9)
 
 

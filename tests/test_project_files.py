@@ -73,7 +73,8 @@ def _toc_files() -> list[str]:
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     files = [toc["root"]]
     for part in toc.get("parts", []):
-        files += [chapter["file"] for chapter in part.get("chapters", [])]
+        for chapter in part.get("chapters", []):
+            files += [chapter["file"]] + [section["file"] for section in chapter.get("sections", [])]
     return files
 
 

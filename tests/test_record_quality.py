@@ -130,7 +130,7 @@ def test_write_record_refuses_quality_inside_the_record(tmp_path: Path) -> None:
 def test_records_have_one_located_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """By name: the checkout's benchmarks/results here; $FLASHTRADE_RESULTS wins when set."""
     monkeypatch.delenv(bench.RESULTS_ENV, raising=False)
-    assert bench.results_dir() == Path(bench.__file__).resolve().parents[1] / "benchmarks" / "results"
+    assert bench.results_dir() == Path(bench.__file__).resolve().parents[2] / "benchmarks" / "results"
     assert bench.record_path("numpy_attention") == bench.results_dir() / "numpy_attention.json"
     monkeypatch.setenv(bench.RESULTS_ENV, str(tmp_path))
     (tmp_path / "demo.json").write_text(json.dumps({"benchmark": "demo"}))
@@ -174,7 +174,7 @@ def test_installed_wheels_ship_the_records() -> None:
     """Outside a checkout, results_dir() falls back to package data that pyproject must declare."""
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
-    config = tomllib.loads((Path(bench.__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    config = tomllib.loads((Path(bench.__file__).resolve().parents[2] / "pyproject.toml").read_text())
     tools = config["tool"]["setuptools"]
     assert tools["package-dir"]["flashtrade_lib.results"] == "benchmarks/results"
     assert "flashtrade_lib.results" in tools["packages"]

@@ -47,3 +47,13 @@ def test_show_table_says_what_is_wrong() -> None:
     with pytest.raises(ValueError, match="non-empty"):
         say("  ")
     assert say("The interval contains 0: no evidence of skill.").data.startswith("The interval")
+
+
+def test_compare_times_words_follow_the_numbers() -> None:
+    from flashtrade_lib.show import compare_times
+
+    assert compare_times("SDPA", 0.1, "NumPy", 0.25).endswith("SDPA is 2.5× faster")
+    assert compare_times("SDPA", 0.5, "NumPy", 0.25).endswith("SDPA is 2.0× slower")
+    assert compare_times("SDPA", 0.26, "NumPy", 0.25).endswith("about as fast")
+    with pytest.raises(ValueError, match="positive"):
+        compare_times("SDPA", 0.0, "NumPy", 0.25)

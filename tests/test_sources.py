@@ -29,14 +29,16 @@ def test_one_entry_reaches_every_consumer(toy):
     data = market_datasets("toy-1h", lookback=16, n_bars=500)
     assert data.metadata["source"] == "toy-1h" and data.metadata["toy-1h"] == {"n_bars": 500}
     train = next(a for a in build_parser()._actions if a.dest == "command").choices["train"]
-    assert "toy-1h" in next(a for a in train._actions if a.dest == "data").choices
+    assert "toy-1h" in next(a for a in train._actions if a.dest == "data").help
     assert get_source("toy-1h").calendar == "equity"
+    # the bars carry the entry's calendar into the task, whatever the loader stamped
+    assert data.metadata["calendar"] == "equity" and data.metadata["periods_per_year"] == 1638
 
 
 def test_the_registry_knows_the_shipped_sources():
     assert source_names(offline=True) == ("crypto-30m", "eurusd-1h", "synthetic")
     assert source_names(kind="live") == ("bybit", "yahoo")
-    assert get_source("eurusd-1h").market_closes and get_source("eurusd-1h").calendar == "fx"
+    assert get_source("eurusd-1h").calendar == "fx"
 
 
 def test_bad_names_and_entries_are_refused(toy):
@@ -44,7 +46,9 @@ def test_bad_names_and_entries_are_refused(toy):
         get_source("nope", offline=True)
     with pytest.raises(ValueError, match="already registered"):
         register(toy)
-    with pytest.raises(ValueError, match="a live source has no offline loader"):
-        register(DataSource("half", "live", "x", load=toy.load))
+    with pytest.raises(ValueError, match="a live source is read from the cache"):
+        register(DataSource("half", "live", "x", load=toy.load, calendar="crypto"))
+    with pytest.raises(ValueError, match="calendar must be one of"):
+        register(DataSource("odd", "bundled", "x", load=toy.load, calendar="lunar"))
     with pytest.raises(TypeError, match="takes no options \\['symbols'\\]"):
         sources.load_bundled("toy-1h", symbols=["A"])

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flashtrade_lib.data.calendar import stamp
 from flashtrade_lib.trading.backtest import backtest
 from flashtrade_lib.trading.baselines import (
     momentum,
@@ -21,8 +22,9 @@ EXACT = {"rtol": 0, "atol": 1e-12}
 def _prices(n: int = 400) -> pd.DataFrame:
     rng = np.random.default_rng(2)
     idx = pd.date_range("2024-01-01", periods=n, freq="h")
-    return pd.DataFrame(100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n, 2)), axis=0)), idx,
-                        columns=["a", "b"])
+    prices = pd.DataFrame(100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n, 2)), axis=0)), idx,
+                          columns=["a", "b"])
+    return stamp(prices, "test", "1h", calendar="crypto")  # hourly 24/7 bars: the clock the data carries
 
 
 def _expanding(n: int, first: int, step: int) -> list[tuple[slice, slice]]:
@@ -66,7 +68,7 @@ def test_history_gives_vol_targeting_a_window_without_leaking_positions() -> Non
         return momentum(p, 5).loc[test]
 
     wf = walk_forward(folds, lambda train: None, signal, market=p, market_is="prices",
-                      history=48, position="tanh", target_vol=0.2, vol_lookback=48)
+                      history=48, position="tanh", target_vol=0.2, vol_lookback="48h")
     for f in wf.folds:
         assert (f.positions.iloc[0] == 0).all()  # each fold starts flat
         assert (f.positions.iloc[1:] != 0).any().any()  # vol window exists from the start

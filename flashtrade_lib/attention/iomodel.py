@@ -7,8 +7,12 @@ tiles past on-chip Q tiles and needs ``Θ(N²d²/M)`` for an on-chip memory of `
 elements (Dao et al. 2022, Theorem 2). This module gives
 
 * exact counts for both algorithms, as the book implements them
-  (:func:`standard_attention_io`, :func:`tiled_attention_io`), with the paper's
-  block-size rule for a given ``M`` (:func:`blocks_for_memory`);
+  (:func:`standard_attention_io`, :func:`tiled_attention_io`), the block sizes a
+  fast-memory budget of ``M`` elements allows (:func:`blocks_for_memory`), the exact
+  traffic as a function of ``M`` (:func:`tiled_io_for_memory`) and a closed-form upper
+  bound on it (:func:`tiled_io_upper_bound`);
+* the same for the tiled backward (:func:`tiled_backward_io`,
+  :func:`backward_blocks_for_memory`, :func:`simulate_tiled_backward`);
 * the paper's lower bound beside that upper bound (:func:`io_lower_bound`,
   Proposition 3: no exact algorithm does asymptotically better for all ``d ≤ M ≤ Nd``);
 * *instrumented runs* (:func:`simulate_standard`, :func:`simulate_tiled`) that
@@ -36,6 +40,12 @@ __all__ = [
     "tiled_attention_io",
     "blocks_for_memory",
     "fast_memory_needed",
+    "tiled_io_for_memory",
+    "tiled_io_upper_bound",
+    "tiled_backward_io",
+    "backward_blocks_for_memory",
+    "backward_fast_memory_needed",
+    "simulate_tiled_backward",
     "io_lower_bound",
     "attention_flops",
     "SlowMemory",
@@ -126,9 +136,13 @@ def blocks_for_memory(m: int, d: int, d_v: int | None = None) -> tuple[int, int]
     K/V tiles outside, Q tiles streamed inside, so the outer (key) block decides how
     often the inner operand is re-read. Our loop order is FlashAttention-2's — Q outside
     — so the roles swap: the small block is ``block_k = min(⌊M/4d⌋, d)`` and ``block_q``
-    is as large as :func:`fast_memory_needed` allows. ``block_q`` then sets how often K
-    and V are re-read: ``⌈N/block_q⌉ ≈ 3Nd/M`` times for ``M ≫ d²``, i.e. ``Θ(N²d²/M)``
-    element accesses (Theorem 2, for ``d ≤ M ≤ Nd``).
+    takes the rest of ``M``. A tile step holds the K and V tiles (``block_k·(d + d_v)``)
+    and, per query row, its Q row, score row, output row and ``m``, ``ℓ``
+    (``d + block_k + d_v + 2``; :func:`fast_memory_needed`), so
+    ``block_q = ⌊(M − block_k·(d + d_v)) / (d + block_k + d_v + 2)⌋``. K and V are then
+    read ``⌈N/block_q⌉`` times: about ``N(3d + 2)/(M − 2d²)`` once ``M ≥ 4d²`` — the
+    ``Θ(N²d²/M)`` of Theorem 2, whose constant tends to 6 only when ``M ≫ 2d²`` and
+    ``N ≫ block_q`` (:func:`tiled_io_upper_bound`).
     """
     m, d = _positive(m, "m"), _positive(d, "d")
     dv = d if d_v is None else _positive(d_v, "d_v")
@@ -151,6 +165,32 @@ def fast_memory_needed(block_q: int, block_k: int, d: int, d_v: int | None = Non
     bq, bk, d = _positive(block_q, "block_q"), _positive(block_k, "block_k"), _positive(d, "d")
     dv = d if d_v is None else _positive(d_v, "d_v")
     return bq * d + bk * d + bk * dv + bq * bk + bq * dv + 2 * bq
+
+
+def tiled_io_for_memory(n: int, d: int, m: int, *, d_v: int | None = None) -> IOCount:
+    """Exact traffic of the tiled forward when its blocks fill a fast memory of ``m`` elements.
+
+    :func:`tiled_attention_io` at :func:`blocks_for_memory`'s blocks: a step function of
+    ``m`` (``⌈N/block_q⌉`` jumps), the curve chapter 2 plots through the instrumented counts.
+    """
+    block_q, block_k = blocks_for_memory(m, d, d_v)
+    return tiled_attention_io(n, d, block_q=block_q, block_k=block_k, d_v=d_v)
+
+
+def tiled_io_upper_bound(n: int, d: int, m: int, *, d_v: int | None = None) -> float:
+    """A closed-form upper bound on :func:`tiled_io_for_memory`: the formula with its floors and ceilings removed.
+
+    With ``c = block_k`` and ``w = d + c + d_v + 2`` (fast memory per query row),
+    ``block_q ≥ (M − c(d + d_v) − w + 1)/w`` and ``⌈N/block_q⌉ < N/block_q + 1``, so the
+    traffic ``N·d + N·d_v + N + ⌈N/block_q⌉·N(d + d_v)`` is below
+    ``N(d + d_v + 1) + N(d + d_v)·(N·w/(M − c(d + d_v) − w + 1) + 1)``. For ``M ≫ d²`` that is
+    ``≈ 2N²d(3d + 2)/M ≈ 6N²d²/M``: the order ``N²d²/M`` times a constant.
+    """
+    n, d, m = _positive(n, "n"), _positive(d, "d"), _positive(m, "m")
+    dv = d if d_v is None else _positive(d_v, "d_v")
+    _, c = blocks_for_memory(m, d, dv)  # raises when not even one query row fits
+    w = d + c + dv + 2
+    return n * (d + dv + 1) + n * (d + dv) * (n * w / (m - c * (d + dv) - w + 1) + 1)
 
 
 def io_lower_bound(n: int, d: int, m: int) -> float:
@@ -319,3 +359,120 @@ def simulate_tiled(
             hl.store(slice(q0, q1), m + np.log(ell))
     io = sum((h.io for h in (hq, hk, hv, ho, hl)), IOCount(0, 0))
     return TiledRun(ho.peek().copy(), hl.peek().copy(), io, peak)
+
+
+# --- The backward: key tiles outside, so dQ is read, updated and written back once per key tile ---
+
+
+def backward_fast_memory_needed(block_q: int, block_k: int, d: int, d_v: int | None = None) -> int:
+    """Elements held on chip during one tile step of the tiled backward.
+
+    The key tile's ``K``, ``V`` and their gradient accumulators ``dK``, ``dV``; the query
+    tile's ``Q``, ``dO`` and ``dQ`` and its ``L``, ``D``; the ``P`` and ``dS`` tiles.
+    """
+    bq, bk, d = _positive(block_q, "block_q"), _positive(block_k, "block_k"), _positive(d, "d")
+    dv = d if d_v is None else _positive(d_v, "d_v")
+    return 2 * bk * (d + dv) + bq * (2 * d + dv + 2) + 2 * bq * bk
+
+
+def backward_blocks_for_memory(m: int, d: int, d_v: int | None = None) -> tuple[int, int]:
+    """The largest ``(block_q, block_k)`` whose backward tile step fits in ``m`` elements.
+
+    The backward's outer loop runs over key tiles, so the *key* block is the large one
+    (it sets how often Q, dO and dQ are streamed past) and the query block the small one,
+    ``min(⌊M/4d⌋, d)`` — FlashAttention-1's rule, which the backward of FlashAttention-2 keeps.
+    """
+    m, d = _positive(m, "m"), _positive(d, "d")
+    dv = d if d_v is None else _positive(d_v, "d_v")
+    block_q = max(1, min(d, m // (4 * d)))
+    block_k = (m - block_q * (2 * d + dv + 2)) // (2 * (d + dv) + 2 * block_q)
+    if block_k < 1:
+        raise ValueError(
+            f"on-chip memory m={m} elements cannot hold one key row of the backward with d={d}, "
+            f"d_v={dv}; it needs at least {backward_fast_memory_needed(1, 1, d, dv)}"
+        )
+    return int(block_q), int(block_k)
+
+
+def tiled_backward_io(
+    n: int,
+    d: int,
+    *,
+    block_q: int,
+    block_k: int,
+    n_k: int | None = None,
+    d_v: int | None = None,
+    causal: bool = False,
+) -> IOCount:
+    """Slow-memory traffic of :func:`~flashtrade_lib.attention.reference.tiled_attention_backward`, per head.
+
+    First ``D = rowsum(dO ∘ O)``: read ``dO`` and ``O``, write ``D``. Then for each key tile:
+    read ``K_j``, ``V_j`` once and write ``dK_j``, ``dV_j`` once; for every query tile it
+    visits, read ``Q_i``, ``dO_i``, ``L_i``, ``D_i`` and ``dQ_i``, and write ``dQ_i`` back —
+    ``dQ``'s read-modify-write is paid once per key tile, ``⌈N_k/block_k⌉`` times in all,
+    which makes the backward's traffic ``Θ(N²d²/M)`` too.
+    """
+    nq, d = _positive(n, "n"), _positive(d, "d")
+    nk = nq if n_k is None else _positive(n_k, "n_k")
+    dv = d if d_v is None else _positive(d_v, "d_v")
+    bq, bk = _positive(block_q, "block_q"), _positive(block_k, "block_k")
+    q_rows = 0  # query rows streamed past key tiles, summed over key tiles
+    for k0 in range(0, nk, bk):
+        for q0 in range(0, nq, bq):
+            q1 = min(q0 + bq, nq)
+            if not (causal and causal_block_skipped(q1, k0)):
+                q_rows += q1 - q0
+    reads = 2 * nq * dv + nk * (d + dv) + q_rows * (2 * d + dv + 2)
+    writes = nq + nk * (d + dv) + q_rows * d
+    return IOCount(reads, writes)
+
+
+def simulate_tiled_backward(
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    o: np.ndarray,
+    lse: np.ndarray,
+    do: np.ndarray,
+    *,
+    block_q: int,
+    block_k: int,
+    causal: bool = False,
+    scale: float | None = None,
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], IOCount]:
+    """The tiled backward with every input and gradient in counted slow memory: ``((dq, dk, dv), io)``.
+
+    Same loops as ``tiled_attention_backward`` (key tiles outside), written with explicit
+    loads and stores; one head, no mask.
+    """
+    _check_2d(q, k, v)
+    block_q, block_k = _positive(block_q, "block_q"), _positive(block_k, "block_k")
+    scale = 1.0 / math.sqrt(q.shape[1]) if scale is None else float(scale)
+    nq, nk = q.shape[0], k.shape[0]
+    hq, hk, hv, ho, hl, hdo = (SlowMemory(a) for a in (q, k, v, o, lse, do))
+    hd = SlowMemory.empty((nq,), q.dtype)
+    hdq, hdk, hdv = SlowMemory.empty(q.shape, q.dtype), SlowMemory.empty(k.shape, q.dtype), SlowMemory.empty(
+        v.shape, q.dtype)
+    hd.store(..., (hdo.load() * ho.load()).sum(axis=1))  # D = rowsum(dO ∘ O)
+    for k0 in range(0, nk, block_k):
+        k1 = min(k0 + block_k, nk)
+        k_tile, v_tile = hk.load(slice(k0, k1)), hv.load(slice(k0, k1))
+        dk_tile, dv_tile = np.zeros_like(k_tile), np.zeros_like(v_tile)
+        for q0 in range(0, nq, block_q):
+            q1 = min(q0 + block_q, nq)
+            if causal and causal_block_skipped(q1, k0):
+                continue
+            rows = slice(q0, q1)
+            q_tile, do_tile, l_tile, d_tile = hq.load(rows), hdo.load(rows), hl.load(rows), hd.load(rows)
+            s = q_tile @ k_tile.T * scale
+            if causal:
+                s = np.where(np.arange(k0, k1)[None, :] <= np.arange(q0, q1)[:, None], s, -np.inf)
+            p = np.exp(s - l_tile[:, None])  # P recomputed from L
+            dv_tile += p.T @ do_tile
+            ds = p * (do_tile @ v_tile.T - d_tile[:, None]) * scale
+            hdq.store(rows, hdq.load(rows) + ds @ k_tile)  # dQ: read, add, write back
+            dk_tile += ds.T @ q_tile
+        hdk.store(slice(k0, k1), dk_tile)
+        hdv.store(slice(k0, k1), dv_tile)
+    io = sum((h.io for h in (hq, hk, hv, ho, hl, hdo, hd, hdq, hdk, hdv)), IOCount(0, 0))
+    return (hdq.peek().copy(), hdk.peek().copy(), hdv.peek().copy()), io

@@ -18,6 +18,13 @@ float columns ``open, high, low, close, volume``)
 * :func:`load_eurusd` — hourly EURUSD 2017 (bundled, offline).
 * :func:`resample_ohlcv` ``(bars, "1h")`` — correct OHLCV aggregation to a coarser bar.
 
+**Their clock**: every loader :func:`stamp` s its bars with their interval and market
+calendar (``attrs``; :mod:`~flashtrade_lib.data.calendar`); :func:`clock_of` ``(bars)`` reads
+them back (``.periods_per_year``, ``.bars("30D")``), :class:`BarInterval` parses any spelling
+of a bar length. :func:`load_data` loads any source by spec (a registered name,
+``bybit:BTCUSDT``, ``yahoo:SPY``, a bars file); :func:`read_bars`/:func:`write_bars` are the
+bars file (:mod:`~flashtrade_lib.data.barfile`).
+
 **Panels** (several assets on one clock: columns ``(field, symbol)``, fields
 ``open, high, low, close, volume`` and a boolean ``gap``; ``panel["close"]`` is time × symbol)
 
@@ -79,6 +86,12 @@ _EXPORTS = {
     "BybitError": "bybit",
     "BybitAPIError": "bybit",
     "BybitBannedError": "bybit",
+    "BarInterval": "calendar",
+    "clock_of": "calendar",
+    "stamp": "calendar",
+    "read_bars": "barfile",
+    "write_bars": "barfile",
+    "load_data": "sources",
     "BarCache": "cache",
     "CorruptCacheError": "cache",
     "CacheMissError": "cache",

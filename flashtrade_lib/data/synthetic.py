@@ -40,6 +40,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flashtrade_lib.data.calendar import stamp
+
 __all__ = ["SyntheticMarket", "simulate_market"]
 
 
@@ -206,10 +208,12 @@ def simulate_market(
         cols[("gap", s)] = np.zeros(n_bars, dtype=bool)
     panel = pd.DataFrame(cols, index=index)
     panel.columns = pd.MultiIndex.from_tuples(list(cols), names=["field", "symbol"])
-    panel.attrs.update(source=f"simulate_market(seed={seed})", interval=freq)
+    panel.attrs["provenance"] = f"simulate_market(seed={seed})"
+    stamp(panel, "synthetic", freq)
 
     def frame(a: np.ndarray) -> pd.DataFrame:
-        return pd.DataFrame(a, index=index, columns=pd.Index(list(symbols), name="symbol"))
+        return stamp(pd.DataFrame(a, index=index, columns=pd.Index(list(symbols), name="symbol")),
+                     "synthetic", freq)
 
     echo_on = planted_lag is not None and echo_coef != 0
     params = dict(

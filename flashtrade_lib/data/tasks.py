@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset, Subset
 
-from flashtrade_lib.data.sources import get_source, source_names
+from flashtrade_lib.data.calendar import clock_of, symbol_of
+from flashtrade_lib.data.sources import get_source, load_data, source_names
 
 __all__ = ["SOURCES", "MarketData", "market_datasets", "market_datasets_from_metadata"]
 
@@ -56,6 +57,7 @@ class MarketData:
 def market_datasets(
     source: str = "crypto-30m",
     *,
+    interval: str | None = None,
     symbol: str | None = None,
     lookback: int = 128,
     horizon: int = 1,
@@ -67,13 +69,19 @@ def market_datasets(
     echo_coef: float = 0.3,
     seed: int = 0,
     scaler: Mapping[str, Sequence[float]] | None = None,
+    span: Sequence[str] | None = None,
 ) -> MarketData:
     """Bars → causal features → standardised lazy windows → purged splits, in one call.
 
-    ``source`` is a registered offline source (:data:`SOURCES`): a bundled set
-    (``crypto-30m``: five coins, 30-minute bars; ``eurusd-1h``) or ``synthetic``
+    ``source`` is anything :func:`~flashtrade_lib.data.sources.load_data` reads: a
+    registered offline source (:data:`SOURCES`) — a bundled set (``crypto-30m``: five
+    coins, 30-minute bars; ``eurusd-1h``) or ``synthetic``
     (:func:`~flashtrade_lib.data.simulate_market` with ``n_bars``, ``n_assets``,
-    ``planted_lag``, ``echo_coef``, ``seed`` — the options its entry names). The
+    ``planted_lag``, ``echo_coef``, ``seed`` — the options its entry names) —, bars that
+    ``flashtrade fetch`` cached (``bybit:BTCUSDT,ETHUSDT`` with ``interval``,
+    ``yahoo:SPY``), or a bars file (``.csv``/``.parquet``). ``span`` (first, last bar)
+    cuts the bars to a recorded range, so a checkpoint's data is rebuilt even after the
+    cache grew. The
     features of *every* asset feed the model; the target is ``symbol``'s forward
     ``horizon``-bar log return (default symbol: the first asset). ``last_bars``
     keeps only the most recent bars (CPU-sized runs). The scaler is fitted on the
@@ -85,22 +93,26 @@ def market_datasets(
 
     from flashtrade_lib import data as fd
 
-    entry = get_source(source, offline=True)
+    registered = source in source_names(offline=True)
     task_options = {"n_bars": n_bars, "n_assets": n_assets, "seed": seed,
                     "planted_lag": planted_lag, "echo_coef": echo_coef}
-    options = {k: v for k, v in task_options.items() if k in entry.options}
-    loaded = entry.load(**options)
+    entry_options = get_source(source).options if registered else ()
+    options = {k: v for k, v in task_options.items() if k in entry_options}
+    loaded = load_data(source, interval=interval, **options)
     bars, market = loaded.bars, loaded.truth
+    clock = clock_of(bars)
+    if span is not None:
+        bars = bars.loc[pd.Timestamp(span[0]) : pd.Timestamp(span[1])]
     if last_bars is not None:
         if last_bars < lookback + horizon + 10:
             raise ValueError(
                 f"last_bars={last_bars} is too few for lookback={lookback} and horizon={horizon}"
             )
         bars = bars.iloc[-last_bars:]
-    feats = fd.make_features(bars, allow_gaps=entry.market_closes)
+    feats = fd.make_features(bars, allow_gaps=clock.market_closes)
     close = bars["close"]
-    if isinstance(close, pd.Series):  # one asset (EURUSD): flat columns
-        name = str(bars.attrs.get("symbol", "EURUSD"))
+    if isinstance(close, pd.Series):  # one asset (EURUSD, a bars file): flat columns
+        name = symbol_of(bars)
         close = close.to_frame(name)
         feats.columns = [f"{c}/{name}" for c in feats.columns]
     else:
@@ -141,8 +153,9 @@ def market_datasets(
         "lookback": int(lookback),
         "horizon": int(horizon),
         "target": f"forward {horizon}-bar log return of {symbol}",
-        "interval": str(bars.attrs.get("interval") or pd.tseries.frequencies.to_offset(
-            pd.Series(index).diff().median()).freqstr),
+        "interval": str(clock.interval),
+        "calendar": clock.calendar,
+        "periods_per_year": clock.periods_per_year,
         "data_start": str(index[0]),
         "data_end": str(index[-1]),
         "last_bars": last_bars,
@@ -175,5 +188,16 @@ def market_datasets_from_metadata(metadata: Mapping[str, Any]) -> MarketData:
         "fractions": tuple(metadata.get("fractions", (0.7, 0.15, 0.15))),
         "scaler": metadata["scaler"],
     }
+    if metadata["source"] not in source_names(offline=True):  # cached or file bars: the same range again
+        kwargs["span"] = (metadata["data_start"], metadata["data_end"])
+        if ":" in metadata["source"]:
+            kwargs["interval"] = metadata["interval"]
     kwargs.update(metadata.get(metadata["source"], {}))
-    return market_datasets(metadata["source"], **kwargs)
+    data = market_datasets(metadata["source"], **kwargs)
+    if data.metadata["data_start"] != metadata["data_start"] or data.metadata["data_end"] != metadata["data_end"]:
+        raise ValueError(
+            f"the bars of {metadata['source']} now run {data.metadata['data_start']} .. {data.metadata['data_end']}, "
+            f"not {metadata['data_start']} .. {metadata['data_end']} as when the model was trained; "
+            "fetch that range again (or use the bars file it was trained on)"
+        )
+    return data

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flashtrade_lib.data.calendar import stamp
 from flashtrade_lib.data.times import to_ms
 from flashtrade_lib.errors import FlashTradeError
 
@@ -215,9 +216,8 @@ def fetch_yahoo(
     step_ms = int(step.total_seconds() * 1000)
     t = bars.index.as_unit("ms").asi8
     bars = bars[(t >= s) & (t <= e) & (t + step_ms <= now_ms)]
-    bars.attrs = {"source": "yahoo", "ticker": ticker, "interval": interval,
-                  "covered_end_ms": int(min(e, now_ms - step_ms))}
-    return bars
+    bars.attrs = {"covered_end_ms": int(min(e, now_ms - step_ms))}
+    return stamp(bars, "yahoo", interval, symbol=ticker)
 
 
 _KEY_SAFE = re.compile(r"[A-Za-z0-9\-]")
@@ -246,6 +246,7 @@ def cached_yahoo(
 ) -> pd.DataFrame:
     """:func:`fetch_yahoo` through the on-disk cache (source ``yahoo``); offline reads the cache only."""
     from flashtrade_lib.data.cache import BarCache
+    from flashtrade_lib.data.sources import get_source
 
     if offline is None:
         offline = os.environ.get("FLASHTRADE_OFFLINE", "0") == "1"
@@ -255,8 +256,10 @@ def cached_yahoo(
     def fetch(key: str, interval: str, start_ms: int | None, end_ms: int, **kwargs: Any) -> pd.DataFrame:
         return fetch_yahoo(_from_key(key), interval, start_ms, end_ms, **kwargs)
 
-    return BarCache(cache_dir).get(_cache_key(ticker), interval, start, end, source="yahoo",
+    key = get_source("yahoo").cache_key()
+    bars = BarCache(cache_dir).get(_cache_key(ticker), interval, start, end, source=key,
                                    offline=offline, fetch=fetch, **fetch_kwargs)
+    return stamp(bars, "yahoo", interval, symbol=ticker)
 
 
 def yahoo_panel(

@@ -493,7 +493,7 @@ def results_dir() -> Path:
     """
     if os.environ.get(RESULTS_ENV):
         return Path(os.environ[RESULTS_ENV])
-    checkout = Path(__file__).resolve().parents[1]
+    checkout = Path(__file__).resolve().parents[2]
     if (checkout / "pyproject.toml").is_file() and (checkout / "benchmarks").is_dir():
         return checkout / "benchmarks" / "results"
     from importlib.resources import files

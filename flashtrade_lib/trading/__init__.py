@@ -12,6 +12,7 @@ __getattr__, __all__ = lazy_exports(
     __name__,
     {
         "BacktestResult": "backtest",
+        "DEFAULT_COST_BPS": "costs",
         "walk_forward": "walkforward",
         "sharpe": "metrics",
         "forecast_skill": "metrics",

@@ -46,11 +46,14 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from flashtrade_lib.data.calendar import clock_of
 from flashtrade_lib.errors import FlashTradeError
 from flashtrade_lib.trading import metrics as _metrics
+from flashtrade_lib.trading.costs import DEFAULT_COST_BPS, MAX_COST_BPS
 
 __all__ = [
     "BacktestResult",
+    "DEFAULT_COST_BPS",
     "MAX_COST_BPS",
     "RuinError",
     "backtest",
@@ -408,10 +411,6 @@ class BacktestResult:
 
 # ---------------------------------------------------------------------- the backtest
 
-MAX_COST_BPS = 1000.0
-"""The largest cost per unit traded (fees + half spread + slippage) a backtest accepts: 10 %.
-No venue charges that much; a larger number is a unit mistake, and would ruin any strategy."""
-
 
 class RuinError(FlashTradeError, ValueError):
     """Equity reached zero or below: the account is wiped out, and no later bar can be trusted."""
@@ -494,19 +493,17 @@ def backtest(
     *,
     market_is: MarketKind,
     position: PositionRule | Callable[[np.ndarray], np.ndarray] = "sign",
-    cost_bps: CostArg = 0.0,
+    cost_bps: CostArg = DEFAULT_COST_BPS,
     spread_bps: CostArg = 0.0,
     slippage_bps: CostArg = 0.0,
     funding: pd.DataFrame | pd.Series | None = None,
     threshold: float = 0.0,
     scale: float = 1.0,
     target_vol: float | None = None,
-    vol_lookback: int = 24 * 30,
+    vol_lookback: str | pd.Timedelta = "30D",
     max_weight: float | None = None,
     max_gross: float | None = None,
     account_drift: bool = True,
-    calendar: _metrics.Calendar = "crypto",
-    periods_per_year: float | None = None,
     capital: float = 1.0,
 ) -> BacktestResult:
     """Backtest ``signals`` on ``market`` with t+1 execution and costs (see module docstring).
@@ -520,14 +517,16 @@ def backtest(
     ``max_gross`` cap per-asset and gross leverage. Costs are bps of traded value:
     fees ``cost_bps`` + half the quoted ``spread_bps`` + ``slippage_bps`` (each a
     number or a per-asset mapping). ``funding``: per-bar funding rates (positive =
-    longs pay). ``periods_per_year`` defaults to :func:`metrics.periods_per_year`
-    of the index under ``calendar``.
+    longs pay). ``vol_lookback`` is the volatility window as a time (``"30D"``), whatever
+    the bar length. The market carries its clock (bar interval and calendar, see
+    :func:`flashtrade_lib.data.calendar.clock_of`), which annualises the metrics; the
+    result's series carry it on.
     """
     returns = market_returns(market, market_is=market_is)
     r = returns.to_numpy()
     s = _align_signals(signals, returns)
-    if periods_per_year is None:
-        periods_per_year = _metrics.periods_per_year(returns.index, calendar)
+    clock = clock_of(market)
+    periods_per_year = clock.periods_per_year
     bps = (
         _per_asset(cost_bps, returns.columns, "cost_bps")
         + _per_asset(spread_bps, returns.columns, "spread_bps") / 2
@@ -554,8 +553,10 @@ def backtest(
     mapped = _call_position(position, s) if callable(position) else None
     vol = None
     if target_vol is not None:
+        if not isinstance(vol_lookback, (str, pd.Timedelta)):
+            raise TypeError(f"vol_lookback is a time window like '30D' or '12h', got {vol_lookback!r}")
         vol = vol_target_scale(
-            r, target_vol=target_vol, periods=periods_per_year, lookback=vol_lookback
+            r, target_vol=target_vol, periods=periods_per_year, lookback=clock.bars(vol_lookback)
         )
     # The engine works on (assets, bars) arrays, so each asset's bars are contiguous
     # (a float DataFrame already stores its values that way: r.T is a view, no copy).
@@ -588,7 +589,7 @@ def backtest(
     equity = np.add(net, 1.0)
     np.cumprod(equity, out=equity)
     equity *= capital
-    return BacktestResult(
+    result = BacktestResult(
         returns=pd.Series(net, index=idx, name="net_return", copy=False),
         gross_returns=pd.Series(gross, index=idx, name="gross_return", copy=False),
         costs=pd.Series(costs, index=idx, name="costs", copy=False),
@@ -611,6 +612,10 @@ def backtest(
         },
         funding_rates=funding_rates,
     )
+    for series in (result.returns, result.gross_returns, result.costs, result.funding, result.turnover,
+                   result.equity, result.positions, result.targets):
+        series.attrs.update(market.attrs)
+    return result
 
 
 # ------------------------------------------------------------ the slow reference loop
@@ -626,7 +631,7 @@ def backtest_loop(
     scale: float = 1.0,
     target_vol: float | None = None,
     vol_lookback: int = 24 * 30,
-    periods: float = 8760.0,
+    periods: float | None = None,
     max_weight: float | None = None,
     max_gross: float | None = None,
     funding: pd.DataFrame | None = None,
@@ -636,7 +641,8 @@ def backtest_loop(
     """The same rules as :func:`backtest`, written as a plain per-bar Python loop.
 
     Deliberately naive (no NumPy in the loop) so it is easy to read and to trust;
-    it takes **simple returns** and total ``cost_bps``. Used to cross-check
+    it takes **simple returns** and total ``cost_bps``, and ``vol_lookback`` in bars with the
+    ``periods`` per year (needed with ``target_vol`` only). Used to cross-check
     :func:`backtest` in the tests and to measure its speed-up in the benchmark.
     """
     r = returns.to_numpy(dtype=float).tolist()
@@ -649,6 +655,8 @@ def backtest_loop(
     out = {k: [] for k in ("net", "gross", "costs", "funding", "turnover", "equity")}
     out_h: list[list[float]] = []
     target = [0.0] * n_assets
+    if target_vol is not None and periods is None:
+        raise ValueError("target_vol needs the bars per year: pass periods (clock_of(bars).periods_per_year)")
     per_bar_vol = target_vol / math.sqrt(periods) if target_vol is not None else None
     for t in range(n_bars):
         # 1. the position held in bar t was decided at t-1 (t+1 execution)

@@ -97,11 +97,11 @@ def fit_rule(
     *,
     cost_bps: float,
     k_grid: Sequence[float],
-    periods_per_year: float | None = None,
 ) -> CostAwareRule:
     """Calibrate ``signal`` and choose ``k`` by net Sharpe on these (validation) bars only.
 
-    ``prices`` are the validation bars' prices (same index and columns). Ties go to the
+    ``prices`` are the validation bars' prices (same index and columns; they carry their
+    clock, which annualises the Sharpe ratios). Ties go to the
     larger ``k``: with equal evidence, trade less.
     """
     if not len(k_grid) or min(k_grid) < 0:
@@ -114,7 +114,7 @@ def fit_rule(
     for k in sorted(float(v) for v in k_grid):
         rule = CostAwareRule(beta, k, float(cost_bps), pd.Series(dtype=float))
         res = backtest(prices, rule.weights(signal), market_is="prices", position="weights",
-                       cost_bps=cost_bps, periods_per_year=periods_per_year)
+                       cost_bps=cost_bps)
         scores[k] = _net_sharpe(res)
     table = pd.Series(scores, name="validation net Sharpe").rename_axis("k")
     best = max(table.index, key=lambda k: (round(table[k], 12), k))

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flashtrade_lib.trading.costs import DEFAULT_COST_BPS
+
 __all__ = [
     "SweepModel",
     "LookbackSweep",
@@ -235,7 +237,7 @@ def net_returns(
     sweep: LookbackSweep,
     prices: pd.Series,
     *,
-    cost_bps: float = 10.0,
+    cost_bps: float = DEFAULT_COST_BPS,
     threshold: float | None = None,
 ) -> pd.DataFrame:
     """Net one-bar returns of trading each lookback's forecast, fold by fold (bars × lookbacks).
@@ -246,7 +248,8 @@ def net_returns(
     only when ``|forecast|`` exceeds ``threshold`` (default: the one-way cost, in return
     units — a trade is made only when the forecast move would pay for it); otherwise flat.
     Each fold's test period is traded separately, starting flat. ``prices`` must share
-    the sweep's index (the close of every bar).
+    the sweep's index (the close of every bar) and carry their clock, which the result
+    carries on (its ``attrs``) to annualise the comparison.
     """
     from flashtrade_lib.trading.backtest import backtest
 
@@ -270,6 +273,7 @@ def net_returns(
         pieces.append(pd.DataFrame(cols))
     out = pd.concat(pieces)
     out.columns.name = "lookback"
+    out.attrs = dict(prices.attrs)
     return out
 
 

@@ -113,7 +113,7 @@ def _bar_length(index_or_freq: pd.Index | str | pd.Timedelta | pd.DateOffset) ->
 
 def periods_per_year(
     index_or_freq: pd.DatetimeIndex | str | pd.Timedelta | pd.DateOffset,
-    calendar: Calendar = "crypto",
+    calendar: Calendar,
 ) -> float:
     """Bars per year from the bar length and the market's trading calendar.
 
@@ -131,7 +131,8 @@ def periods_per_year(
 
     So hourly crypto is 8760, hourly FX 6240, hourly equities 1638. For FX and
     equities a "day" is a trading day (a business-day index); bars of several
-    days scale accordingly.
+    days scale accordingly. The calendar has no default: data loaded through
+    :mod:`flashtrade_lib.data` carries its own (:func:`flashtrade_lib.data.calendar.clock_of`).
     """
     cal = _calendar(calendar)
     bar = _bar_length(index_or_freq)

@@ -54,7 +54,7 @@ def seed_style_backtest(
        weights as if they were simple returns. ``False`` converts with ``expm1``
        (per asset, before weighting).
     3. ``annualisation=252``: the Sharpe ratio of *hourly 24/7* bars is annualised
-       with ``sqrt(252)`` trading days. Pass ``periods_per_year(index)`` (8760) to fix it.
+       with ``sqrt(252)`` trading days. The bars carry their own (``clock_of(bars).periods_per_year``: 8760) to fix it.
 
     Like the seed: weights ``tanh(scale * signal) * position_size``, cost
     ``transaction_cost × |Δweight|`` per bar, Sharpe = ``sqrt(A) * mean / std``

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flashtrade_lib.data.calendar import clock_of
 from flashtrade_lib.trading import metrics as _metrics
 from flashtrade_lib.trading.backtest import BacktestResult, backtest, market_returns
 
@@ -139,7 +140,6 @@ def walk_forward(
     market_is: str,
     history: int = 0,
     fill_lag: int = 0,
-    calendar: _metrics.Calendar = "crypto",
     **backtest_kwargs: Any,
 ) -> WalkForwardResult:
     """Re-fit per fold and backtest each test period; join the out-of-sample results.
@@ -153,19 +153,18 @@ def walk_forward(
     that many more bars (latency: a decision at the close of ``t`` is held from ``t + 1 +
     fill_lag``), within each fold. ``backtest_kwargs`` (costs,
     position rule, caps, ...) are passed to :func:`~flashtrade_lib.trading.backtest.backtest`,
-    identically for every fold — and for every strategy you compare.
+    identically for every fold — and for every strategy you compare. ``market`` carries its
+    clock (:func:`flashtrade_lib.data.calendar.clock_of`), which annualises the metrics.
     """
     frame = market.to_frame() if isinstance(market, pd.Series) else market
     # validates the index and the data once, for a clear error before any fitting
     market_returns(frame, market_is=market_is)
     index = frame.index
-    periods = backtest_kwargs.pop("periods_per_year", None) or _metrics.periods_per_year(
-        index, calendar
-    )
     if history < 0:
         raise ValueError(f"history must be >= 0 bars, got {history}")
     if fill_lag < 0 or int(fill_lag) != fill_lag:
         raise ValueError(f"fill_lag must be a whole number of bars >= 0, got {fill_lag}")
+    periods = clock_of(frame).periods_per_year
     results: list[FoldResult] = []
     used = np.zeros(len(index), dtype=bool)
     for k, fold in enumerate(folds):
@@ -204,8 +203,6 @@ def walk_forward(
             window,
             full_sig,
             market_is=market_is,
-            calendar=calendar,
-            periods_per_year=periods,
             **backtest_kwargs,
         )
         results.append(

@@ -1,0 +1,118 @@
+"""How long `make test` takes from a fresh clone, stage by stage — the number the README states.
+
+Why a benchmark and not a sentence: "the suite takes N minutes" is a speed claim like any
+other, so it is measured (a fresh clone of HEAD, each stage of ``make test`` timed on its own)
+and recorded with the machine, versions, date and the others' load during the run. The
+README's line about the suite's time is generated from this record (``readme_line``) and a
+test holds the README to it.
+
+    .venv/bin/python benchmarks/test_suite_time.py                 # the whole suite, ~15 min
+    .venv/bin/python benchmarks/test_suite_time.py --stages lint   # a quick look at one stage
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from flashtrade_lib.measure import bench
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORD = "test_suite_time"
+# The stages of `make test`, in its order (each is a make target of the same name).
+STAGES = ("install", "lint", "unit", "book", "outputs", "browser")
+TARGET_S = 15 * 60  # the goal for the whole suite on a 2-core machine
+CEILING_S = 45 * 60
+
+
+def time_stages(clone: Path, stages: tuple[str, ...], log: Path, make: str = "make") -> dict[str, dict[str, Any]]:
+    """Run ``make <stage>`` for each stage in ``clone``; seconds and exit status of each."""
+    results: dict[str, dict[str, Any]] = {}
+    with log.open("w") as out:
+        for stage in stages:
+            start = time.perf_counter()
+            proc = subprocess.run([make, "--no-print-directory", stage], cwd=clone, stdout=out,
+                                  stderr=subprocess.STDOUT, check=False)
+            results[stage] = {"seconds": round(time.perf_counter() - start, 1),
+                              "returncode": proc.returncode}
+            print(f"{stage:8s} {results[stage]['seconds']:8.1f} s  exit {proc.returncode}", flush=True)
+            if proc.returncode:
+                break
+    return results
+
+
+def readme_line(record: dict[str, Any]) -> str:
+    """The README's sentence about the suite's time, from the record."""
+    env = record["environment"]
+    minutes = record["total_s"] / 60
+    stages = ", ".join(f"{name} {s['seconds'] / 60:.1f}" for name, s in record["stages"].items())
+    return (f"From a fresh clone `make test` took {minutes:.0f} minutes on "
+            f"{env.get('cpu_count', '?')} cores ({stages} minutes; recorded "
+            f"{env.get('date_utc', '?')[:10]}, quality: {record['quality']['verdict']}).")
+
+
+README_MARKERS = ("<!-- suite-time -->", "<!-- /suite-time -->")
+
+
+def readme_with(readme: str, line: str) -> str:
+    """``readme`` with the text between the suite-time markers replaced by ``line``."""
+    start, end = README_MARKERS
+    if start not in readme or end not in readme:
+        raise ValueError(f"README.md has lost its {start} … {end} markers")
+    head, rest = readme.split(start, 1)
+    return head + start + line + end + rest.split(end, 1)[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
+    parser.add_argument("--keep", action="store_true", help="keep the clone (its path is printed)")
+    parser.add_argument("--out", help="record path (default: benchmarks/results/test_suite_time.json)")
+    parser.add_argument("--make", default="make", help=argparse.SUPPRESS)  # the smoke test's stand-in
+    bench.add_max_wait_option(parser)
+    args = parser.parse_args(argv)
+
+    clone = Path(tempfile.mkdtemp(prefix="flashtrade-suite-")) / "book"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+    log = clone.parent / "make-test.log"
+    print(f"fresh clone of HEAD in {clone}; log in {log}", flush=True)
+    with bench.watch_machine(args.max_wait) as watch:
+        stages = time_stages(clone, tuple(args.stages), log, args.make)
+    passed = all(s["returncode"] == 0 for s in stages.values()) and len(stages) == len(args.stages)
+    total = sum(s["seconds"] for s in stages.values())
+    whole = tuple(args.stages) == STAGES
+    record: dict[str, Any] = {
+        "benchmark": RECORD,
+        "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                                 text=True, check=True).stdout.strip(),
+        "stages": stages,
+        "total_s": round(total, 1),
+        "passed": passed,
+    }
+    if whole:
+        record["targets"] = {
+            "suite_s": {"value": total, "target": TARGET_S, "at_most": True,
+                        "met": passed and total <= TARGET_S},
+            "suite_ceiling_s": {"value": total, "target": CEILING_S, "at_most": True,
+                                "met": passed and total <= CEILING_S},
+        }
+    path = bench.write_record(args.out or (RECORD if whole else f"{RECORD}_partial"), record,
+                              load=watch.report)
+    print(f"\ntotal {total / 60:.1f} min, {'passed' if passed else 'FAILED'}; record: {path}")
+    if whole and passed and not args.out:
+        readme = ROOT / "README.md"
+        readme.write_text(readme_with(readme.read_text(), readme_line(bench.load_record(path))))
+        print(f"README.md updated: {readme_line(bench.load_record(path))}")
+    if not args.keep:
+        shutil.rmtree(clone.parent, ignore_errors=True)
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
