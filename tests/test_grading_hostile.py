@@ -295,7 +295,7 @@ def test_what_cannot_be_graded_is_said_and_fails_the_run(world) -> None:
     assert proc.returncode == 1, proc.stderr
     assert f"NOT GRADED: mallory-removed/{world['released'].name}: {REMOVED}" in proc.stderr
     assert f"NOT GRADED: mallory-broken/{world['released'].name}: malformed notebook" in proc.stderr
-    assert "JSON" in (world["out"] / "feedback" / "mallory-broken.txt").read_text()
+    assert "not valid JSON (Expecting value at line 1, column 12)" in _feedback(world, "mallory-broken")
     report = json.loads((world["out"] / "grading.json").read_text())
     assert report["isolation"].startswith("network: cut"), report
     assert set(report["ungraded"]) == {"mallory-removed", "mallory-broken"}, report

@@ -131,9 +131,14 @@ def prepare(submitted: Path, released: Released) -> nbformat.NotebookNode:
     if size > MAX_NOTEBOOK_BYTES:
         raise NotGradable(f"{submitted.name} is {size / 2**20:.0f} MiB: larger than any notebook of this course")
     try:
-        nb = nbformat.reads(submitted.read_bytes().decode("utf-8"), as_version=4)
+        text = submitted.read_bytes().decode("utf-8")
+        json.loads(text)
+        nb = nbformat.reads(text, as_version=4)
     except UnicodeDecodeError as exc:
         raise NotGradable(f"malformed notebook {submitted}: not UTF-8 text ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise NotGradable(f"malformed notebook {submitted}: not valid JSON ({exc.msg} at line {exc.lineno}, "
+                          f"column {exc.colno})") from None
     except Exception as exc:  # nbformat raises JSON errors, NotJSONError, validation errors
         raise NotGradable(f"malformed notebook {submitted}: {type(exc).__name__}: {exc}"[:600]) from None
     locked, seen = released.locked, set()
