@@ -276,7 +276,10 @@ class Sandbox:
                 "JUPYTER_CONFIG_DIR": f"{home}/.jupyter", "JUPYTER_DATA_DIR": f"{home}/.local/share/jupyter",
                 "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime" if self.isolation.namespaces else f"{home}/.runtime",
                 "MPLCONFIGDIR": f"{home}/.matplotlib", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-                "FLASHTRADE_ALLOW_NETWORK": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+                "FLASHTRADE_ALLOW_NETWORK": "0", "PYTHONDONTWRITEBYTECODE": "1",
+                # what nbgrader's autograde sets: a locked check cell raises on a wrong answer
+                # (in a learner's notebook it only reports), so the cell scores 0
+                "NBGRADER_EXECUTION": "autograde"}
 
     def run(self, nb: nbformat.NotebookNode, name: str) -> Outcome:
         """Execute ``nb`` (already prepared by the grader) in a fresh sandbox; never raises for what the notebook does."""
