@@ -36,7 +36,7 @@ book: $(STAMP)
 	@echo "    $(CURDIR)/_build/html/index.html"
 
 unit: $(STAMP)
-	$(PY) -m pytest -p no:cacheprovider -m "not book and not browser" tests
+	$(PY) -m pytest -p no:cacheprovider -m "not book and not browser and not release" tests
 
 # nbval, one execution per notebook, for working on a chapter (`make notebooks NB=notebooks/07_prediction.ipynb`);
 # `make test` checks the same cells against the book build's execution instead.

@@ -203,6 +203,7 @@ def test_a_kernel_that_calls_the_library_inner_loop_scores_0() -> None:
     assert not feedback.passed and "calls the library's _attn_fwd_inner" in feedback.message, feedback.message
 
 
+@pytest.mark.release
 @pytest.mark.timeout(3600)
 def test_released_chapters_run_in_the_student_install(course) -> None:
     """The release's own smoke test: a clean virtualenv from student_install/ as its README says, then chapters
