@@ -53,7 +53,7 @@ pdf: $(STAMP)
 	@echo "The book as one PDF: $(CURDIR)/_build/latex/flashtrade.pdf"
 
 unit: $(STAMP)
-	$(PY) -m pytest -p no:cacheprovider -m "not book and not browser and not pdf" tests
+	$(PY) -m pytest -p no:cacheprovider -m "not book and not browser and not release and not pdf" tests
 
 # nbval, one execution per notebook, for working on a chapter (`make notebooks NB=notebooks/07_prediction.ipynb`);
 # `make test` checks the same cells against the book build's execution instead.
@@ -95,7 +95,13 @@ serve:
 	@echo "Serving the book on http://127.0.0.1:$(SERVE_PORT)/ (Ctrl-C stops it)."
 	@$(PYTHON) -m http.server $(SERVE_PORT) --bind 127.0.0.1 --directory _build/html
 
+# JupyterLab works on copies in notebooks-work/ (made once; delete one to get a fresh copy), so autosave
+# never rewrites the tracked notebooks; a sibling of notebooks/, so the chapters' ../book links still work.
+LAB_COPY := notebooks-work
 lab: $(STAMP)
+	@mkdir -p $(LAB_COPY)
+	@for nb in notebooks/*.ipynb; do [ -e $(LAB_COPY)/$${nb#notebooks/} ] || cp $$nb $(LAB_COPY)/; done
+	@echo "Your working copies of the chapters are in $(LAB_COPY)/ (notebooks/ stays as tracked)."
 	@echo "Starting JupyterLab on http://127.0.0.1:8888 — the URL with its token is printed below."
 	@$(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=8888 --no-browser \
 		$$( [ "$$(id -u)" = 0 ] && echo --allow-root ) --notebook-dir=$(CURDIR)

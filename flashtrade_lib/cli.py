@@ -1,13 +1,14 @@
 """``flashtrade``: the book's pipeline from the command line.
 
-    flashtrade fetch BTCUSDT --interval 60 --start 2024-01-01 --out btc.parquet   # live Bybit (explicit)
-    flashtrade train --data crypto-30m --symbol BTC --out runs/btc                 # offline, bundled bars
+    flashtrade fetch BTCUSDT --interval 60 --start 2024-01-01 --out btc.csv   # live Bybit (explicit)
+    flashtrade train --data bybit:BTCUSDT --interval 60 --out runs/btc        # offline, from the cache
+    flashtrade train --data crypto-30m --symbol BTC --out runs/bundled        # offline, bundled bars
     flashtrade predict --checkpoint runs/btc --out predictions.csv
     flashtrade backtest --checkpoint runs/btc --cost-bps 5
     flashtrade bench --contexts 256 512 1024
 
-Everything except ``fetch`` is offline and works on the bundled data or the
-synthetic market. ``train`` writes its checkpoint only into the directory given
+Everything except ``fetch`` is offline: it works on bars ``fetch`` cached, a bars file,
+the bundled data or the synthetic market. ``train`` writes its checkpoint only into the directory given
 with ``--out``; ``predict`` and ``backtest`` rebuild the exact inputs the model was
 trained on (source, windows, scaler) from the checkpoint's metadata. Run a command
 with ``--help`` for its options. Under ``torchrun`` (``torchrun --nproc_per_node 2
@@ -17,6 +18,7 @@ with ``--help`` for its options. Under ``torchrun`` (``torchrun --nproc_per_node
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import os
@@ -27,6 +29,8 @@ from typing import Any
 
 from flashtrade_lib import __version__
 from flashtrade_lib.errors import FlashTradeError
+from flashtrade_lib.options import add_model_size_options
+from flashtrade_lib.options import positive_int as _positive
 
 __all__ = ["main", "build_parser"]
 
@@ -374,13 +378,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def _seconds(text: str) -> float:
     value = float(text)
     if not 0 < value < float("inf"):
@@ -399,16 +396,38 @@ class _Help(argparse.RawDescriptionHelpFormatter):
             return text
         return f"{text} (default: %(default)s)"
 
+    def _expand_help(self, action: argparse.Action) -> str:
+        if isinstance(action.choices, _Backends):  # listing them would import torch; the help names them
+            action = copy.copy(action)
+            action.choices = None
+        return super()._expand_help(action)
+
 
 def _description(doc: str | None) -> str:
     """A docstring as plain terminal text: no reStructuredText markup."""
     return (doc or "").replace("``", "").replace(":func:", "")
 
 
+class _Backends:
+    """``--backend``'s choices, read from the backend registry only when a name is checked:
+    the registry imports torch, which a ``--help`` must not wait for."""
+
+    def _names(self) -> tuple[str, ...]:
+        from flashtrade_lib.attention.backends import BACKENDS
+
+        return ("auto", *BACKENDS)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Any:
+        return iter(self._names())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from flashtrade_lib.attention.backends import BACKENDS
+    """The parser of every command; it imports nothing heavy (``--help`` answers at once)."""
     from flashtrade_lib.data.sources import data_spec_help
-    from flashtrade_lib.model.train import OBJECTIVES
+    from flashtrade_lib.options import OBJECTIVES
     from flashtrade_lib.trading.costs import DEFAULT_COST_BPS
 
     parser = argparse.ArgumentParser(prog="flashtrade", description=_description(__doc__), formatter_class=_Help)
@@ -417,7 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error instead of one line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    backends = ("auto", *BACKENDS)
+    backends = _Backends()
+    backend_help = "attention backend: auto, sdpa, naive, or another this install registers"
 
     def command(name: str, helptext: str, func: Any) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=helptext, description=_description(func.__doc__), formatter_class=_Help)
@@ -461,12 +481,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=_positive, default=3, help="early-stopping patience in epochs")
     p.add_argument("--max-steps-per-epoch", type=_positive, default=None,
                    help="cap the optimiser steps of an epoch (unset: the whole training split)")
-    p.add_argument("--d-model", type=_positive, default=64, help="width of the transformer")
-    p.add_argument("--n-heads", type=_positive, default=4, help="attention heads (must divide --d-model)")
-    p.add_argument("--n-layers", type=_positive, default=2, help="transformer blocks")
+    add_model_size_options(p)
     p.add_argument("--dropout", type=float, default=0.1, help="dropout probability in each block")
     p.add_argument("--bidirectional", action="store_true", help="non-causal encoder over the window")
-    p.add_argument("--backend", choices=backends, default="auto", help="attention backend")
+    p.add_argument("--backend", choices=backends, metavar="BACKEND", default="auto", help=backend_help)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights, the batches and the synthetic market")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -485,8 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--checkpoint", required=True, help="checkpoint file or the directory holding it")
         p.add_argument("--split", choices=("train", "val", "test", "all") if name == "predict"
                        else ("val", "test"), default="test", help="which purged split's decision bars")
-        p.add_argument("--backend", choices=backends, default=None,
-                       help="attention backend (unset: the one saved in the checkpoint)")
+        p.add_argument("--backend", choices=backends, metavar="BACKEND", default=None,
+                       help=backend_help + " (unset: the one saved in the checkpoint)")
         p.add_argument("--batch-size", type=_positive, default=128, help="windows per forward pass")
         p.add_argument("--json", action="store_true", help="print the result as JSON (for scripts)")
         if name == "predict":
@@ -503,12 +521,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("bench", "time/memory of a training step vs context (offline)", cmd_bench)
     p.add_argument("--contexts", type=_positive, nargs="+", default=[256, 512, 1024], help="context lengths")
-    p.add_argument("--backends", choices=backends, nargs="+", default=["naive", "sdpa"],
-                   help="attention backends to compare")
+    p.add_argument("--backends", choices=backends, metavar="BACKEND", nargs="+", default=["naive", "sdpa"],
+                   help="attention backends to compare: " + backend_help.split(": ")[1])
     p.add_argument("--batch", type=_positive, default=8, help="windows per step")
-    p.add_argument("--d-model", type=_positive, default=64, help="width of the transformer")
-    p.add_argument("--n-heads", type=_positive, default=4, help="attention heads")
-    p.add_argument("--n-layers", type=_positive, default=2, help="transformer blocks")
+    add_model_size_options(p)
     p.add_argument("--repeat", type=_positive, default=3, help="timed steps per backend (median reported)")
     p.add_argument("--max-gib", type=float, default=16.0,
                    help="skip naive steps predicted to need more N×N memory than this")

@@ -161,6 +161,7 @@ def test_malformed_answers_name_the_request(fault: str, pattern: str) -> None:
 
 @pytest.mark.parametrize(("kwargs", "pattern"), [
     ({"symbol": "btcusdt"}, "upper case.*'BTCUSDT'"),
+    ({"symbol": "btc"}, "upper case: use 'BTCUSDT' instead of 'btc'"),  # a symbol Bybit lists, not 'BTC'
     ({"symbol": ""}, "non-empty"),
     ({"symbol": "BTC/USDT"}, "not a Bybit symbol"),
     ({"interval": "1h"}, "did you mean '60'"),

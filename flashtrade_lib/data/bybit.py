@@ -105,11 +105,22 @@ def interval_to_timedelta(interval: str) -> pd.DateOffset | pd.Timedelta:
     return pd.Timedelta(minutes=int(interval))
 
 
+_QUOTES = ("USDT", "USDC", "USD", "BTC", "ETH", "EUR")
+
+
+def _suggest(symbol: str) -> str:
+    """A symbol Bybit lists for what was typed: upper case, and a bare coin ('btc') quoted in
+    USDT ('BTCUSDT'), the market of the book's default category (linear perpetuals)."""
+    upper = symbol.upper()
+    quoted = any(upper.endswith(q) and len(upper) > len(q) for q in _QUOTES)
+    return upper if quoted or "-" in upper else f"{upper}USDT"
+
+
 def _validate(symbol: Any, interval: Any, category: Any) -> tuple[str, str, str]:
     if not isinstance(symbol, str) or not symbol:
         raise ValueError(f"symbol must be a non-empty string like 'BTCUSDT', got {symbol!r}")
     if symbol != symbol.upper():
-        raise ValueError(f"Bybit symbols are upper case: use {symbol.upper()!r} instead of {symbol!r}")
+        raise ValueError(f"Bybit symbols are upper case: use {_suggest(symbol)!r} instead of {symbol!r}")
     if not _SYMBOL_RE.match(symbol):
         raise ValueError(
             f"symbol {symbol!r} is not a Bybit symbol (letters, digits and '-', e.g. 'BTCUSDT')"

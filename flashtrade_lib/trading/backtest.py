@@ -63,6 +63,8 @@ __all__ = [
     "tanh_weights",
     "vol_target_scale",
     "apply_caps",
+    "align_signals",
+    "time_frame",
 ]
 
 MarketKind = Literal["prices", "simple_returns", "log_returns"]
@@ -130,8 +132,7 @@ def market_returns(
     With ``market_is="prices"`` the first bar has no return: it is set to 0 (no
     position is held in bar 0 anyway, so nothing is earned or lost there).
     """
-    frame = _as_frame(market, "market data")
-    _check_time_index(frame.index, "market data")
+    frame = time_frame(market, "market data")
     if len(frame) < 2:
         raise ValueError(f"market data needs at least 2 bars, got {len(frame)}")
     values = _numeric(frame, "market data")
@@ -167,9 +168,19 @@ def market_returns(
     return pd.DataFrame(r, index=frame.index, columns=frame.columns, copy=False)
 
 
-def _align_signals(
+def time_frame(x: pd.DataFrame | pd.Series, what: str) -> pd.DataFrame:
+    """``x`` as a DataFrame on a valid time index (a DatetimeIndex, increasing, no duplicates or
+    NaT), or a clear error naming ``what`` — the check every input of a backtest passes."""
+    frame = _as_frame(x, what)
+    _check_time_index(frame.index, what)
+    return frame
+
+
+def align_signals(
     signals: pd.DataFrame | pd.Series, returns: pd.DataFrame, what: str = "signals"
 ) -> np.ndarray:
+    """``signals`` as a float array on exactly the bars and assets of ``returns`` (a clear error
+    otherwise: a different index, missing columns, NaN)."""
     sig = _as_frame(signals, what)
     if isinstance(signals, pd.Series) and returns.shape[1] == 1:
         sig.columns = returns.columns
@@ -524,7 +535,7 @@ def backtest(
     """
     returns = market_returns(market, market_is=market_is)
     r = returns.to_numpy()
-    s = _align_signals(signals, returns)
+    s = align_signals(signals, returns)
     clock = clock_of(market)
     periods_per_year = clock.periods_per_year
     bps = (
@@ -541,7 +552,7 @@ def backtest(
         )
     f, funding_rates = None, None
     if funding is not None:
-        f = _align_signals(funding, returns, "funding")
+        f = align_signals(funding, returns, "funding")
         # a copy-on-write view for asset_pnl: never aliases nor copies the caller's frame
         funding_rates = _as_frame(funding, "funding").set_axis(returns.columns, axis=1)
     if capital <= 0:

@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _sps
 
+from flashtrade_lib.trading import metrics as _metrics
+
 __all__ = [
     "TestResult",
     "SpaResult",
@@ -188,20 +190,6 @@ def _interval_and_p(est: float, draws: np.ndarray, level: float, null_value: flo
     return float(low), float(high), float(min(p, 1.0))
 
 
-def _sharpe(x: np.ndarray, periods: float) -> float:
-    """Annualised Sharpe of one column; an all-flat series (no return, no risk) counts as 0."""
-    sd = x.std(ddof=1)
-    if sd == 0:
-        return 0.0 if np.all(x == x[0]) and x[0] == 0 else float("nan")
-    return float(x.mean() / sd * math.sqrt(periods))
-
-
-def _ic(f: np.ndarray, y: np.ndarray) -> float:
-    if f.std() == 0 or y.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(f, y)[0, 1])
-
-
 Statistic = Literal["mean", "sharpe", "ic"] | Callable[..., float]
 
 
@@ -211,9 +199,9 @@ def _stat_fn(statistic: Statistic, periods: float) -> Callable[..., float]:
     if statistic == "mean":
         return lambda x, y=None: float(x.mean())
     if statistic == "sharpe":
-        return lambda x, y=None: _sharpe(x, periods)
+        return lambda x, y=None: _metrics.sharpe(x, periods)
     if statistic == "ic":
-        return _ic
+        return _metrics.information_coefficient
     raise ValueError(f"unknown statistic {statistic!r}; use 'mean', 'sharpe', 'ic' or a function")
 
 
@@ -861,6 +849,7 @@ def pbo_cscv(returns: pd.DataFrame | np.ndarray, *, n_splits: int = 16) -> PboRe
     count = np.diff(edges).astype(float)
     s1 = np.add.reduceat(x, edges[:-1], axis=0)
     s2 = np.add.reduceat(x**2, edges[:-1], axis=0)
+    peak = np.maximum.reduceat(np.abs(x), edges[:-1], axis=0)  # the largest |return| of each block
     combos = np.array(list(itertools.combinations(range(n_splits), n_splits // 2)))
     is_mask = np.zeros((len(combos), n_splits))
     np.put_along_axis(is_mask, combos, 1.0, axis=1)
@@ -869,8 +858,8 @@ def pbo_cscv(returns: pd.DataFrame | np.ndarray, *, n_splits: int = 16) -> PboRe
         m = mask @ count
         mean = (mask @ s1) / m[:, None]
         var = ((mask @ s2) - m[:, None] * mean**2) / (m[:, None] - 1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(var > 0, mean / np.sqrt(np.maximum(var, 0)), 0.0)
+        largest = (mask[:, :, None] * peak[None]).max(axis=1)
+        return _metrics.sharpe_from_moments(mean, np.sqrt(np.maximum(var, 0)), largest)
 
     sr_is, sr_oos = sharpe_of(is_mask), sharpe_of(1.0 - is_mask)
     best = np.argmax(sr_is, axis=1)
