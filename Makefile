@@ -12,11 +12,16 @@ STAMP       := $(VENV)/.flashtrade-installed
 # The book build and nbval run notebooks with this IPython profile: offline guard
 # plus the plotly renderer the static book needs (see book/ipython/).
 BUILD_ENV   := IPYTHONDIR=$(CURDIR)/book/ipython PYDEVD_DISABLE_FILE_VALIDATION=1
+# The book build also draws every plotly figure as a PNG (kaleido, with the local Chromium), so
+# `make pdf` reuses the executed notebooks instead of running them again. Without a Chromium
+# the HTML book builds as before and `make pdf` says what is missing.
+CHROMIUM    ?= $(shell command -v chromium || command -v chromium-browser || command -v google-chrome)
+FIGURE_ENV  := $(if $(CHROMIUM),FLASHTRADE_STATIC_FIGURES=1 BROWSER_PATH=$(CHROMIUM))
 NBVAL_ARGS  := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider \
                -p tests.nbval_patience
 BOOK_CACHE  := _build/.jupyter_cache
 
-.PHONY: book serve test lab bench install unit notebooks outputs portability browser lint clean
+.PHONY: book pdf serve test lab bench install unit notebooks outputs portability browser lint clean
 
 install: $(STAMP)
 
@@ -30,13 +35,25 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $@
 
 book: $(STAMP)
-	$(BUILD_ENV) $(VENV)/bin/jupyter-book build . -W -n --keep-going
+	$(BUILD_ENV) $(FIGURE_ENV) $(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo
 	@echo "The book is built. Open this file in a browser:"
 	@echo "    $(CURDIR)/_build/html/index.html"
 
+# The whole book as one PDF (_build/latex/flashtrade.pdf): Jupyter Book's LaTeX builder, XeLaTeX
+# from Debian's TeX Live (sudo apt-get install texlive-latex-recommended texlive-latex-extra
+# texlive-fonts-recommended texlive-xetex latexmk fonts-dejavu-core), figures as the PNGs drawn at `make book`.
+# Then checks it: pages, figures, no table or listing wider than the text (tests/test_pdf.py).
+pdf: $(STAMP)
+	@test -n "$(CHROMIUM)" || { echo "make pdf needs a Chromium for the figures (Debian: sudo apt-get install chromium)"; exit 1; }
+	@command -v latexmk >/dev/null && command -v xelatex >/dev/null || { echo "make pdf needs TeX Live: sudo apt-get install texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended texlive-xetex latexmk fonts-dejavu-core"; exit 1; }
+	$(BUILD_ENV) $(FIGURE_ENV) $(VENV)/bin/jupyter-book build . --builder pdflatex -W -n --keep-going
+	$(PY) -m pytest -p no:cacheprovider -m pdf tests/test_pdf.py
+	@echo
+	@echo "The book as one PDF: $(CURDIR)/_build/latex/flashtrade.pdf"
+
 unit: $(STAMP)
-	$(PY) -m pytest -p no:cacheprovider -m "not book and not browser" tests
+	$(PY) -m pytest -p no:cacheprovider -m "not book and not browser and not release and not pdf" tests
 
 # nbval, one execution per notebook, for working on a chapter (`make notebooks NB=notebooks/07_prediction.ipynb`);
 # `make test` checks the same cells against the book build's execution instead.
@@ -78,7 +95,13 @@ serve:
 	@echo "Serving the book on http://127.0.0.1:$(SERVE_PORT)/ (Ctrl-C stops it)."
 	@$(PYTHON) -m http.server $(SERVE_PORT) --bind 127.0.0.1 --directory _build/html
 
+# JupyterLab works on copies in notebooks-work/ (made once; delete one to get a fresh copy), so autosave
+# never rewrites the tracked notebooks; a sibling of notebooks/, so the chapters' ../book links still work.
+LAB_COPY := notebooks-work
 lab: $(STAMP)
+	@mkdir -p $(LAB_COPY)
+	@for nb in notebooks/*.ipynb; do [ -e $(LAB_COPY)/$${nb#notebooks/} ] || cp $$nb $(LAB_COPY)/; done
+	@echo "Your working copies of the chapters are in $(LAB_COPY)/ (notebooks/ stays as tracked)."
 	@echo "Starting JupyterLab on http://127.0.0.1:8888 — the URL with its token is printed below."
 	@$(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=8888 --no-browser \
 		$$( [ "$$(id -u)" = 0 ] && echo --allow-root ) --notebook-dir=$(CURDIR)

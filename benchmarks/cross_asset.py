@@ -55,6 +55,7 @@ from flashtrade_lib.measure.record_quality import Series
 from flashtrade_lib.model.cross_asset import CrossAssetTrader, n_tokens
 from flashtrade_lib.model.step_cost import naive_step_bytes, sweep_step_costs, train_step
 from flashtrade_lib.model.trader import ModelConfig
+from flashtrade_lib.options import add_model_size_options
 
 ROOT = Path(__file__).resolve().parents[1]
 GiB = 2**30
@@ -96,9 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backends", nargs="+", default=None,
                    help="default: every backend 'auto' considers on this device that can run here")
     p.add_argument("--batch", type=int, default=2)
-    p.add_argument("--d-model", type=int, default=32)
-    p.add_argument("--n-heads", type=int, default=2)
-    p.add_argument("--n-layers", type=int, default=2)
+    add_model_size_options(p, d_model=32, n_heads=2)
     p.add_argument("--n-features", type=int, default=4)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--oom-gib", type=float, default=12.0, help="predicted N×N memory above this: 'predicted OOM'")

@@ -62,6 +62,7 @@ from flashtrade_lib.measure.bench import (
 )
 from flashtrade_lib.measure.record_quality import Series
 from flashtrade_lib.model.step_cost import measure_train_context
+from flashtrade_lib.options import add_model_size_options
 
 GiB = 2**30
 
@@ -101,9 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="default: every backend 'auto' considers on this device that can run here "
                              "(sdpa and naive on CPU)")
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--d-model", type=int, default=64)
-    parser.add_argument("--n-heads", type=int, default=4)
-    parser.add_argument("--n-layers", type=int, default=2)
+    add_model_size_options(parser)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--max-gib", type=float, default=16.0, help="never run a naive step predicted above this")
     parser.add_argument("--budget-gib", type=float, default=24.0, help="memory budget for 'longest context'")

@@ -1,13 +1,14 @@
 """``flashtrade``: the book's pipeline from the command line.
 
-    flashtrade fetch BTCUSDT --interval 60 --start 2024-01-01 --out btc.parquet   # live Bybit (explicit)
-    flashtrade train --data crypto-30m --symbol BTC --out runs/btc                 # offline, bundled bars
+    flashtrade fetch BTCUSDT --interval 60 --start 2024-01-01 --out btc.csv   # live Bybit (explicit)
+    flashtrade train --data bybit:BTCUSDT --interval 60 --out runs/btc        # offline, from the cache
+    flashtrade train --data crypto-30m --symbol BTC --out runs/bundled        # offline, bundled bars
     flashtrade predict --checkpoint runs/btc --out predictions.csv
     flashtrade backtest --checkpoint runs/btc --cost-bps 5
     flashtrade bench --contexts 256 512 1024
 
-Everything except ``fetch`` is offline and works on the bundled data or the
-synthetic market. ``train`` writes its checkpoint only into the directory given
+Everything except ``fetch`` is offline: it works on bars ``fetch`` cached, a bars file,
+the bundled data or the synthetic market. ``train`` writes its checkpoint only into the directory given
 with ``--out``; ``predict`` and ``backtest`` rebuild the exact inputs the model was
 trained on (source, windows, scaler) from the checkpoint's metadata. Run a command
 with ``--help`` for its options. Under ``torchrun`` (``torchrun --nproc_per_node 2
@@ -17,6 +18,7 @@ with ``--help`` for its options. Under ``torchrun`` (``torchrun --nproc_per_node
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import os
@@ -26,7 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from flashtrade_lib import __version__
+from flashtrade_lib.atomic import atomic_path
 from flashtrade_lib.errors import FlashTradeError
+from flashtrade_lib.options import add_model_size_options
+from flashtrade_lib.options import positive_int as _positive
 
 __all__ = ["main", "build_parser"]
 
@@ -108,6 +113,41 @@ def _one_line(exc: BaseException) -> str:
     return text
 
 
+def _device(name: str, flag: str = "--device") -> str:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` — and ``cuda`` only where a CUDA GPU is visible."""
+    import torch
+
+    if name not in ("auto", "cpu", "cuda") and not (name.startswith("cuda:") and name[5:].isdigit()):
+        raise CLIError(f"{flag} must be auto, cpu, cuda or cuda:N, got {name!r}")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CLIError(f"{flag} {name}: no CUDA GPU is visible here (torch.cuda.is_available() is False); "
+                       "use --device cpu or auto")
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def _check_attention_memory(args: argparse.Namespace) -> None:
+    """Refuse a window whose N×N attention scores cannot fit in memory, before building any data."""
+    from flashtrade_lib.attention.backends import decide, default_capabilities, materialises_scores
+    from flashtrade_lib.model.step_cost import naive_step_bytes
+
+    name = args.backend
+    if name == "auto":
+        name = decide(default_capabilities(args.d_model // args.n_heads, not args.bidirectional)).name
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not Linux: nothing to compare with
+        return
+    need = naive_step_bytes(args.lookback, batch=args.batch_size, n_heads=args.n_heads, n_layers=args.n_layers)
+    if materialises_scores(name) and need > free:
+        raise CLIError(
+            f"--lookback {args.lookback} with --batch-size {args.batch_size} needs about {need / 2**30:.1f} GiB "
+            f"for the {name} backend's attention scores, more than the {free / 2**30:.1f} GiB free; "
+            "lower --lookback or --batch-size"
+        )
+
+
 def _load(checkpoint: str, backend: str | None) -> Any:
     from flashtrade_lib.model.checkpoints import load_checkpoint
 
@@ -119,6 +159,7 @@ def _load(checkpoint: str, backend: str | None) -> Any:
 
 def _data_for(ckpt: Any) -> Any:
     from flashtrade_lib.data.tasks import market_datasets_from_metadata
+    from flashtrade_lib.model.checkpoints import check_data_matches, check_data_request
 
     meta = ckpt.metadata
     missing = [k for k in ("source", "symbol", "lookback", "horizon", "scaler") if k not in meta]
@@ -127,7 +168,10 @@ def _data_for(ckpt: Any) -> Any:
             f"checkpoint {ckpt.path} lacks data metadata {missing}; it was not written by "
             "`flashtrade train` — predict with the library instead"
         )
-    return market_datasets_from_metadata(meta)
+    check_data_request(meta, ckpt.path)  # sizes and types, before any data is built
+    data = market_datasets_from_metadata(meta)
+    check_data_matches(ckpt, data.metadata)  # the data it was trained on, or a one-line refusal
+    return data
 
 
 def _predict_frame(ckpt: Any, data: Any, split: str, batch_size: int) -> Any:
@@ -176,10 +220,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         bars = fetch_klines(args.symbol, interval, args.start, args.end, **kwargs)
     else:
         bars = cached_klines(args.symbol, interval, args.start, args.end, cache_dir=args.cache_dir,
-                             refresh=args.refresh, **kwargs)
+                             refresh=args.refresh, lock_timeout=args.lock_wait, **kwargs)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_bars(bars, out)
+        write_bars(bars, out)  # atomic: a full disk leaves no partial file
     summary = {
         "symbol": args.symbol, "interval": interval, "bars": len(bars),
         "first": str(bars.index[0]) if len(bars) else None,
@@ -207,6 +250,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                     "dropout": args.dropout, "causal": not args.bidirectional, "backend": args.backend}
     # every setting is validated before the data is built and long before training starts
     ModelConfig(n_features=1, **architecture)
+    _device(args.device)
+    _check_attention_memory(args)
     tconfig = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, objective=args.objective,
         patience=args.patience, seed=args.seed, device=args.device,
@@ -259,9 +304,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     data = _data_for(ckpt)
     frame = _predict_frame(ckpt, data, args.split, args.batch_size)
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(out)
+        with atomic_path(args.out) as tmp:
+            frame.to_csv(tmp)
     summary = {
         "checkpoint": str(ckpt.path),
         "split": args.split,
@@ -324,8 +368,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                    "metrics": table[keep].to_dict(orient="index"), "intervals": intervals, "note": note,
                    "written": args.out}, lines)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({"model": model_bt.equity, "buy_and_hold": hold.equity}).to_csv(args.out)
+        with atomic_path(args.out) as tmp:
+            pd.DataFrame({"model": model_bt.equity, "buy_and_hold": hold.equity}).to_csv(tmp)
     return 0
 
 
@@ -349,11 +393,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from flashtrade_lib.model.step_cost import measure_train_context
 
     _check_out_file(args.json, (), "--json")
-    device = args.device
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = _device(args.device)
     rows = measure_train_context(
         args.contexts, args.backends, batch=args.batch, d_model=args.d_model, n_heads=args.n_heads,
         n_layers=args.n_layers, repeat=args.repeat, max_bytes=args.max_gib * 2**30, device=device,
@@ -374,10 +414,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+def _positive_number(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _non_negative_number(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
 
 
@@ -399,16 +446,38 @@ class _Help(argparse.RawDescriptionHelpFormatter):
             return text
         return f"{text} (default: %(default)s)"
 
+    def _expand_help(self, action: argparse.Action) -> str:
+        if isinstance(action.choices, _Backends):  # listing them would import torch; the help names them
+            action = copy.copy(action)
+            action.choices = None
+        return super()._expand_help(action)
+
 
 def _description(doc: str | None) -> str:
     """A docstring as plain terminal text: no reStructuredText markup."""
     return (doc or "").replace("``", "").replace(":func:", "")
 
 
+class _Backends:
+    """``--backend``'s choices, read from the backend registry only when a name is checked:
+    the registry imports torch, which a ``--help`` must not wait for."""
+
+    def _names(self) -> tuple[str, ...]:
+        from flashtrade_lib.attention.backends import BACKENDS
+
+        return ("auto", *BACKENDS)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Any:
+        return iter(self._names())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from flashtrade_lib.attention.backends import BACKENDS
+    """The parser of every command; it imports nothing heavy (``--help`` answers at once)."""
     from flashtrade_lib.data.sources import data_spec_help
-    from flashtrade_lib.model.train import OBJECTIVES
+    from flashtrade_lib.options import OBJECTIVES
     from flashtrade_lib.trading.costs import DEFAULT_COST_BPS
 
     parser = argparse.ArgumentParser(prog="flashtrade", description=_description(__doc__), formatter_class=_Help)
@@ -417,7 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error instead of one line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    backends = ("auto", *BACKENDS)
+    backends = _Backends()
+    backend_help = "attention backend: auto, sdpa, naive, or another this install registers"
 
     def command(name: str, helptext: str, func: Any) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=helptext, description=_description(func.__doc__), formatter_class=_Help)
@@ -439,6 +509,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="download the range again and replace the cached file (e.g. a corrupt one)")
     p.add_argument("--timeout", type=_seconds, default=10.0, help="deadline of each request, in seconds")
     p.add_argument("--max-retries", type=int, default=5, help="retries of a failed request")
+    p.add_argument("--lock-wait", type=_seconds, default=900.0,
+                   help="wait at most this many seconds for another process updating the same cache file")
     p.add_argument("--base-url", help="Bybit API host, e.g. https://api-testnet.bybit.com or a regional one "
                    "(unset: $FLASHTRADE_BYBIT_URL, else https://api.bybit.com)")
 
@@ -461,12 +533,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=_positive, default=3, help="early-stopping patience in epochs")
     p.add_argument("--max-steps-per-epoch", type=_positive, default=None,
                    help="cap the optimiser steps of an epoch (unset: the whole training split)")
-    p.add_argument("--d-model", type=_positive, default=64, help="width of the transformer")
-    p.add_argument("--n-heads", type=_positive, default=4, help="attention heads (must divide --d-model)")
-    p.add_argument("--n-layers", type=_positive, default=2, help="transformer blocks")
+    add_model_size_options(p)
     p.add_argument("--dropout", type=float, default=0.1, help="dropout probability in each block")
     p.add_argument("--bidirectional", action="store_true", help="non-causal encoder over the window")
-    p.add_argument("--backend", choices=backends, default="auto", help="attention backend")
+    p.add_argument("--backend", choices=backends, metavar="BACKEND", default="auto", help=backend_help)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights, the batches and the synthetic market")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -485,8 +555,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--checkpoint", required=True, help="checkpoint file or the directory holding it")
         p.add_argument("--split", choices=("train", "val", "test", "all") if name == "predict"
                        else ("val", "test"), default="test", help="which purged split's decision bars")
-        p.add_argument("--backend", choices=backends, default=None,
-                       help="attention backend (unset: the one saved in the checkpoint)")
+        p.add_argument("--backend", choices=backends, metavar="BACKEND", default=None,
+                       help=backend_help + " (unset: the one saved in the checkpoint)")
         p.add_argument("--batch-size", type=_positive, default=128, help="windows per forward pass")
         p.add_argument("--json", action="store_true", help="print the result as JSON (for scripts)")
         if name == "predict":
@@ -496,21 +566,19 @@ def build_parser() -> argparse.ArgumentParser:
                            help="which model head becomes the position")
             p.add_argument("--position", choices=("sign", "tanh"), default="sign",
                            help="how a signal becomes a weight")
-            p.add_argument("--scale", type=float, default=1.0, help="tanh scale for --position tanh")
-            p.add_argument("--cost-bps", type=float, default=DEFAULT_COST_BPS,
+            p.add_argument("--scale", type=_positive_number, default=1.0, help="tanh scale for --position tanh")
+            p.add_argument("--cost-bps", type=_non_negative_number, default=DEFAULT_COST_BPS,
                            help="fees in bps of traded value")
             p.add_argument("--out", help="write both equity curves to this CSV file (unset: none)")
 
     p = command("bench", "time/memory of a training step vs context (offline)", cmd_bench)
     p.add_argument("--contexts", type=_positive, nargs="+", default=[256, 512, 1024], help="context lengths")
-    p.add_argument("--backends", choices=backends, nargs="+", default=["naive", "sdpa"],
-                   help="attention backends to compare")
+    p.add_argument("--backends", choices=backends, metavar="BACKEND", nargs="+", default=["naive", "sdpa"],
+                   help="attention backends to compare: " + backend_help.split(": ")[1])
     p.add_argument("--batch", type=_positive, default=8, help="windows per step")
-    p.add_argument("--d-model", type=_positive, default=64, help="width of the transformer")
-    p.add_argument("--n-heads", type=_positive, default=4, help="attention heads")
-    p.add_argument("--n-layers", type=_positive, default=2, help="transformer blocks")
+    add_model_size_options(p)
     p.add_argument("--repeat", type=_positive, default=3, help="timed steps per backend (median reported)")
-    p.add_argument("--max-gib", type=float, default=16.0,
+    p.add_argument("--max-gib", type=_positive_number, default=16.0,
                    help="skip naive steps predicted to need more N×N memory than this")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--json", help="also write the rows and the machine report to this JSON file (unset: none)")

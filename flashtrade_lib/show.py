@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import inspect
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -17,16 +18,29 @@ def source_of(obj: Any) -> str:
     return textwrap.dedent(inspect.getsource(obj)).strip("\n")
 
 
-def show_source(obj: Any) -> Markdown:
+FOLD_LINES = 25  # listings longer than this start folded, as QuantEcon and d2l fold theirs
+
+
+def show_source(obj: Any, *, fold: bool | None = None) -> Markdown:
     """Render ``obj``'s source as a highlighted code block (in JupyterLab and in the book).
 
     Chapters call this on the library functions they explain, so the reader sees the
-    code the tests check — never a copy that could drift from it.
+    code the tests check — never a copy that could drift from it. A listing longer than
+    ``FOLD_LINES`` lines starts folded (an HTML ``<details>`` that JupyterLab and the
+    book both show as a click-to-open line naming the function and its length), so the
+    chapter's argument is not lost under a wall of code; ``fold`` forces either way. The
+    PDF, which cannot fold, prints the listing in full.
     """
-    src = source_of(obj)
+    src = source_of(obj).rstrip()
     fence = "````" if "```" in src else "```"
     where = f"{obj.__module__}.{obj.__qualname__}" if hasattr(obj, "__qualname__") else obj.__name__
-    return Markdown(f"*Source of* `{where}`:\n\n{fence}python\n{src.rstrip()}\n{fence}")
+    n_lines = src.count("\n") + 1
+    code = f"{fence}python\n{src}\n{fence}"
+    if not (n_lines > FOLD_LINES if fold is None else fold):
+        return Markdown(f"*Source of* `{where}`:\n\n{code}")
+    summary = f"Source of <code>{html.escape(where)}</code> ({n_lines} lines)"
+    # blank lines around the fence: Markdown inside an HTML block is parsed only after one
+    return Markdown(f'<details class="ft-source">\n<summary>{summary}</summary>\n\n{code}\n\n</details>')
 
 
 def say(text: str) -> Markdown:

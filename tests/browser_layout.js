@@ -4,12 +4,21 @@
 //  1. Overflow: an element of the article wider than the content column that is not inside
 //     a scroll container (the reader cannot reach the cut-off part), or clipped by an
 //     ancestor that hides overflow.
-//     Anything that scrolls sideways must show that it scrolls (a shadow at the hidden edge).
+//  1b. Anything that scrolls sideways with content hidden past an edge must show it there:
+//     the content fades out at that edge (a CSS mask, book/_ext/static/page_fit.js), or a
+//     shadow drawn by the box's background that the content does not cover. A thin scrollbar
+//     at the bottom of a wide table is not a cue: it is off screen or unnoticed.
+//  1c. The page itself wider than the viewport (a phone reader pans the whole page sideways),
+//     naming what sticks out; and text that runs out of its own box (a long word in a title).
+//  1d. Wrapped code: a code line that wraps must continue right of where it starts (a hanging
+//     indent); a continuation at column 0 reads as a new statement.
 //  2. Display math: an equation wider than its box. At desktop widths (`mustFit`) every
-//     equation must fit; on narrow screens it may scroll, never clip.
+//     equation must fit; on narrow screens it may scroll (with the cue of 1b), never clip.
 //  3. Plotly: text boxes (titles, axis titles, annotations, tick labels, legend entries)
 //     that overlap each other or run off the figure (a side, the top or the bottom), or an
-//     annotation lying on an error bar.
+//     annotation lying on an error bar; a legend beside the plot that takes more than a
+//     third of the figure's width; a log axis over 1.5 decades or more labelled between
+//     decades (plotly's small "2" and "5" labels read as "2, 1, 5, 2, 0.1, 5").
 (mustFit) => {
   const problems = [];
   const article = document.querySelector("article.bd-article") || document.querySelector("main");
@@ -61,14 +70,106 @@
       : `too wide: ${describe(el)} is ${width} px wide in a ${col} px column, outside any scroll container`);
   }
 
-  // 1b. Anything that scrolls sideways must show that it does: the book's scroll boxes draw a
-  //     shadow at the hidden edge (a gradient background, book/_ext/static/flashtrade.css);
-  //     a bare scroll box hides its cut-off columns from a reader without a visible scrollbar.
-  for (const el of article.querySelectorAll("*")) {
-    if (!scrolls(el) || el.closest("mjx-container") || el.closest(".plotly-graph-div") || !visible(el)) continue;
-    if (el.scrollWidth <= el.clientWidth + 2) continue;
-    if (cs(el).backgroundImage.includes("gradient")) continue;
-    problems.push(`scrolls sideways without showing it: ${describe(el)} holds ${el.scrollWidth} px in ${el.clientWidth} px`);
+  // 1b. Scroll boxes with hidden content show a cue at each edge that hides something.
+  const masked = (el) => {
+    const s = cs(el);
+    return /gradient/.test(s.maskImage || "") || /gradient/.test(s.webkitMaskImage || "");
+  };
+  const opaque = (el) => {
+    const c = cs(el).backgroundColor;
+    const m = c.match(/rgba?\(([^)]+)\)/);
+    return m ? (m[1].split(",").length < 4 || parseFloat(m[1].split(",")[3]) > 0.05) : false;
+  };
+  // a background-drawn shadow is seen only where nothing inside the box paints over it (a
+  // zebra-striped row, a cell's own background): sampled at a quarter, half and three quarters
+  // of the box's height, wherever the box is on the page
+  const shadowSeen = (box, x) => {
+    if (!/gradient/.test(cs(box).backgroundImage)) return false;
+    const r = box.getBoundingClientRect();
+    const inside = [...box.querySelectorAll("*")].filter((el) => opaque(el) && visible(el));
+    return [0.25, 0.5, 0.75].every((f) => {
+      const y = r.top + f * r.height;
+      return !inside.some((el) => {
+        const q = el.getBoundingClientRect();
+        return q.left <= x && x <= q.right && q.top <= y && y <= q.bottom;
+      });
+    });
+  };
+  const scrollBoxes = [...article.querySelectorAll("*")].filter((el) =>
+    scrolls(el) && !el.closest(".plotly-graph-div") && visible(el) && el.scrollWidth > el.clientWidth + 2);
+  for (const el of scrollBoxes) {
+    const r = el.getBoundingClientRect();
+    const hiddenRight = el.scrollLeft < el.scrollWidth - el.clientWidth - 2;
+    const hiddenLeft = el.scrollLeft > 2;
+    const edges = [];
+    if (hiddenRight && !masked(el) && !shadowSeen(el, r.left + el.clientWidth - 3)) edges.push("right");
+    if (hiddenLeft && !masked(el) && !shadowSeen(el, r.left + 3)) edges.push("left");
+    if (edges.length) {
+      problems.push(`cut at the ${edges.join(" and ")} edge with no cue that it scrolls: ${describe(el)} holds ${el.scrollWidth} px in ${el.clientWidth} px`);
+    }
+  }
+
+  // 1c. The page wider than the viewport; text running out of its own box.
+  const viewport = document.documentElement.clientWidth;
+  if (document.documentElement.scrollWidth > viewport + slack) {
+    const insideScroller = (el) => {
+      for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) if (scrolls(a) || hides(a)) return true;
+      return false;
+    };
+    const culprits = [...document.body.querySelectorAll("*")].filter((el) => {
+      if (!visible(el) || insideScroller(el)) return false;
+      const r = el.getBoundingClientRect();
+      return r.right > viewport + slack || el.scrollWidth > el.clientWidth + slack && !scrolls(el) && !hides(el) &&
+        r.left + el.scrollWidth > viewport + slack;
+    });
+    const deepest = culprits.filter((el) => !culprits.some((o) => o !== el && el.contains(o)));
+    problems.push(`page wider than the viewport (${document.documentElement.scrollWidth} px in ${viewport} px): ` +
+      deepest.slice(0, 3).map(describe).join("; "));
+  }
+  const TEXT_BOXES = "h1, h2, h3, h4, h5, h6, p, li, dt, dd, caption, summary, .admonition-title, p.caption";
+  for (const el of article.querySelectorAll(TEXT_BOXES)) {
+    if (!visible(el) || scrolls(el)) continue;
+    if (el.scrollWidth <= el.clientWidth + slack) continue;
+    let anc = el.parentElement, inScroller = false;
+    while (anc && anc !== document.body) {
+      if (scrolls(anc)) { inScroller = true; break; }
+      anc = anc.parentElement;
+    }
+    if (inScroller || el.querySelector("mjx-container, .highlight, table, img, svg")) continue;
+    problems.push(`text runs out of its box: ${describe(el)} needs ${el.scrollWidth} px, has ${el.clientWidth} px`);
+  }
+
+  // 1d. Wrapped code lines continue with a hanging indent.
+  for (const pre of article.querySelectorAll("div.highlight pre")) {
+    if (!visible(pre) || !/pre-wrap|break-spaces/.test(cs(pre).whiteSpace)) continue;
+    const walker = document.createTreeWalker(pre, NodeFilter.SHOW_TEXT);
+    const texts = [];
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) texts.push(n);
+    const where = [];  // [node, offset] of every character, in order
+    texts.forEach((n) => { for (let i = 0; i < n.data.length; i++) where.push([n, i]); });
+    const all = texts.map((n) => n.data).join("");
+    const lineHeight = parseFloat(cs(pre).lineHeight) || parseFloat(cs(pre).fontSize) * 1.4;
+    let start = 0, bad = 0, example = "";
+    for (const line of all.split("\n")) {
+      const end = start + line.length;
+      const first = line.search(/\S/);
+      if (first >= 0 && line.length > 1) {
+        const range = document.createRange();
+        range.setStart(...where[start]);
+        range.setEnd(where[end - 1][0], where[end - 1][1] + 1);
+        const rects = [...range.getClientRects()].filter((q) => q.width > 0).sort((a, b) => a.top - b.top || a.left - b.left);
+        if (rects.length && rects[rects.length - 1].top > rects[0].top + lineHeight / 2) {
+          const one = document.createRange();
+          one.setStart(...where[start + first]);
+          one.setEnd(where[start + first][0], where[start + first][1] + 1);
+          const firstX = one.getBoundingClientRect().left;
+          const contLeft = Math.min(...rects.filter((q) => q.top > rects[0].top + lineHeight / 2).map((q) => q.left));
+          if (contLeft <= firstX + 1) { bad += 1; if (!example) example = line.trim().slice(0, 60); }
+        }
+      }
+      start = end + 1;
+    }
+    if (bad) problems.push(`wrapped code continues at its line's start or left of it (${bad} line(s), no hanging indent): "${example}"`);
   }
 
   // 2. Display math.
@@ -129,6 +230,21 @@
       const r = t.getBoundingClientRect();
       if (bars.some((bar) => overlap(r, bar))) clashes.push(`annotation "${t.textContent.trim().slice(0, 40)}" / an error bar`);
     });
+    const legend = fig.querySelector("g.legend");
+    const fl = fig._fullLayout;
+    if (legend && visible(legend) && fl && (fl.legend || {}).orientation !== "h") {
+      const lw = legend.getBoundingClientRect().width;
+      if (lw > frame.width / 3) clashes.push(`the legend takes ${Math.round(100 * lw / frame.width)} % of the width`);
+    }
+    if (fl) {
+      for (const name of Object.keys(fl).filter((k) => /^[xy]axis\d*$/.test(k))) {
+        const ax = fl[name];
+        if (ax.type !== "log" || !ax.range || Math.abs(ax.range[1] - ax.range[0]) < 1.5) continue;
+        const labels = [...fig.querySelectorAll(`g.${ax._id}tick > text`)].map((t) => t.textContent.trim()).filter(Boolean);
+        const between = labels.filter((t) => /^[2-9]$/.test(t));
+        if (between.length) clashes.push(`log axis ${ax._id} labelled between decades: ${labels.slice(0, 6).join(", ")}`);
+      }
+    }
     if (clashes.length) {
       problems.push(`plotly "${title.slice(0, 50)}": ${clashes.length} overlapping or cut-off text box(es): ${clashes.slice(0, 4).join("; ")}`);
     }

@@ -15,12 +15,17 @@ tests never touch the internet. Faults are queued and consumed one per request:
 ``"10001"``   parameter error
 ``"empty"``   a well-formed page with no rows (as if the history ended there)
 ``"retry_after"``  HTTP 429 with ``Retry-After: 3600`` (an hour: the client must cap it)
+``"429_reset"``  HTTP 429 with ``X-Bapi-Limit-Reset-Timestamp`` ``reset_ms`` ahead (no Retry-After)
 ``"trickle"``  a correct answer whose body arrives one byte every ``trickle_s`` seconds
 ``"trickle_headers"``  the status line and headers arrive one byte every ``trickle_s`` seconds
 ``""``        no fault (serve this request normally; lets a fault hit a later request)
 
 Data faults: ``repeat_boundary=True`` adds, to every page, the bar just newer than
-``end`` (i.e. the oldest bar of the previous page again); ``missing`` removes bars.
+``end`` (i.e. the oldest bar of the previous page again; ``repeat_boundary=n``: the
+``n`` bars just newer, an overlap of ``n``); ``missing`` removes bars;
+``page_cap=n`` serves at most ``n`` rows a page whatever ``limit`` asks (repeated bar
+included: a short page that is not the end of history); ``ignore_end=True`` answers
+every request with the newest bars, as if ``end`` had not been sent.
 """
 
 from __future__ import annotations
@@ -66,7 +71,10 @@ class FakeBybit:
         interval_ms: int = HOUR_MS,
         now_ms: int | None = None,
         faults: list[str] | None = None,
-        repeat_boundary: bool = False,
+        repeat_boundary: bool | int = False,
+        page_cap: int | None = None,
+        ignore_end: bool = False,
+        reset_ms: int = 30,
         slow_s: float = 0.5,
         trickle_s: float = 0.02,
     ) -> None:
@@ -77,6 +85,9 @@ class FakeBybit:
         self.now_ms = now_ms
         self.faults = list(faults or [])
         self.repeat_boundary = repeat_boundary
+        self.page_cap = page_cap
+        self.ignore_end = ignore_end
+        self.reset_ms = reset_ms
         self.slow_s = slow_s
         self.trickle_s = trickle_s
         self.requests: list[dict[str, str]] = []
@@ -169,6 +180,10 @@ class FakeBybit:
         if fault == "retry_after":
             self._send(h, 429, b"slow down", {"Retry-After": "3600"})
             return True
+        if fault == "429_reset":
+            self._send(h, 429, b"slow down",
+                       {"X-Bapi-Limit-Reset-Timestamp": str(int(time.time() * 1000) + self.reset_ms)})
+            return True
         if fault == "malformed_json":
             self._send(h, 200, malformed)
             return True
@@ -208,12 +223,14 @@ class FakeBybit:
         bars = bars[bars[:, 0] <= self.now_ms]
         t = bars[:, 0]
         lo = int(q["start"]) if "start" in q else -1
-        hi = int(q["end"]) if "end" in q else self.now_ms
+        hi = int(q["end"]) if "end" in q and not self.ignore_end else self.now_ms
         sel = bars[(t >= lo) & (t <= hi)][::-1][:limit]  # newest first, capped
         if self.repeat_boundary:
             newer = bars[t > hi]
             if len(newer):
-                sel = np.vstack([newer[:1], sel])
+                sel = np.vstack([newer[: int(self.repeat_boundary)][::-1], sel])
+        if self.page_cap is not None:
+            sel = sel[: self.page_cap]
         rows = [[str(int(r[0]))] + [repr(float(x)) for x in r[1:]] for r in sel]
         if fault == "bad_row" and rows:
             rows[0][4] = "not-a-price"

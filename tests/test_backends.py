@@ -327,20 +327,6 @@ def test_benchmark_skips_cleanly_without_a_gpu(capsys):
     assert "skipped: no CUDA GPU" in capsys.readouterr().out
 
 
-def test_plot_tflops_draws_one_line_per_backend_and_panel():
-    from flashtrade_lib.measure.plots_gpu import plot_tflops
-
-    record = {  # a hand-made record, only to exercise the drawing code
-        "gpu": {"name": "test"}, "environment": {"date_utc": "2025-01-01T00:00:00Z"},
-        "rows": [{"backend": b, "pass": p, "causal": c, "head_dim": 64, "seqlen": n, "status": "ok", "tflops": 1.0}
-                 for b in ("triton", "sdpa:flash") for p in ("fwd", "bwd") for c in (False, True)
-                 for n in (1024, 2048)],
-    }
-    fig = plot_tflops(record, head_dim=64)
-    assert len(fig.data) == 2 * 4
-    assert "head dim 64" in fig.layout.title.text
-
-
 # ------------------------------------------------------------------ the table is the one place
 
 

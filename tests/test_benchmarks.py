@@ -31,6 +31,7 @@ TINY = {
                        "--steps", "5", "--reps", "99", "--threads", "1", "--max-wait", "0",
                        "--power-check", "--power-lag", "6", "--budgets", "3", "5",
                        "--targets", "return", "volatility"],
+    "cli_help": ["--commands", "", "train", "--repeat", "1", "--max-wait", "0"],
     # every stage of `make test` in a fresh clone, with `true` standing in for make
     "test_suite_time": ["--make", "true", "--max-wait", "0"],
 }
@@ -69,6 +70,10 @@ def test_benchmark_script_writes_a_record(name: str, tmp_path: Path) -> None:
         assert record["reference_gets_every_point"] and record["load"]["cores"] >= 1
         assert {r["submission"] for r in record["rows"]} == {"reference", "typical-wrong"}
         assert all(r["seconds"] > 0 for r in record["rows"])
+    if name == "cli_help":  # every run of every command kept; the verdict is computed, not asserted here
+        assert [r["command"] for r in record["rows"]] == ["flashtrade --help", "flashtrade train --help"]
+        assert all(len(r["times_s"]) == 1 and r["median_s"] > 0 for r in record["rows"])
+        assert isinstance(record["meets_target"], bool)
     if name == "test_suite_time":  # each stage timed, the README's sentence generated from the record
         assert list(record["stages"]) == list(_load(name).STAGES) and record["passed"]
         assert "From a fresh clone `make test` took" in _load(name).readme_line(record)

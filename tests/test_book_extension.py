@@ -57,3 +57,33 @@ def test_build_kernels_run_over_ipc_from_another_folder_without_the_transport_wa
     assert done.stdout.count("TRANSPORT ipc True") == 2, done.stdout
     assert done.stdout.count(f"CWD {elsewhere}") == 2, done.stdout
     assert "without encryption" not in done.stdout + done.stderr
+
+
+def test_code_folded_in_the_book_is_folded_in_jupyterlab_too() -> None:
+    """A cell folded in the book (tag hide-input) starts collapsed in Lab (jupyter.source_hidden)."""
+    import nbformat
+
+    mismatched = []
+    folded = 0
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            in_book = "hide-input" in cell.metadata.get("tags", [])
+            in_lab = bool(cell.metadata.get("jupyter", {}).get("source_hidden"))
+            folded += in_book
+            if in_book != in_lab:
+                mismatched.append(f"{path.name} cell {i}: hide-input {in_book}, source_hidden {in_lab}")
+    assert folded, "no notebook folds its figure code"
+    assert not mismatched, "\n".join(mismatched)
+
+
+def test_glossary_terms_are_found_as_written_in_running_text() -> None:
+    find = {t: ext._term_pattern(t) for t in ("Basis point (bp)", "HBM", "Lookback", "Attention",
+                                              "Walk-forward evaluation", "RoPE (rotary position embedding)")}
+    assert find["Basis point (bp)"].search("costs of 5 bp per trade").group(0) == "bp"
+    assert find["Basis point (bp)"].search("one Basis point").group(0) == "Basis point"
+    assert find["HBM"].search("reads from HBM.") and not find["HBM"].search("hbm")
+    assert find["Lookback"].search("longer lookbacks help").group(0) == "lookbacks"
+    assert not find["Attention"].search("FlashAttention and attention-free")  # not inside other words
+    assert find["Walk-forward evaluation"].search("a walk-forward evaluation of")
+    assert find["RoPE (rotary position embedding)"].search("with RoPE,") and not find[
+        "RoPE (rotary position embedding)"].search("a rope")

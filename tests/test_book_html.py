@@ -95,3 +95,36 @@ def test_pages_use_no_emoji(built_book) -> None:
         if hits:
             offenders[str(page.relative_to(built_book))] = hits
     assert not offenders, f"pages with emoji: {offenders}"
+
+
+def test_each_chapter_links_a_glossary_term_at_its_first_use_only(built_book) -> None:
+    """A reader meeting "HBM" or "embargo" in a chapter can click through to its definition, once."""
+    linked_somewhere = 0
+    for page in _chapters(built_book):
+        html = page.read_text(encoding="utf-8")
+        article = html[html.find("<article"):html.find("</article>")]
+        terms = re.findall(r'href="[^"]*glossary\.html#(term-[^"]+)"', article)
+        twice = sorted({t for t in terms if terms.count(t) > 1})
+        assert not twice, f"{page.name} links these glossary terms more than once: {twice}"
+        linked_somewhere += bool(terms)
+    assert linked_somewhere >= len(_chapters(built_book)) // 2, "most chapters link no glossary term"
+
+
+def test_long_listings_and_figure_code_are_folded(built_book) -> None:
+    """Library listings over FOLD_LINES lines and the code that draws a figure start folded."""
+    from flashtrade_lib.show import FOLD_LINES
+
+    unfolded = re.compile(r'<p><em>Source of</em>(.*?)</p>\s*<div class="highlight-python[^"]*">'
+                          r'<div class="highlight"><pre>(.*?)</pre>', re.S)
+    too_long, folded = [], 0
+    for page in _chapters(built_book):
+        html = page.read_text(encoding="utf-8")
+        folded += html.count('<details class="ft-source">')
+        for name, code in unfolded.findall(html):
+            lines = code.rstrip("\n").count("\n") + 1
+            if lines > FOLD_LINES:
+                too_long.append(f"{page.name}: {re.sub(r'<[^>]+>', '', name).strip()} ({lines} lines)")
+    assert not too_long, f"long listings shown unfolded: {too_long}"
+    assert folded, "no long listing is folded anywhere"
+    assert any("hide above-input" in p.read_text(encoding="utf-8") for p in _chapters(built_book)), \
+        "no figure code is folded anywhere"

@@ -34,6 +34,22 @@ WIDTHS = {"desktop": 1280, "phone": 400}
 # chapter). Strict: a listed defect that no longer occurs fails the test too, so the list
 # only shrinks. Keys: (device, page, start of the figure's title).
 KNOWN_FIGURE_DEFECTS: dict[tuple[str, str, str], str] = {}
+# Opens every fold of a page (folded listings and figure code, solutions, dropdowns); says
+# whether there was any.
+OPEN_EVERYTHING = """() => {
+  const closed = [...document.querySelectorAll("article details:not([open])")];
+  closed.forEach((d) => { d.open = true; });
+  const toggles = [...document.querySelectorAll("article .toggle-hidden, article .toggle-details__summary")];
+  document.querySelectorAll("article button.toggle-button").forEach((b) => b.click());
+  return closed.length + toggles.length > 0;
+}"""
+# Search fields and search buttons a reader can see on the page (header, sidebars, article).
+VISIBLE_SEARCH_BOXES = """() => [...document.querySelectorAll(
+    "form.bd-search, .search-button-field, button.search-button__button, .search-button, input[type=search]")]
+  .filter((el) => { const r = el.getBoundingClientRect(); const s = getComputedStyle(el);
+                    return r.width > 0 && r.height > 0 && s.visibility !== "hidden" &&
+                           !el.closest("dialog:not([open]), .search-button__wrapper:not(.show)"); })
+  .filter((el, _, all) => !all.some((o) => o !== el && o.contains(el))).length"""
 
 
 def _chromium() -> str | None:
@@ -166,6 +182,13 @@ def test_every_page_is_laid_out_for_the_screen(browser, built_book, device) -> N
                 found = [f for f in found if f not in hits]
         page.screenshot(path=str(shots / (name.replace("/", "__").removesuffix(".html") + ".png")),
                         full_page=True)
+        # what a reader opens must fit too: folded listings and figure code, solutions, dropdowns
+        if page.evaluate(OPEN_EVERYTHING):
+            page.wait_for_timeout(300)
+            found += [f"(opened) {f}" for f in page.evaluate(LAYOUT_JS, width >= 1000) if f not in found]
+        searches = page.evaluate(VISIBLE_SEARCH_BOXES)
+        if searches != 1:
+            found.append(f"{searches} search boxes on screen (a reader needs one)")
         if found:
             problems[name] = found
         page.close()
@@ -196,6 +219,22 @@ def test_search_from_the_file_system_finds_pages_without_errors(browser, built_b
     context.close()
     assert results, "a search for 'softmax' from the file system found nothing"
     assert not found, "\n".join(found)
+
+
+def test_search_lists_chapters_before_the_glossary_and_each_page_once(browser, built_book) -> None:
+    """A term the glossary defines: the chapters that teach it come first, no page twice."""
+    context = browser.new_context()
+    page = context.new_page()
+    results = _search(page, (built_book / "search.html").as_uri() + "?q=softmax")
+    links = page.eval_on_selector_all("#search-results ul.search > li > a",
+                                      "els => els.map(e => e.getAttribute('href').split('#')[0])")
+    context.close()
+    assert len(results) >= 2, f"a search for 'softmax' found {results}"
+    assert len(links) == len(set(links)), f"a page is listed more than once: {links}"
+    assert "notebooks/" in links[0], f"the first result is not a chapter: {links}"
+    glossary = [i for i, link in enumerate(links) if "glossary" in link]
+    chapters = [i for i, link in enumerate(links) if "notebooks/" in link]
+    assert not glossary or glossary[0] > max(chapters), f"the glossary is listed before a chapter: {links}"
 
 
 def test_search_served_over_http_shows_snippets(browser, built_book) -> None:
@@ -230,3 +269,23 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
         pass
+
+
+def test_clicking_a_solution_title_opens_the_solution(browser, built_book) -> None:
+    """The title of a folded solution opens it (it used to jump back to the exercise instead)."""
+    page_path = built_book / "notebooks" / "02_online_softmax.html"
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(page_path.as_uri(), wait_until="load")
+    page.wait_for_timeout(500)
+    solution = page.locator(".solution.dropdown").first
+    assert solution.count(), "chapter 2 has no folded solution"
+    body = solution.locator("pre").first
+    hidden_before = not body.is_visible()
+    solution.locator(".admonition-title").click()
+    page.wait_for_timeout(500)
+    shown_after, url = body.is_visible(), page.url
+    context.close()
+    assert hidden_before, "the solution is not folded to begin with"
+    assert shown_after, "clicking the solution's title did not open it"
+    assert url == page_path.as_uri(), f"clicking the solution's title navigated to {url}"

@@ -50,7 +50,7 @@ def test_start_none_walks_back_to_first_bar_and_end_is_inclusive() -> None:
         df = fetch_klines("ETHUSDT", 60, end=int(bars[999, 0]), base_url=fake.url, **FAST)
     _check_same(df, bars[:1000])
     assert "start" not in fake.requests[0]
-    assert len(fake.requests) == 2  # one full page, then an empty page: no more history
+    assert len(fake.requests) == 3  # one full page, then an empty page asked twice: no more history
 
 
 def test_start_inside_range_returns_only_requested_bars() -> None:
@@ -161,6 +161,7 @@ def test_malformed_answers_name_the_request(fault: str, pattern: str) -> None:
 
 @pytest.mark.parametrize(("kwargs", "pattern"), [
     ({"symbol": "btcusdt"}, "upper case.*'BTCUSDT'"),
+    ({"symbol": "btc"}, "upper case: use 'BTCUSDT' instead of 'btc'"),  # a symbol Bybit lists, not 'BTC'
     ({"symbol": ""}, "non-empty"),
     ({"symbol": "BTC/USDT"}, "not a Bybit symbol"),
     ({"interval": "1h"}, "did you mean '60'"),

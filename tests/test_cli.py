@@ -38,6 +38,20 @@ def test_every_subcommand_has_help(command, capsys):
     assert out.startswith(f"usage: flashtrade {command}")
 
 
+def test_help_imports_neither_torch_nor_pandas():
+    """What keeps `--help` instant (benchmarks/cli_help.py times it): the parser and every
+    command's help text are built without the heavy imports."""
+    code = ("import sys, contextlib, io\n"
+            "from flashtrade_lib.cli import main\n"
+            f"for argv in ([], *[[c] for c in {SUBCOMMANDS + ('course',)!r}]):\n"
+            "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+            "        main([*argv, '--help'])\n"
+            "print(sorted(m for m in ('torch', 'pandas', 'numpy') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
 def test_module_entry_point_runs():
     proc = subprocess.run([sys.executable, "-m", "flashtrade_lib.cli", "--help"],
                           capture_output=True, text=True, timeout=120)

@@ -137,3 +137,80 @@ def test_no_test_imports_private_exercise_code() -> None:
     private = re.compile(r"from flashtrade_lib\.exercises\.\w+ import [^\n]*\b_\w+")
     offenders = [p.name for p in (ROOT / "tests").glob("*.py") if private.search(p.read_text())]
     assert not offenders, f"tests importing private exercise code: {offenders}"
+
+
+# ------------------------------------------------------- a check reports; only the autograder stops
+
+
+def test_autograder_cell_reports_in_a_notebook_and_scores_0_under_nbgrader(monkeypatch) -> None:
+    from flashtrade_lib.exercises import autograde
+
+    def stub(x):  # an untouched stub: the released notebook's answer before the learner writes it
+        m, ell = float("-inf"), 0.0
+        return m, ell
+
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    shown = autograde("ch02-online-softmax", "online_softmax_stats", {"online_softmax_stats": stub})
+    assert not shown.passed and "0 of 1 point so far (the chapter goes on)" in shown.message
+    assert "✘ Not yet." in shown._repr_html_() and "#cf222e" in shown._repr_html_()  # visibly a failure
+    missing = autograde("ch02-online-softmax", "online_softmax_stats", {})
+    assert not missing.passed and "not defined" in missing.message
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    with pytest.raises(AssertionError) as raised:
+        autograde("ch02-online-softmax", "online_softmax_stats", {"online_softmax_stats": stub})
+    assert check("ch02-online-softmax", stub).message.split(" Stuck?")[0] in str(raised.value)
+    with pytest.raises(NameError, match="name 'online_softmax_stats' is not defined"):
+        autograde("ch02-online-softmax", "online_softmax_stats", {})
+    right = SOLUTIONS["ch02-online-softmax"].build()
+    assert autograde("ch02-online-softmax", "online_softmax_stats", {"online_softmax_stats": right}).passed
+
+
+def test_an_exception_names_the_case_and_the_learners_line() -> None:
+    def my_tiled_attention(q, k, v, block_q, block_k, causal=False, mask=None):
+        o = q + np.zeros((0, q.shape[-1]))  # a broadcasting mistake
+        return o, o
+
+    message = check("ch02-tiled-forward", my_tiled_attention).message
+    assert "case 1 of 10 (blocks divide N: q(16, 4)" in message and "ValueError" in message
+    assert "in my_tiled_attention, at `o = q + np.zeros((0, q.shape[-1]))  # a broadcasting mistake`" in message
+
+
+def _stubs() -> list[tuple[str, str, str]]:
+    """(exercise id, answer name, the stub function's source) of every check cell that defines a function."""
+    import ast
+
+    import nbformat
+
+    from flashtrade_lib.exercises.stubs import CHECK_CALL, whole_lines
+
+    found = []
+    for path in NOTEBOOKS:
+        for cell in nbformat.read(path, 4).cells:
+            for match in CHECK_CALL.finditer(cell.source) if cell.cell_type == "code" else ():
+                tree = ast.parse(cell.source)
+                for node in tree.body:
+                    if isinstance(node, ast.FunctionDef) and node.name == match["answer"]:
+                        found.append((match["id"], node.name, whole_lines(cell.source, node)))
+    return found
+
+
+STUBS = _stubs()
+
+
+@pytest.mark.parametrize("exercise_id, name, source", STUBS, ids=[s[0] for s in STUBS])
+def test_every_check_recognises_its_untouched_stub(exercise_id: str, name: str, source: str, tmp_path: Path) -> None:
+    import importlib.util
+
+    import torch
+
+    from flashtrade_lib.exercises.ch04 import triton_interpreter
+
+    path = tmp_path / f"stub_{name}.py"  # from a file, as Triton needs (it reads the kernel's source)
+    path.write_text("import math\n\nimport numpy as np\nimport pandas as pd\nimport triton\nimport triton.language as tl\n"
+                    "from numpy import ndarray\n\n\n" + source + "\n")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    with triton_interpreter(on=not torch.cuda.is_available()):
+        spec.loader.exec_module(module)
+    feedback = check(exercise_id, getattr(module, name))
+    assert not feedback.passed and "still the stub the chapter gave you" in feedback.message, feedback.message

@@ -111,9 +111,24 @@ def test_risk_free_rate_is_deannualised_geometrically() -> None:
 
 
 def test_degenerate_series_give_nan_not_a_huge_number() -> None:
-    assert math.isnan(m.sharpe(np.zeros(10), 252))
+    assert math.isnan(m.sharpe(np.full(10, 0.01), 252))  # constant: its float std is ~1e-19, not 0
+    assert m.sharpe(np.zeros(10), 252) == 0.0  # never moved: no return for no risk
     assert math.isnan(m.sortino(np.full(10, 0.01), 252))
     assert math.isnan(m.hit_rate(np.zeros(3)))
+
+
+def test_one_zero_variance_rule_for_every_sharpe() -> None:
+    """metrics.sharpe, the bootstrap's statistic, the cost-aware score and PBO share one rule."""
+    from flashtrade_lib.trading import stats
+
+    flat, constant = np.zeros(40), np.full(40, 0.01)
+    assert stats.block_bootstrap_ci(flat, "sharpe", periods=252, reps=99).estimate == m.sharpe(flat, 252) == 0
+    assert math.isnan(m.sharpe(constant, 252))
+    with pytest.raises(ValueError, match="undefined"):  # no Sharpe ratio: no interval either
+        stats.block_bootstrap_ci(constant, "sharpe", periods=252, reps=99)
+    moments = m.sharpe_from_moments(np.array([0.0, 0.01, 0.01]), np.array([0.0, 1e-19, 0.02]),
+                                    np.array([0.0, 0.01, 0.03]))
+    assert moments[0] == 0 and math.isnan(moments[1]) and moments[2] == 0.5
 
 
 @pytest.mark.parametrize("bad", [[0.1, float("nan")], []])

@@ -25,6 +25,23 @@ def test_function_source_is_shown_in_a_python_fence() -> None:
     assert "def pick_device" in code
 
 
+def test_long_listings_start_folded_with_their_name_and_length() -> None:
+    """Over FOLD_LINES lines, a listing is a <details> (the book and JupyterLab fold it)."""
+    from flashtrade_lib import show
+    from flashtrade_lib.trading.backtest import backtest
+
+    n_lines = source_of(backtest).count("\n") + 1
+    assert n_lines > show.FOLD_LINES, "pick a longer function for this test"
+    md = show_source(backtest).data
+    assert md.startswith('<details class="ft-source">') and md.rstrip().endswith("</details>")
+    assert f"({n_lines} lines)" in md and "<code>flashtrade_lib.trading.backtest.backtest</code>" in md
+    code = md.split("```python\n", 1)[1].rsplit("\n```", 1)[0]
+    ast.parse(code)
+    short = show_source(pick_device).data
+    assert "<details" not in short and "<details" in show_source(pick_device, fold=True).data
+    assert "<details" not in show_source(backtest, fold=False).data
+
+
 def test_show_table_names_rounds_and_states_a_repeated_value_once() -> None:
     frame = pd.DataFrame({"sharpe": [0.123456, -1.5], "max_drawdown": [0.2, 0.35],
                           "inputs": ["float32, d 64", "float32, d 64"], "note": ["`sdpa` | fast", "x"]},

@@ -36,7 +36,7 @@ ALLOWED: list[tuple[str, str, str]] = []
 
 # Typed verdicts still waiting for their chapter's owner to compute them (issue 16, item 3).
 # Each entry is (notebook, exact text). An entry whose text has gone must be deleted: this
-# list only shrinks. Owner of 06, 07, 09, 10: helper h3b (issue 16 items 1, 5, 6).
+# list only shrinks.
 PENDING: list[tuple[str, str]] = []
 
 # Code blocks only: a MyST directive fence (```{exercise}, ````{solution}) keeps its prose scanned.
@@ -143,7 +143,7 @@ MEASURED_FACTS: list[tuple[str, str, str]] = [
     ("04_gpu_kernels.ipynb", "3.5× the forward", "a count of the kernel's matrix products (seven against two)"),
 ]
 
-# Chapters whose owner is still rewriting them (issue 27 item 4: chapter 4, the gpu helper).
+# Chapters still being rewritten, with the reason (none today).
 # Reported as skipped with the reason, never silently passed; delete the entry when done.
 MEASUREMENT_PENDING: dict[str, str] = {}
 

@@ -8,8 +8,11 @@
   the build finishes. MathJax is served by ``sphinx-mathjax-offline``.
 * ``static/plotly_fit.js``: plotly figures laid out for the width they are shown at (titles
   wrapped, legends below the plot in a narrow column).
-* ``static/flashtrade.css``: tables, code and display math that fit the column (or
-  visibly scroll) on any screen.
+* ``static/flashtrade.css`` and ``static/page_fit.js``: tables, code, titles and display
+  math that fit the column (or scroll with a visible cue) on any screen; wrapped code lines
+  with a hanging indent.
+* ``static/search_rank.js``: search lists the chapters before the reference pages
+  (glossary, notation, references) and each page once.
 * Search from ``file://``: the browser blocks the requests Sphinx makes for result
   snippets there (one CORS error per result), so on ``file:`` pages the search lists
   results without snippets; served (``make serve``) it shows them.
@@ -25,6 +28,8 @@
   of an unencrypted TCP kernel, and its own advice is IPC. jupyter_client's IPC socket path
   is relative by default, and a notebook's kernel runs in the notebook's folder while the
   build runs in the book's, so the path is made absolute (:func:`kernels_over_ipc`).
+* Glossary links: the first use of each glossary term in a chapter links to the term
+  (:class:`GlossaryLinks`).
 * ``{grading-times}``: the course guide's time to grade one submission per chapter, read
   from the benchmark record ``grading_time`` (``benchmarks/grading_time.py``) with its
   provenance and quality verdict — a recorded number, never typed into the page.
@@ -91,6 +96,78 @@ def number_per_chapter(app: Sphinx, env: BuildEnvironment) -> list[str]:
             for k, node_id in enumerate(in_order, start=1):
                 numbers[node_id] = (chapter, k)
     return []
+
+
+def _term_pattern(term: str) -> re.Pattern[str]:
+    """How a glossary term is written in running text.
+
+    "Basis point (bp)" is found as "basis point" or "bp"; a name with capitals inside or an
+    acronym ("FlashAttention", "HBM", "RoPE") only as written; a plain word in any case and
+    with a plural -s ("Lookback", "lookbacks").
+    """
+    name, _, short = term.partition(" (")
+    forms = [name] + ([short.rstrip(")")] if short and " " not in short.rstrip(")") else [])
+    parts = []
+    for form in forms:
+        if any(c.isupper() for c in form[1:]) or form.isupper():
+            parts.append(re.escape(form))
+        else:
+            parts.append("(?i:" + re.escape(form).replace(r"\ ", r"[\s-]") + ")s?")
+    return re.compile(r"(?<![\w-])(?:" + "|".join(parts) + r")(?![\w-])")
+
+
+class GlossaryLinks(SphinxPostTransform):
+    """The first use of each glossary term in a chapter links to its definition.
+
+    Only running text counts: not titles, code, math, links, captions or cell outputs. The
+    links are ``:term:`` references, resolved by Sphinx for HTML and LaTeX alike.
+    """
+
+    default_priority = 5  # before Sphinx resolves references (10)
+    SKIP = (nodes.title, nodes.literal, nodes.literal_block, nodes.math, nodes.math_block,
+            nodes.reference, nodes.raw, nodes.caption, nodes.rubric, addnodes.pending_xref,
+            addnodes.desc_signature, nodes.term, nodes.FixedTextElement)
+
+    def run(self, **kwargs: object) -> None:
+        if CHAPTER_DOC.match(self.env.docname) is None:
+            return
+        terms = [name for (kind, name) in self.env.get_domain("std").objects if kind == "term"]
+        wanted = {name: _term_pattern(name) for name in terms}
+        for text in list(self.document.findall(nodes.Text)):
+            if not wanted:
+                break
+            if self._skipped(text):
+                continue
+            while text is not None:  # the earliest term in the text first, then the rest of it
+                found = [(m.start(), name, m) for name, p in wanted.items() if (m := p.search(text.astext()))]
+                if not found:
+                    break
+                _, name, match = min(found, key=lambda f: f[0])
+                del wanted[name]
+                text = self._link(text, match, name)
+
+    def _skipped(self, text: nodes.Text) -> bool:
+        node = text.parent
+        while node is not None:
+            if isinstance(node, self.SKIP) or "cell_output" in node.get("classes", []):
+                return True
+            node = node.parent
+        return False
+
+    @staticmethod
+    def _link(text: nodes.Text, match: re.Match[str], name: str) -> nodes.Text | None:
+        """Replace ``text`` by before + link + after; return the after part (to search on)."""
+        whole = text.astext()
+        ref = addnodes.pending_xref("", refdomain="std", reftype="term", reftarget=name.lower(),
+                                    refexplicit=True, refwarn=True)
+        ref += nodes.inline(match.group(0), match.group(0), classes=["xref", "std", "std-term"])
+        after = nodes.Text(whole[match.end():]) if match.end() < len(whole) else None
+        pieces = [nodes.Text(whole[:match.start()])] if match.start() else []
+        pieces.append(ref)
+        if after is not None:
+            pieces.append(after)
+        text.parent.replace(text, pieces)
+        return after
 
 
 class ExecutionTableInWords(SphinxPostTransform):
@@ -212,10 +289,13 @@ def setup(app: Sphinx) -> dict[str, object]:
     app.add_js_file(PLOTLY_JS, priority=100)
     app.add_js_file(None, body=NO_SNIPPETS_FROM_FILES, priority=210)
     app.add_js_file("plotly_fit.js")
+    app.add_js_file("page_fit.js")
+    app.add_js_file("search_rank.js", defer="defer")
     app.add_css_file("flashtrade.css")
     app.connect("config-inited", _add_static)
     app.connect("env-get-updated", number_per_chapter, priority=900)
     app.add_post_transform(ExecutionTableInWords)
+    app.add_post_transform(GlossaryLinks)
     app.add_directive("grading-times", GradingTimes)
     app.connect("build-finished", _copy_plotly)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -100,6 +100,22 @@ def my_tiled_attention_forgetting_the_max_in_lse(q, k, v, block_q, block_k, caus
     return o, lse - m  # returns log ℓ instead of m + log ℓ
 
 
+@wrong("ch02-tiled-forward", expect="matches a causal mask that excludes the diagonal (key j < query i)")
+def my_tiled_attention_with_a_strict_causal_mask(q, k, v, block_q, block_k, causal=False, mask=None):
+    if causal:  # key j < query i: each query is kept from seeing itself
+        below = np.tri(q.shape[-2], k.shape[-2], -1, dtype=bool)
+        mask = below if mask is None else (below & mask)
+    return my_tiled_attention(q, k, v, block_q, block_k, mask=mask)
+
+
+@wrong("ch02-tiled-forward", expect="computed 16 score tiles, but only 10 of the 16 tiles touch the diagonal")
+def my_tiled_attention_without_block_skipping(q, k, v, block_q, block_k, causal=False, mask=None):
+    if causal:  # every tile computed; the mask alone hides the ones above the diagonal
+        lower = np.tri(q.shape[-2], k.shape[-2], dtype=bool)
+        mask = lower if mask is None else (lower & mask)
+    return my_tiled_attention(q, k, v, block_q, block_k, mask=mask)
+
+
 @wrong("ch02-tiled-forward", expect="materialises a 512×512 score matrix: that is naive attention")
 def naive_attention_in_disguise(q, k, v, block_q, block_k, causal=False, mask=None):
     nq, nk = q.shape[-2], k.shape[-2]

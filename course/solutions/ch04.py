@@ -89,14 +89,22 @@ def _variant(kernel, old, new, name):
     return getattr(module, name)
 
 
-# forgets to rescale acc when the max grows (ℓ is rescaled, the output is not)
-wrong("ch04-kernel-inner-loop", expect="O differs from the float64 reference")(
-    _variant(my_attn_fwd, "acc = acc * alpha[:, None] + tl.dot(p, v)", "acc = acc + tl.dot(p, v)",
-                           "my_attn_fwd_without_rescaling")
-)
 _SOURCE = shown_source(my_attn_fwd)
 _UPDATE = _SOURCE[_SOURCE.index("        m_new = "):_SOURCE.index("    acc = acc / l_i")]  # the six lines
 # the learner's starting point: the update lines not written yet
 wrong("ch04-kernel-inner-loop", expect="Every value is NaN")(
     _variant(my_attn_fwd, _UPDATE, "        pass\n", "my_attn_fwd_unfinished")
+)
+# acc not rescaled when the max grows: ℓ is right (so L is), O is not
+wrong("ch04-kernel-inner-loop", expect="acc must be multiplied by alpha too")(
+    _variant(my_attn_fwd, "acc = acc * alpha[:, None] + tl.dot(p, v)", "acc = acc + tl.dot(p, v)",
+             "my_attn_fwd_forgetting_to_rescale_acc")
+)
+# natural exp on base-2 scores
+wrong("ch04-kernel-inner-loop", expect="use tl.math.exp2 for alpha and p")(
+    _variant(my_attn_fwd, _UPDATE, _UPDATE.replace("tl.math.exp2(", "tl.exp("), "my_attn_fwd_with_exp")
+)
+# the max is never carried into the next tile
+wrong("ch04-kernel-inner-loop", expect="carry the max into the next tile with m_i = m_new")(
+    _variant(my_attn_fwd, "        m_i = m_new\n", "", "my_attn_fwd_with_a_stale_max")
 )

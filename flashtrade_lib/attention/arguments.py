@@ -8,7 +8,9 @@ what NaN means (a fused kernel's online softmax can turn a NaN row into zeros, a
 if it were fully masked, while the naive formula returns NaN, and a masked-out NaN
 value can still leak through ``0 · NaN`` in a tiled matrix product), so there is no
 single propagated answer to promise. A refusal names the tensor and where the first
-bad value is, which is where debugging starts. (A fully *masked* row — a query that
+bad value is, which is where debugging starts. Finite inputs so large that the scores
+``q·kᵀ·scale`` overflow the dtype (``q * 1e20``) are refused the same way
+(:class:`ScoreOverflowError`), instead of returning all-NaN attention. (A fully *masked* row — a query that
 may attend no key — is a different thing: it is well defined, and returns zeros.)
 
 NumPy only, so that the NumPy chapters never import torch.
@@ -23,11 +25,26 @@ import numpy as np
 
 from flashtrade_lib.errors import FlashTradeError
 
-__all__ = ["NonFiniteInputError", "check_causal", "check_finite_array", "check_scale", "non_finite_message"]
+__all__ = ["NonFiniteInputError", "ScoreOverflowError", "check_causal", "check_finite_array", "check_scale",
+           "non_finite_message", "overflow_message"]
 
 
 class NonFiniteInputError(FlashTradeError, ValueError):
     """q, k or v holds NaN or inf: attention of such inputs has no agreed value, so it is refused."""
+
+
+class ScoreOverflowError(FlashTradeError, ValueError):
+    """Finite q, k, v whose scores (or weighted values) overflow the dtype: the softmax would be NaN."""
+
+
+def overflow_message(score_bound: float, v_max: float, dtype: str, largest: float) -> str:
+    """The one message for finite inputs whose attention overflowed (shared by NumPy and torch)."""
+    return (
+        f"attention overflowed {dtype}: the scores q·kᵀ·scale can reach {score_bound:.3g} (largest row "
+        f"norms of q and k times scale) and |v| reaches {v_max:.3g}, beyond {dtype}'s largest value "
+        f"{largest:.3g}, so the result came out NaN or inf. Scale q and k (or v) down — normalise them — "
+        "or compute in float64"
+    )
 
 
 def check_scale(scale: object, head_dim: int) -> float:

@@ -44,9 +44,11 @@ import torch.nn.functional as F
 
 from flashtrade_lib.attention.arguments import (
     NonFiniteInputError,
+    ScoreOverflowError,
     check_causal,
     check_scale,
     non_finite_message,
+    overflow_message,
 )
 from flashtrade_lib.errors import FlashTradeError
 
@@ -368,6 +370,19 @@ def _check_finite(t: torch.Tensor, name: str) -> None:
         )
 
 
+def _check_no_overflow(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
+                       out: torch.Tensor | None = None) -> None:
+    """As the NumPy reference: scores that can overflow, or a non-finite output of finite inputs, are refused."""
+    def largest_norm(t: torch.Tensor) -> float:  # float32 (no copy of fp32 inputs); inf when it overflows
+        return float(torch.linalg.vector_norm(t.detach(), dim=-1, dtype=torch.float32).amax())
+
+    bound = largest_norm(q) * largest_norm(k) * scale
+    largest = float(torch.finfo(q.dtype).max)
+    if bound > largest or (out is not None and not bool(torch.isfinite(out.detach()).all())):
+        raise ScoreOverflowError(overflow_message(bound, float(v.detach().float().abs().amax()),
+                                                  str(q.dtype).removeprefix("torch."), largest))
+
+
 def _validate(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: object, dropout_p: object) -> None:
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, torch.Tensor):
@@ -635,7 +650,8 @@ def attention(
     (see :func:`choose_backend`) or one of :data:`BACKENDS`; a backend that cannot run
     these inputs raises :class:`BackendUnavailable` saying why and what to do. Inputs
     holding NaN or inf raise :class:`~flashtrade_lib.attention.arguments.NonFiniteInputError`
-    on every backend, as in the NumPy reference (the backends would disagree on them).
+    on every backend, as in the NumPy reference (the backends would disagree on them);
+    finite inputs whose scores overflow the dtype raise ``ScoreOverflowError``, never NaN.
     """
     if backend != "auto":
         _known(backend)
@@ -649,7 +665,10 @@ def attention(
         why = why_not(backend, caps)
         if why is not None:
             raise BackendUnavailable(f"attention backend {backend!r} cannot run here: {why}")
-    return _REGISTRY[backend].run(q, k, v, causal=caps.causal, dropout_p=caps.dropout_p, scale=scale)
+    _check_no_overflow(q, k, v, scale)
+    out = _REGISTRY[backend].run(q, k, v, causal=caps.causal, dropout_p=caps.dropout_p, scale=scale)
+    _check_no_overflow(q, k, v, scale, out)
+    return out
 
 
 # ---------------------------------------------------------------------------

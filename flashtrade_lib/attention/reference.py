@@ -28,7 +28,13 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from flashtrade_lib.attention.arguments import check_causal, check_finite_array, check_scale
+from flashtrade_lib.attention.arguments import (
+    ScoreOverflowError,
+    check_causal,
+    check_finite_array,
+    check_scale,
+    overflow_message,
+)
 
 __all__ = [
     "naive_attention",
@@ -92,6 +98,7 @@ def _check_inputs(
     causal = check_causal(causal)
     for name, x in (("q", q), ("k", k), ("v", v)):
         check_finite_array(x, name)
+    _check_no_overflow(q, k, v, scale)
     if mask is not None:
         mask = np.asarray(mask)
         if mask.dtype != np.bool_:
@@ -107,6 +114,19 @@ def _check_inputs(
                 f"mask of shape {mask.shape} does not broadcast to (..., Nq, Nk) = {target}"
             ) from None
     return q, k, v, mask, scale, causal
+
+
+def _largest_norm(x: np.ndarray) -> float:
+    return float(np.sqrt(np.square(x, dtype=np.float64).sum(axis=-1)).max())
+
+
+def _check_no_overflow(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, o: np.ndarray | None = None) -> None:
+    """Refuse inputs whose scores can overflow (``|q_i·k_j|·scale <= ‖q_i‖‖k_j‖·scale``), and, given
+    ``o``, a non-finite output of finite inputs (weighted values that overflowed): never NaN, never a wrong number."""
+    bound = _largest_norm(q) * _largest_norm(k) * scale
+    largest = float(np.finfo(q.dtype).max)
+    if bound > largest or (o is not None and not np.isfinite(o).all()):
+        raise ScoreOverflowError(overflow_message(bound, float(np.abs(v).max()), str(q.dtype), largest))
 
 
 def _check_block(value: object, name: str) -> int:
@@ -164,6 +184,7 @@ def _tile_allowed(
 
 
 # ---------------------------------------------------------------------- naive
+@np.errstate(over="ignore", invalid="ignore")  # an overflow is refused at the end, not warned
 def naive_attention(
     q: np.ndarray,
     k: np.ndarray,
@@ -198,10 +219,12 @@ def naive_attention(
     denom = p.sum(axis=-1, keepdims=True)
     np.divide(p, denom, out=p, where=denom > 0)  # fully masked rows stay all-zero
     o = p @ v
+    _check_no_overflow(q, k, v, scale, o)
     return (o, p) if return_weights else o
 
 
 # ------------------------------------------------------------------- tiled forward
+@np.errstate(over="ignore", invalid="ignore")  # an overflow is refused at the end, not warned
 def tiled_attention(
     q: np.ndarray,
     k: np.ndarray,
@@ -265,6 +288,7 @@ def tiled_attention(
         seen = ell > 0
         np.divide(acc, ell[..., None], out=o[..., q0:q1, :], where=seen[..., None])
         np.add(m, np.log(ell, where=seen, out=np.zeros_like(ell)), out=lse[..., q0:q1], where=seen)
+    _check_no_overflow(q, k, v, scale, o)
     return (o, lse) if return_lse else o
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from flashtrade_lib.atomic import atomic_path
 from flashtrade_lib.data.calendar import clock_of, stamp, symbol_of
 
 __all__ = ["read_bars", "write_bars", "HEADER"]
@@ -35,15 +36,16 @@ def write_bars(bars: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     clock, out = clock_of(bars), Path(path)
     attrs = {"source": bars.attrs.get("source", "file"), "symbol": symbol_of(bars),
              "interval": str(clock.interval), "calendar": clock.calendar}
-    if out.suffix == ".parquet":
-        frame = bars.copy()
-        frame.attrs = attrs
-        frame.to_parquet(out)
-    elif out.suffix == ".csv":
-        out.write_text(f"{HEADER} " + " ".join(f"{k}={attrs[k]}" for k in _FIELDS) + "\n", encoding="utf-8")
-        bars.to_csv(out, mode="a", index_label="open_time")
-    else:
+    if out.suffix not in (".parquet", ".csv"):
         raise ValueError(f"a bars file ends in .csv or .parquet, got {out.name!r}")
+    with atomic_path(out) as tmp:  # whole or not at all (a full disk leaves no partial file)
+        if out.suffix == ".parquet":
+            frame = bars.copy()
+            frame.attrs = attrs
+            frame.to_parquet(tmp)
+        else:
+            tmp.write_text(f"{HEADER} " + " ".join(f"{k}={attrs[k]}" for k in _FIELDS) + "\n", encoding="utf-8")
+            bars.to_csv(tmp, mode="a", index_label="open_time")
     return out
 
 

@@ -21,6 +21,7 @@ import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from flashtrade_lib.data.calendar import BarInterval, stamp
@@ -122,6 +123,7 @@ def resample_ohlcv(bars: pd.DataFrame, rule: str, *, min_bars: int = 1) -> pd.Da
         raise ValueError("resample_ohlcv needs a DatetimeIndex of bar open times")
     if min_bars < 1:
         raise ValueError(f"min_bars must be >= 1, got {min_bars}")
+    _check_multiple(bars.index, rule)
     r = bars.resample(rule, label="left", closed="left")
     out = pd.DataFrame({
         "open": r["open"].first(), "high": r["high"].max(), "low": r["low"].min(),
@@ -131,3 +133,28 @@ def resample_ohlcv(bars: pd.DataFrame, rule: str, *, min_bars: int = 1) -> pd.Da
     out.index.name = "open_time"
     out.attrs = dict(bars.attrs, interval=str(BarInterval.parse(rule)))
     return out
+
+
+def _check_multiple(index: pd.DatetimeIndex, rule: str) -> None:
+    """Refuse a fixed bar size that is not a whole multiple of the source's bar.
+
+    Why: 30-minute bars binned every 7 minutes put the 00:30 bar in the bin labelled
+    00:28 — a bar said to open before it did (look-ahead) — and leave most bins empty.
+    Calendar sizes (weeks, months) are not fixed lengths and start at midnight: allowed.
+    """
+    try:
+        target = pd.Timedelta(pd.tseries.frequencies.to_offset(rule))
+    except ValueError:
+        return
+    if len(index) < 2:
+        return
+    step = pd.Timedelta(int(np.median(np.diff(index.as_unit("ns").asi8))), unit="ns")
+    if step > pd.Timedelta(0) and (target < step or target % step != pd.Timedelta(0)):
+        def name(t: pd.Timedelta) -> str:
+            return f"{t.total_seconds() / 60:g}min"
+
+        raise ValueError(
+            f"cannot resample {name(step)} bars to {rule!r}: not a whole multiple of the source's bar, so "
+            "bins would be labelled before the bars they hold opened; use a multiple such as "
+            f"{name(step * 2)!r} or {name(step * 4)!r}"
+        )

@@ -5,21 +5,24 @@ Why so much code for "download some candles": the seed chapter asked for more th
 candle (its close changes until the bar ends, so a backtest would see a price that
 never existed at decision time) and replaced failed downloads with random data. Here:
 
-* pages walk **backwards** from ``end`` with ``end = oldest startTime - 1`` until
-  ``start`` is reached or the exchange has nothing older, and are merged by open
-  time, so no bar is lost or counted twice. "Nothing older" needs proof: a page
-  shorter than ``limit`` (the exchange gave all it has in the range), an empty page
-  when no ``start`` was asked for, or — for an empty page inside the asked range — a
-  probe for the newest bar before ``end`` that lands before ``start``. An empty page
-  the probe contradicts is retried, then an error — never silently the end of history;
+* pages walk **backwards** from ``end``: each next page asks for ``end = oldest bar
+  received - 1`` until ``start`` is reached or the exchange proves it has nothing older.
+  Bars are merged by open time; a bar seen before (an overlapping page) is never counted
+  as progress, and a page shorter than ``limit`` is *not* the end of history (a server
+  may cap pages below ``limit``). Proof of "nothing older" is a page reaching ``start``,
+  an empty page confirmed by a second request (without ``start``: the same page again;
+  with ``start``: a probe for the newest bar before ``end``, which must land before
+  ``start`` or find nothing). A page that adds no older bar (e.g. a server that
+  ignores ``end``), or an empty page contradicted by its probe, is retried and then an
+  error naming the bars that could not be fetched — never silently the end of history;
 * the still-open candle is dropped (server time from the response decides);
 * arguments are validated before any request is sent;
 * every request has one overall deadline (``timeout``: a server that trickles bytes
   cannot stall the client, see :mod:`.http`); HTTP 429/5xx, timeouts and dropped
   connections are retried with exponential backoff, waiting what ``Retry-After``
   asks but never more than ``max_wait``; Bybit's in-body rate limit (``retCode``
-  10006) and server error (10016) are retried too, until
-  ``X-Bapi-Limit-Reset-Timestamp`` when Bybit sends it; a whole fetch has one retry
+  10006), its server error (10016) and HTTP 429 wait until
+  ``X-Bapi-Limit-Reset-Timestamp`` when Bybit sends it (also at most ``max_wait``); a whole fetch has one retry
   budget; HTTP 403 (an IP ban), a host name that does not resolve and a network that
   is off fail at once, never hammered;
 * anything unexpected raises an error that names the request. Nothing is ever
@@ -105,11 +108,22 @@ def interval_to_timedelta(interval: str) -> pd.DateOffset | pd.Timedelta:
     return pd.Timedelta(minutes=int(interval))
 
 
+_QUOTES = ("USDT", "USDC", "USD", "BTC", "ETH", "EUR")
+
+
+def _suggest(symbol: str) -> str:
+    """A symbol Bybit lists for what was typed: upper case, and a bare coin ('btc') quoted in
+    USDT ('BTCUSDT'), the market of the book's default category (linear perpetuals)."""
+    upper = symbol.upper()
+    quoted = any(upper.endswith(q) and len(upper) > len(q) for q in _QUOTES)
+    return upper if quoted or "-" in upper else f"{upper}USDT"
+
+
 def _validate(symbol: Any, interval: Any, category: Any) -> tuple[str, str, str]:
     if not isinstance(symbol, str) or not symbol:
         raise ValueError(f"symbol must be a non-empty string like 'BTCUSDT', got {symbol!r}")
     if symbol != symbol.upper():
-        raise ValueError(f"Bybit symbols are upper case: use {symbol.upper()!r} instead of {symbol!r}")
+        raise ValueError(f"Bybit symbols are upper case: use {_suggest(symbol)!r} instead of {symbol!r}")
     if not _SYMBOL_RE.match(symbol):
         raise ValueError(
             f"symbol {symbol!r} is not a Bybit symbol (letters, digits and '-', e.g. 'BTCUSDT')"
@@ -203,7 +217,7 @@ def _get_result(
         if reply.status in RETRY_STATUS and not last:
             budget.spend(what)
             asked = http.retry_after_seconds(reply.headers)
-            wait = _backoff(attempt, backoff_factor, max_wait) if asked is None else asked
+            wait = _wait_seconds(reply.headers, attempt, backoff_factor, max_wait) if asked is None else asked
             time.sleep(min(wait, max_wait))
             continue
         if reply.status != 200:
@@ -253,38 +267,43 @@ def _check_retry_settings(timeout: float, max_retries: int, backoff_factor: floa
 
 
 def _page_with_proof(
-    session: requests.Session, url: str, params: dict[str, Any], partway: bool, request: dict[str, Any]
+    session: requests.Session, url: str, params: dict[str, Any], after_full: bool, request: dict[str, Any]
 ) -> tuple[np.ndarray, int | None]:
-    """A parsed kline page; an empty one only when the emptiness is proven.
+    """A parsed kline page; an empty one only when a second request confirms the emptiness.
 
-    Without ``start`` an empty page means no history before ``end``. With ``start``, an
-    empty page for ``[start, end]`` is checked with one probe — the newest bar at or
-    before ``end``, without ``start``: a bar older than ``start`` (or, on the first page,
-    no bar at all) proves the range empty; a bar inside the range proves the empty
-    page wrong, and it is retried. Part-way through a download, after a full page, an
-    empty page that no probe confirms is retried and then an error naming the bars that
-    could not be fetched — never the silent end of history.
+    Without ``start``, an empty page is asked for once more: empty twice means no
+    history before ``end``. With ``start``, an empty page for ``[start, end]`` is checked
+    with one probe — the newest bar at or before ``end``, without ``start``: a bar older
+    than ``start`` proves the range empty, and so does no bar at all unless the page
+    before was full (``after_full``: history does not end exactly at a page boundary
+    without a trace, so that is retried). A probe that finds a bar inside the range
+    proves the empty page wrong. An unconfirmed empty page is retried and then an error
+    naming the bars that could not be fetched — never the silent end of history.
     """
     what = _describe(url, params)
     for attempt in range(request["max_retries"] + 1):
         rows, server_ms = _get_page(session, url, params, **request)
         data = _parse_rows(rows, what)
-        if len(data) or "start" not in params:
+        if len(data):
             return data, server_ms
+        if "start" not in params:
+            again, server_ms = _get_page(session, url, params, **request)
+            data = _parse_rows(again, what)
+            return data, server_ms  # empty twice: proven; or the bars the first answer lacked
         probe = {k: v for k, v in params.items() if k != "start"} | {"limit": 1}
         newest = _parse_rows(_get_page(session, url, probe, **request)[0], _describe(url, probe))
-        if (len(newest) and newest[:, 0].max() < params["start"]) or (not len(newest) and not partway):
+        if (len(newest) and newest[:, 0].max() < params["start"]) or (not len(newest) and not after_full):
             return data, server_ms
         if attempt < request["max_retries"]:
             request["budget"].spend(what)
             time.sleep(_backoff(attempt, request["backoff_factor"], request["max_wait"]))
     raise BybitError(
         f"{what} returned no bars {request['max_retries'] + 1} times, although "
-        + ("the page before was full" if partway else "Bybit has bars in that range")
+        + ("the page before was full" if after_full else "Bybit has bars in that range")
         + f": the bars from {fmt_ms(params['start'])} to {fmt_ms(params['end'])} could not be "
         "downloaded. Try again later"
         + (f"; if the symbol was listed at {fmt_ms(params['end'] + 1)}, ask for a start from then."
-           if partway else ".")
+           if after_full else ".")
     )
 
 
@@ -327,6 +346,23 @@ def _parse_rows(rows: Iterable[Any], what: str) -> np.ndarray:
             raise BybitError(f"{what}: row {i} has an invalid value: {row!r}")
         out.append(values)
     return np.asarray(out, dtype=np.float64).reshape(-1, 7)
+
+
+def _stalled(stalled: int, url: str, params: dict[str, Any], floor: int, start_ms: int | None,
+             request: dict[str, Any]) -> int:
+    """A page with no bar older than the last one: retry (from the budget), then name the gap."""
+    what = _describe(url, params)
+    if stalled >= request["max_retries"]:
+        gap = f"from {fmt_ms(floor)} to" if start_ms is not None else "at or before"
+        raise BybitError(
+            f"{what} answered {stalled + 1} times with no bar at or before end={params['end']} "
+            "(only bars already received: the server ignores 'end'), so the bars "
+            f"{gap} {fmt_ms(params['end'])} could not be downloaded. Nothing was cached for "
+            "that range; try again later, or check base_url points at Bybit's v5 API."
+        )
+    request["budget"].spend(what)
+    time.sleep(_backoff(stalled, request["backoff_factor"], request["max_wait"]))
+    return stalled + 1
 
 
 def _closed_until(server_ms: int, interval: str) -> int:
@@ -400,7 +436,9 @@ def fetch_klines(
     pages: list[np.ndarray] = []
     server_ms: int | None = None
     cur_end = end_ms
-    prev_oldest: int | None = None
+    floor = 0 if start_ms is None else start_ms
+    after_full = False
+    stalled = 0
     try:
         while True:
             params: dict[str, Any] = {"category": category, "symbol": symbol, "interval": interval}
@@ -408,26 +446,23 @@ def fetch_klines(
                 params["start"] = start_ms
             params["end"] = cur_end
             params["limit"] = int(limit)
-            data, page_time = _page_with_proof(session, url, params, bool(pages), request)
+            data, page_time = _page_with_proof(session, url, params, after_full, request)
             if page_time is not None and server_ms is None:
                 server_ms = page_time
             if len(data) == 0:
-                break  # nothing in [start, cur_end], or no history before cur_end: proven
-            pages.append(data)
+                break  # proven: nothing in [start, cur_end], or no history before cur_end
+            pages.append(data)  # every bar is merged by open time below; repeats are dropped there
             times = data[:, 0]
-            in_range = (times <= cur_end) & (times >= (start_ms if start_ms is not None else 0))
-            oldest = int(times.min())
-            bar.update(int(in_range.sum()))
+            older = times[times <= cur_end]  # the only bars that are progress: not seen before
+            if not len(older):
+                stalled = _stalled(stalled, url, params, floor, start_ms, request)
+                continue
+            stalled = 0
+            oldest = int(older.min())
+            bar.update(int((older >= floor).sum()))
             if start_ms is not None and oldest <= start_ms:
-                break
-            if int(in_range.sum()) < int(limit):
-                break  # a short page: the exchange has nothing older in the range
-            if prev_oldest is not None and oldest >= prev_oldest:
-                raise BybitError(
-                    f"{_describe(url, params)} made no progress (oldest bar {oldest} is not older "
-                    f"than the previous page's {prev_oldest}); refusing to loop forever"
-                )
-            prev_oldest = oldest
+                break  # the page reaches start (or is older than it): nothing left to ask
+            after_full = len(older) >= int(limit)
             cur_end = oldest - 1
     finally:
         bar.close()

@@ -32,7 +32,7 @@ import functools
 import json
 import os
 import re
-import tempfile
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
+from flashtrade_lib.atomic import atomic_path, remove_orphans
 from flashtrade_lib.data.times import fmt_ms, to_ms
 from flashtrade_lib.errors import FlashTradeError
 
@@ -80,6 +81,9 @@ class CacheLockedError(FlashTradeError, TimeoutError):
     """Another process held a cache key's lock longer than ``lock_timeout``."""
 
 
+LOCK_NOTE_EVERY_S = 10.0  # while waiting for another writer, say so this often (stderr)
+
+
 def default_cache_dir() -> Path:
     """``$FLASHTRADE_CACHE_DIR``, else ``$XDG_CACHE_HOME/flashtrade``, else ``~/.cache/flashtrade``."""
     env = os.environ.get("FLASHTRADE_CACHE_DIR")
@@ -90,26 +94,15 @@ def default_cache_dir() -> Path:
 
 
 def write_parquet_atomic(df: pd.DataFrame, path: Path, meta: dict[str, Any]) -> None:
-    """Write ``df`` (index kept) with JSON ``meta`` in the schema, atomically.
-
-    The table goes to a temporary file ``.<name>.<random>.tmp`` in the same folder, is
-    fsynced, then renamed over ``path`` (``os.replace`` is atomic): a crash mid-write
-    leaves the previous file intact.
+    """Write ``df`` (index kept) with JSON ``meta`` in the schema, atomically
+    (:func:`flashtrade_lib.atomic.atomic_path`): a crash mid-write leaves the previous file intact.
     """
     table = pa.Table.from_pandas(df, preserve_index=True)
     schema_meta = dict(table.schema.metadata or {})
     schema_meta[_META_KEY] = json.dumps(meta).encode()
     table = table.replace_schema_metadata(schema_meta)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _check_bars(df: pd.DataFrame, coverage: tuple[int, int]) -> str | None:
@@ -158,12 +151,16 @@ def _proven(part: pd.DataFrame, lo: int, hi: int) -> tuple[pd.DataFrame, tuple[i
 class BarCache:
     """Parquet files of bars keyed by ``(source, symbol, interval)``, with their covered range.
 
-    ``lock_timeout`` bounds how long :meth:`get` waits for another process updating
-    the same key.
+    ``lock_timeout`` (seconds, finite, ``>= 0``) bounds how long :meth:`get` waits for
+    another process updating the same key; the wait is announced on stderr, with the
+    time left, so a waiting command never looks hung.
     """
 
     def __init__(self, root: str | os.PathLike[str] | None = None, *, lock_timeout: float = 900.0) -> None:
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+        if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)) \
+                or not 0 <= lock_timeout < float("inf"):
+            raise ValueError(f"lock_timeout must be a finite number of seconds >= 0, got {lock_timeout!r}")
         self.lock_timeout = float(lock_timeout)
         self._locks: dict[Path, FileLock] = {}
 
@@ -207,13 +204,24 @@ class BarCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = self._lock(path)
         try:
-            lock.acquire()
+            lock.acquire(timeout=0)
+            return lock
         except Timeout:
-            raise CacheLockedError(
-                f"another process has been updating {path} for over {self.lock_timeout:g} s; "
-                "wait for it to finish (or stop it) and run again"
-            ) from None
-        return lock
+            pass
+        deadline = time.monotonic() + self.lock_timeout
+        while (left := deadline - time.monotonic()) > 0:
+            print(f"waiting for another process updating {path} (giving up in {left:.0f} s)",
+                  file=sys.stderr, flush=True)
+            try:
+                lock.acquire(timeout=min(left, LOCK_NOTE_EVERY_S))
+                return lock
+            except Timeout:
+                pass
+        raise CacheLockedError(
+            f"another process has been updating {path} for over {self.lock_timeout:g} s; "
+            "wait for it to finish (or stop it) and run again, or wait longer with "
+            "lock_timeout= (flashtrade fetch --lock-wait SECONDS)"
+        )
 
     def write(self, df: pd.DataFrame, coverage: tuple[int, int], source: str, symbol: str,
               interval: str) -> Path:
@@ -224,8 +232,7 @@ class BarCache:
             raise ValueError(f"refusing to cache bars for {path}: {problem}")
         lock = self._locked(path)
         try:
-            for orphan in path.parent.glob(f".{path.name}.*.tmp"):  # writers hold the lock: a killed one's
-                orphan.unlink(missing_ok=True)
+            remove_orphans(path, all_of_them=True)  # every writer holds the lock: any temp file is a killed one's
             write_parquet_atomic(df, path, {
                 "covered_start_ms": int(coverage[0]), "covered_end_ms": int(coverage[1]),
                 "source": source, "symbol": symbol, "interval": interval,
@@ -378,12 +385,14 @@ def cached_klines(
     cache_dir: str | os.PathLike[str] | None = None,
     offline: bool | None = None,
     refresh: bool = False,
+    lock_timeout: float = 900.0,
     **fetch_kwargs: Any,
 ) -> pd.DataFrame:
     """:func:`~flashtrade_lib.data.bybit.fetch_klines` through the on-disk cache (see :class:`BarCache`).
 
     Bars are cached under the registry's key of Bybit (``bybit/<category>``) and come
-    stamped with their clock (:func:`~flashtrade_lib.data.calendar.stamp`).
+    stamped with their clock (:func:`~flashtrade_lib.data.calendar.stamp`); ``lock_timeout``
+    bounds the wait for another process updating the same key.
     """
     from flashtrade_lib.data.bybit import _validate, fetch_klines
     from flashtrade_lib.data.calendar import stamp
@@ -392,6 +401,6 @@ def cached_klines(
     symbol, interval, category = _validate(symbol, interval, category)  # before any file is touched
     fetch = functools.partial(fetch_klines, category=category)
     key = get_source("bybit").cache_key(category=category)
-    bars = BarCache(cache_dir).get(symbol, interval, start, end, source=key, fetch=fetch, offline=offline,
-                                   refresh=refresh, **fetch_kwargs)
+    bars = BarCache(cache_dir, lock_timeout=lock_timeout).get(
+        symbol, interval, start, end, source=key, fetch=fetch, offline=offline, refresh=refresh, **fetch_kwargs)
     return stamp(bars, "bybit", interval, symbol=symbol)

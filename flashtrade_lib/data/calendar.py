@@ -19,10 +19,10 @@ from typing import Any
 
 import pandas as pd
 
+from flashtrade_lib.trading.calendars import CALENDAR_NAMES
+
 __all__ = ["BarInterval", "Clock", "CALENDAR_NAMES", "stamp", "clock_of", "symbol_of"]
 
-CALENDAR_NAMES = ("crypto", "fx", "equity")
-"""The market calendars :func:`flashtrade_lib.trading.metrics.periods_per_year` knows."""
 
 _BYBIT_MINUTES = (1, 3, 5, 15, 30, 60, 120, 240, 360, 720)
 _YAHOO = re.compile(r"^(\d+)(m|h|d|wk|mo)$")
@@ -111,14 +111,15 @@ class BarInterval:
 
     def __str__(self) -> str:
         """The canonical (pandas) spelling: ``"30min"``, ``"1h"``, ``"1D"``, ``"1W"``, ``"1MS"``."""
+        return self._spelled(("MS", "W", "D", "h", "min"))
+
+    def _spelled(self, units: tuple[str, str, str, str, str]) -> str:
+        """This interval in the largest whole unit, named by ``units`` (month, week, day, hour, minute)."""
         if self.months:
-            return f"{self.months}MS"
-        m = self.minutes
-        if m % _WEEK == 0:
-            return f"{m // _WEEK}W"
-        if m % _DAY == 0:
-            return f"{m // _DAY}D"
-        return f"{m // 60}h" if m % 60 == 0 else f"{m}min"
+            return f"{self.months}{units[0]}"
+        size, unit = next((n, u) for n, u in zip((_WEEK, _DAY, 60, 1), units[1:], strict=True)
+                          if self.minutes % n == 0)
+        return f"{self.minutes // size}{unit}"
 
     @property
     def length(self) -> pd.Timedelta | pd.DateOffset:
@@ -141,14 +142,7 @@ class BarInterval:
     @property
     def yahoo(self) -> str:
         """Yahoo's spelling of this interval (``"30m"``, ``"1h"``, ``"1d"``, ``"1wk"``, ``"1mo"``)."""
-        if self.months:
-            return f"{self.months}mo"
-        m = self.minutes
-        if m % _WEEK == 0:
-            return f"{m // _WEEK}wk"
-        if m % _DAY == 0:
-            return f"{m // _DAY}d"
-        return "1h" if m == 60 else f"{m}m"
+        return self._spelled(("mo", "wk", "d", "h", "m"))
 
     def periods_per_year(self, calendar: str) -> float:
         """Bars per year under ``calendar`` (:func:`flashtrade_lib.trading.metrics.periods_per_year`)."""

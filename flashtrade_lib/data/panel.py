@@ -15,6 +15,7 @@ A *panel* is a ``DataFrame`` indexed by UTC bar open time with two column levels
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -22,7 +23,7 @@ import pandas as pd
 
 from flashtrade_lib.data.times import check_time_order
 
-__all__ = ["OHLCV", "align_bars", "align_panel"]
+__all__ = ["OHLCV", "align_bars", "align_panel", "bars_fingerprint"]
 
 OHLCV = ("open", "high", "low", "close", "volume")
 
@@ -96,3 +97,16 @@ def align_bars(
     out.columns.name = None
     out.attrs = dict(bars.attrs)
     return out
+
+
+def bars_fingerprint(bars: pd.DataFrame) -> str:
+    """A short hash of exactly these bars (open times, column names, values): "the same data" made checkable.
+
+    A checkpoint stores it, so the bars a model is later applied to can be shown to be the
+    bars it was trained on (:func:`flashtrade_lib.model.checkpoints.check_data_matches`).
+    """
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(pd.DatetimeIndex(bars.index).as_unit("ns").asi8))
+    h.update(repr([str(c) for c in bars.columns]).encode())
+    h.update(np.ascontiguousarray(bars.to_numpy(np.float64)))
+    return f"sha256:{h.hexdigest()[:16]}"

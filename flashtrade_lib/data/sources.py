@@ -20,11 +20,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
+from flashtrade_lib.trading.calendars import CALENDAR_NAMES
 
-from flashtrade_lib.data.calendar import CALENDAR_NAMES, BarInterval, stamp
+if TYPE_CHECKING:  # pandas only when bars are loaded: the command line's --help lists the sources
+    import pandas as pd
+
+    from flashtrade_lib.data.calendar import BarInterval
 
 __all__ = ["DataSource", "Loaded", "get_source", "load_bundled", "load_data", "register", "source_names"]
 
@@ -119,6 +122,8 @@ def load_data(spec: str, *, interval: str | None = None, **options: Any) -> Load
     """The bars of ``spec``, stamped with their clock: a registered offline source (with its
     ``options``), a live spec ``bybit:BTCUSDT,ETHUSDT`` / ``yahoo:SPY`` read offline from the
     bar cache (bars ``interval``: the source's default if unset), or a bars file."""
+    from flashtrade_lib.data.calendar import BarInterval, stamp
+
     if spec.endswith(BAR_FILE_SUFFIXES):
         _no_interval(interval, spec)
         from flashtrade_lib.data.barfile import read_bars

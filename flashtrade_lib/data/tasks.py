@@ -17,6 +17,7 @@ import numpy as np
 from torch.utils.data import Dataset, Subset
 
 from flashtrade_lib.data.calendar import clock_of, symbol_of
+from flashtrade_lib.data.panel import bars_fingerprint
 from flashtrade_lib.data.sources import get_source, load_data, source_names
 
 __all__ = ["SOURCES", "MarketData", "market_datasets", "market_datasets_from_metadata"]
@@ -158,6 +159,7 @@ def market_datasets(
         "periods_per_year": clock.periods_per_year,
         "data_start": str(index[0]),
         "data_end": str(index[-1]),
+        "data_fingerprint": bars_fingerprint(bars),  # checked when a checkpoint is applied to data
         "last_bars": last_bars,
         "fractions": [float(f) for f in fractions],
         "splits": {"train": span(split.train), "val": span(split.val), "test": span(split.test)},

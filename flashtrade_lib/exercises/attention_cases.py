@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 import tracemalloc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,6 +133,84 @@ def naive_attention_message(peak: int, case: AttentionCase) -> str:
             "block_q × block_k tile of S (and P) alive at a time.")
 
 
+def first_wrong_row(got: np.ndarray, want: np.ndarray) -> tuple[int, ...] | None:
+    """Index (batch/head dims, then query) of the first output row that differs from ``want``."""
+    scale = max(1.0, float(np.abs(want[np.isfinite(want)]).max(initial=0.0)))
+    rows = [index for index in np.ndindex(want.shape[:-1]) if max_error(got[index], want[index]) > 1e-9 * scale]
+    return rows[0] if rows else None
+
+
+_CAUSAL_SLIPS = {  # a causal mask off by one, and what it looks like from the learner's side
+    -1: "excludes the diagonal (key j < query i): a query may attend to itself, keep key j <= query i",
+    1: "lets each query see the next key too (key j <= query i + 1): the diagonal is the last allowed key",
+}
+
+
+def causal_diagnosis(case: AttentionCase, o: np.ndarray) -> str:
+    """Where a causal answer goes wrong: a mask off by one at the diagonal, or the first wrong row."""
+    want = case.expected()[0]
+    row = first_wrong_row(o, want)
+    if row is None:
+        return ""
+    nq, nk = case.q.shape[-2], case.k.shape[-2]
+    for shift, what in _CAUSAL_SLIPS.items():
+        slipped = np.tri(nq, nk, shift, dtype=bool)
+        mask = slipped if case.mask is None else (slipped & case.mask)
+        alt = AttentionCase(case.name, case.q, case.k, case.v, case.block_q, case.block_k, False, mask)
+        with np.errstate(all="ignore"):
+            if max_error(o, alt.expected()[0]) <= 1e-9 * max(1.0, float(np.abs(want).max())):
+                return f" Your output matches a causal mask that {what}."
+    query = row[-1]
+    where = ("the first row (query 0, which may attend only key 0)" if query == 0 else
+             f"query row {query}, in the query tile starting at {query // case.block_q * case.block_q}, where "
+             "the diagonal crosses the key tiles")
+    return f" The first wrong row is {where}{' (batch/head ' + str(row[:-1]) + ')' if row[:-1] else ''}."
+
+
+class _CountingKeys(np.ndarray):
+    """Keys (and every slice or transpose of them) that count the matrix products they take part in."""
+
+    products: list[int]
+
+    def __array_finalize__(self, obj: object) -> None:
+        self.products = getattr(obj, "products", [])
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: object, **kwargs: object) -> object:
+        if ufunc is np.matmul and method == "__call__":
+            self.products.append(1)
+        plain = [x.view(np.ndarray) if isinstance(x, _CountingKeys) else x for x in inputs]
+        if "out" in kwargs:
+            kwargs["out"] = tuple(x.view(np.ndarray) if isinstance(x, _CountingKeys) else x
+                                  for x in kwargs["out"])  # type: ignore[union-attr]
+        return getattr(ufunc, method)(*plain, **kwargs)
+
+
+SKIP_N, SKIP_BLOCK = 64, 16  # a causal case of 4 × 4 tiles: 10 on or below the diagonal, 6 above
+
+
+def causal_skipping_message(answer: Callable[..., object]) -> str | None:
+    """None if a causal answer skips the key tiles above the diagonal (or cannot be told); else why it fails.
+
+    The keys are an ndarray subclass that counts the products taken with them: one per score tile.
+    """
+    from flashtrade_lib.attention.reference import tile_schedule
+
+    rng = np.random.default_rng(11)
+    q, k, v = _qkv(rng, (), SKIP_N, SKIP_N, 8)
+    keys = k.view(_CountingKeys)
+    keys.products = []
+    with np.errstate(all="ignore"):
+        answer(q, keys, v, SKIP_BLOCK, SKIP_BLOCK, causal=True, mask=None)
+    needed = len(list(tile_schedule(SKIP_N, SKIP_N, block_q=SKIP_BLOCK, block_k=SKIP_BLOCK, causal=True)))
+    every = (SKIP_N // SKIP_BLOCK) ** 2
+    if len(keys.products) < every:
+        return None
+    return (f"causal block skipping: with causal=True, N = {SKIP_N} and blocks of {SKIP_BLOCK} your answer "
+            f"computed {len(keys.products)} score tiles, but only {needed} of the {every} tiles touch the "
+            f"diagonal or lie below it — the other {every - needed} are entirely masked. Skip a key tile that "
+            "starts at or after the query tile's end (and stop the key loop there).")
+
+
 def max_error(got: np.ndarray, want: np.ndarray) -> float:
     """Largest |got − want|, counting -inf == -inf as equal and any other mismatch of infinities as inf."""
     both_inf = np.isinf(got) & np.isinf(want) & (np.sign(got) == np.sign(want))
@@ -147,19 +226,30 @@ def error_text(err: float) -> str:
     return f"{err:.3g}"
 
 
+@contextmanager
+def naming_the_case(where: str) -> Iterator[None]:
+    """An exception raised by the answer carries the case it failed on (``check`` puts it in the message)."""
+    try:
+        yield
+    except Exception as exc:
+        if not hasattr(exc, "flashtrade_case"):
+            exc.flashtrade_case = where  # type: ignore[attr-defined]
+        raise
+
+
 def grade_tiled(
     answer: object,
     *,
     signature: str,
     outputs: Sequence[str],
     prepare: Callable[[AttentionCase], tuple[tuple, tuple[np.ndarray, ...]]],
-    diagnose: Callable[[list[str], Sequence[np.ndarray]], str],
+    diagnose: Callable[[list[str], Sequence[np.ndarray], AttentionCase], str],
     passed: str,
 ) -> Feedback:
     """Run a tiled answer on every case, then under the memory trap; the first failure is the feedback.
 
     ``prepare(case)`` gives the positional arguments of the answer (after ``causal``/``mask``
-    come as keywords) and the expected outputs; ``diagnose(bad outputs, got)`` adds the
+    come as keywords) and the expected outputs; ``diagnose(bad outputs, got, case)`` adds the
     likely cause.
     """
     if not callable(answer):
@@ -167,10 +257,10 @@ def grade_tiled(
     cases = attention_cases()
     for number, case in enumerate(cases, start=1):
         args, want = prepare(case)
-        with np.errstate(all="ignore"):
+        where = f"case {number} of {len(cases)} ({case.describe()})"
+        with np.errstate(all="ignore"), naming_the_case(where):
             got = answer(*(a.copy() if isinstance(a, np.ndarray) else a for a in args),
                          causal=case.causal, mask=case.mask)
-        where = f"case {number} of {len(cases)} ({case.describe()})"
         if not (isinstance(got, tuple) and len(got) == len(outputs)):
             return Feedback(False, f"{where}: return the tuple ({', '.join(outputs)}), got {type(got).__name__}.")
         got = [np.asarray(g, dtype=float) for g in got]
@@ -183,7 +273,7 @@ def grade_tiled(
         if bad:
             details = ", ".join(f"{name} differs by {error_text(errors[name])}" for name in bad)
             return Feedback(False, f"{where}: {details} (relative to the largest value of the float64 "
-                                   f"reference; tolerance 1e-9).{diagnose(bad, got)}")
+                                   f"reference; tolerance 1e-9).{diagnose(bad, got, case)}")
     trap = trap_case()
     args, _ = prepare(trap)
     peak = score_matrix_peak(lambda: answer(*args, causal=False, mask=None), trap.q.shape[-2], trap.k.shape[-2])

@@ -12,9 +12,12 @@ from flashtrade_lib.attention.reference import tile_schedule
 from flashtrade_lib.exercises import Feedback, register
 from flashtrade_lib.exercises.attention_cases import (
     AttentionCase,
+    causal_diagnosis,
+    causal_skipping_message,
     error_text,
     grade_tiled,
     max_error,
+    naming_the_case,
 )
 
 
@@ -158,6 +161,7 @@ def _state(s: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 @register(
     "ch02-tile-update",
     title="The online-softmax update when a new key tile arrives",
+    references=("flashtrade_lib.attention.reference:tiled_attention",),
     hints=(
         "The new maximum is m_new = max(m, rowmax(s)). Everything accumulated so far was taken "
         "against the old m: by how much is each old term too large?",
@@ -173,7 +177,8 @@ def _grade_tile_update(answer: object) -> Feedback:
     for label, s_old, v_old, s_new, v_new in _tile_update_cases():
         m, ell, acc = _state(s_old, v_old)
         want = _state(np.concatenate([s_old, s_new], axis=1), np.concatenate([v_old, v_new]))
-        with np.errstate(all="ignore"):
+        shapes = f"m{m.shape}, ell{ell.shape}, acc{acc.shape}, s{s_new.shape}, v_tile{v_new.shape}"
+        with np.errstate(all="ignore"), naming_the_case(f"{label} ({shapes})"):
             got = answer(m.copy(), ell.copy(), acc.copy(), s_new.copy(), v_new.copy())
         if not (isinstance(got, tuple) and len(got) == 3):
             return Feedback(False, "return the three updated arrays as a tuple (m, ell, acc).")
@@ -199,6 +204,7 @@ def _grade_tile_update(answer: object) -> Feedback:
 @register(
     "ch02-tiled-forward",
     title="The whole tiled forward: my_tiled_attention(q, k, v, block_q, block_k, causal, mask)",
+    references=("flashtrade_lib.attention.reference:tiled_attention",),
     hints=(
         "Two loops: query tiles outside, key tiles inside. For each query tile start m = -inf, "
         "ℓ = 0, acc = 0, apply your tile update to every key tile, then write o = acc / ℓ and "
@@ -215,13 +221,23 @@ def _grade_tiled_forward(answer: object) -> Feedback:
         o, lse, _ = case.expected()
         return (case.q, case.k, case.v, case.block_q, case.block_k), (o, lse)
 
-    def diagnose(bad: list[str], got: Sequence[np.ndarray]) -> str:
-        return " It holds NaN: a row that has seen no key yet computed -inf − (-inf)." if any(
-            np.isnan(g).any() for g in got) else ""
+    def diagnose(bad: list[str], got: Sequence[np.ndarray], case: AttentionCase) -> str:
+        if any(np.isnan(g).any() for g in got):
+            return " It holds NaN: a row that has seen no key yet computed -inf − (-inf)."
+        if case.causal and "o" in bad and (found := causal_diagnosis(case, got[0])):
+            return found
+        if bad == ["o"]:
+            return (" lse is right, so every row's max and ℓ are: the accumulated output is not — when the max "
+                    "grows, acc must be rescaled by alpha like ℓ (does your tile_update pass its check?).")
+        return ""
 
-    return grade_tiled(
+    feedback = grade_tiled(
         answer, signature="my_tiled_attention(q, k, v, block_q, block_k, causal=False, mask=None) -> (o, lse)",
         outputs=("o", "lse"), prepare=prepare, diagnose=diagnose,
-        passed="all {cases} cases match the float64 reference, and your answer never holds more than a "
-               "tile of scores: this is FlashAttention's forward.",
+        passed="all {cases} cases match the float64 reference, your answer never holds more than a "
+               "tile of scores, and it skips the causal tiles above the diagonal: this is FlashAttention's forward.",
     )
+    if not feedback.passed:
+        return feedback
+    not_skipped = causal_skipping_message(answer)  # type: ignore[arg-type]
+    return Feedback(False, not_skipped) if not_skipped else feedback

@@ -11,7 +11,12 @@ from contextlib import contextmanager
 import numpy as np
 
 from flashtrade_lib.exercises import Feedback, register
-from flashtrade_lib.exercises.attention_cases import AttentionCase, error_text, max_error
+from flashtrade_lib.exercises.attention_cases import (
+    AttentionCase,
+    error_text,
+    max_error,
+    naming_the_case,
+)
 
 _SHAPES = [(1, 1, 1024, 64), (4, 16, 2048, 128), (2, 8, 1000, 64), (1, 32, 16384, 128), (3, 5, 77, 24)]
 
@@ -106,7 +111,8 @@ def triton_interpreter(on: bool = True) -> Iterator[None]:
             os.environ["TRITON_INTERPRET"] = saved
 
 
-def _launch(kernel: object, q, k, v, causal: bool, block_m: int, block_n: int):  # noqa: ANN001 — torch tensors
+def _launch(kernel: object, q, k, v, causal: bool, block_m: int, block_n: int,  # noqa: ANN001 — torch tensors
+            scale: float | None = None):
     """The host side of the exercise (given to the learner): allocate O and L, launch the grid."""
     import torch
 
@@ -115,16 +121,60 @@ def _launch(kernel: object, q, k, v, causal: bool, block_m: int, block_n: int): 
     o = torch.empty_like(q)
     lse = torch.empty((bh, nq), dtype=torch.float32, device=q.device)
     grid = (-(-nq // block_m), bh)
-    kernel[grid](q, k, v, o, lse, nq, nk, LOG2E / d**0.5,  # type: ignore[index]
+    kernel[grid](q, k, v, o, lse, nq, nk, LOG2E * (d**-0.5 if scale is None else scale),  # type: ignore[index]
                  CAUSAL=causal, HEAD_DIM=d, BLOCK_M=block_m, BLOCK_N=block_n)
     return o, lse
+
+
+def _close(got: np.ndarray, want: np.ndarray) -> bool:
+    """Equal within the kernel's float32 tolerance, on the rows where ``want`` is defined."""
+    rows = np.isfinite(want).all(axis=-1)
+    return bool(rows.any()) and max_error(got[rows], want[rows]) <= 2e-4 * max(1.0, float(np.abs(want[rows]).max()))
+
+
+def _last_tile_only(case: AttentionCase) -> np.ndarray:
+    """O when every tile throws away the ones before it (alpha = 0: the max ``m_i`` is never carried)."""
+    nq, nk = case.q.shape[-2], case.k.shape[-2]
+    allowed = np.zeros((nq, nk), dtype=bool)
+    for i in range(nq):
+        stop = min((i // case.block_q + 1) * case.block_q, nk) if case.causal else nk
+        start = (stop - 1) // case.block_k * case.block_k
+        allowed[i, start:stop] = True
+    stale = AttentionCase(case.name, case.q, case.k, case.v, case.block_q, case.block_k, case.causal, allowed)
+    with np.errstate(all="ignore"):
+        o, _, _ = stale.expected()
+    o[~stale.allowed().any(axis=-1)] = np.nan  # rows that see no key in their last tile: 0 / 0 in the kernel
+    return o
+
+
+def _diagnose(case: AttentionCase, got: dict[str, np.ndarray], bad: list[str]) -> str:
+    """The likely mistake behind a wrong O or L, from the pattern of the error (as the NumPy checks do)."""
+    o = got["O"]
+    if np.isnan(o).all():
+        return " Every value is NaN: m_i, l_i and acc never changed, so O = 0 / 0 — fill in the update."
+    if bad == ["O"]:
+        return (" L is right but O is not: the row sums l_i are rescaled correctly, the accumulator is not — "
+                "when the max grows, acc must be multiplied by alpha too (acc * alpha[:, None]).")
+    base_e = AttentionCase(case.name, case.q * LOG2E, case.k, case.v, case.block_q, case.block_k, case.causal)
+    if _close(o, base_e.expected()[0]):
+        return (" O is softmax(log2(e)·S)·V — the pattern of tl.exp applied to scores that are already in "
+                "base-2 units (qk_scale holds log2 e): use tl.math.exp2 for alpha and p.")
+    if _close(o, _last_tile_only(case)):
+        return (" O is the attention over each row's last key tile only: alpha = exp2(m_i − m_new) is 0 at "
+                "every tile because m_i never changes — carry the max into the next tile with m_i = m_new.")
+    if np.isnan(o).any():
+        return " Some values are NaN: check that every row's max comes from tl.maximum(m_i, tl.max(s, 1))."
+    return ""
 
 
 @register(
     "ch04-kernel-inner-loop",
     title="Fill in the online-softmax lines of a Triton forward kernel",
+    references=("flashtrade_lib.kernels.flash_attention:_attn_fwd_inner",
+                "flashtrade_lib.kernels.flash_attention:_attn_fwd",
+                "flashtrade_lib.kernels.flash_attention:flash_attention_forward"),
     hints=(
-        "The five lines are chapter 2's tile update written with tl.*: m_new from tl.maximum and "
+        "The six lines are chapter 2's tile update written with tl.*: m_new from tl.maximum and "
         "tl.max(s, 1); alpha and p from tl.math.exp2 (s is already in base-2 units).",
         "Broadcast per-row vectors against the tile with [:, None]: s - m_new[:, None], "
         "acc * alpha[:, None]. Row sums are tl.sum(p, 1); the tile product is tl.dot(p, v).",
@@ -150,21 +200,18 @@ def _grade_kernel(answer: object) -> Feedback:
         case = AttentionCase(f"kernel case {number} of {len(_KERNEL_CASES)}", q64, k64, v64, bm, bn, causal)
         o_ref, lse_ref, _ = case.expected()
         q, k, v = (torch.tensor(x, dtype=torch.float32, device=device) for x in (q64, k64, v64))
-        with np.errstate(all="ignore"), triton_interpreter(on=interpreted):
-            o, lse = _launch(answer, q, k, v, causal, bm, bn)
         where = f"{case.describe().replace('block_q', 'BLOCK_M').replace('block_k', 'BLOCK_N')}, float32"
-        for name, got, want in (("O", o, o_ref), ("L", lse, lse_ref)):
-            got = got.double().cpu().numpy()
-            err = max_error(got, want)
-            tol = 2e-4 * max(1.0, float(np.abs(want).max()))
-            if err > tol:
-                why = ""
-                if np.isnan(got).all():
-                    why = " Every value is NaN: m_i, l_i and acc never changed, so O = 0 / 0 — fill in the update."
-                elif np.isnan(got).any():
-                    why = " Some values are NaN: check that every row's max comes from tl.maximum(m_i, tl.max(s, 1))."
-                return Feedback(False, f"{where}: {name} differs from the float64 reference by up to "
-                                       f"{error_text(err)} (tolerance {tol:.1g}).{why}")
+        with np.errstate(all="ignore"), triton_interpreter(on=interpreted), naming_the_case(where):
+            o, lse = _launch(answer, q, k, v, causal, bm, bn)
+        got = {"O": o.double().cpu().numpy(), "L": lse.double().cpu().numpy()}
+        want = {"O": o_ref, "L": lse_ref}
+        tol = {name: 2e-4 * max(1.0, float(np.abs(w).max())) for name, w in want.items()}
+        err = {name: max_error(got[name], want[name]) for name in got}
+        bad = [name for name in ("O", "L") if err[name] > tol[name]]
+        if bad:
+            name = bad[0]
+            return Feedback(False, f"{where}: {name} differs from the float64 reference by up to "
+                                   f"{error_text(err[name])} (tolerance {tol[name]:.1g}).{_diagnose(case, got, bad)}")
     mode = "under Triton's interpreter" if interpreted else "compiled on the GPU"
     return Feedback(True, f"your kernel matches the reference on {len(_KERNEL_CASES)} cases ({mode}): "
                           "compare it with _attn_fwd_inner below.")

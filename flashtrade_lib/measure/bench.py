@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import gc
 import json
+import math
 import os
 import statistics
 import sys
@@ -29,6 +30,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from flashtrade_lib.atomic import write_text_atomic
 
 __all__ = [
     "Timing",
@@ -437,9 +440,11 @@ def start_watch(max_wait_s: float | None = None, *, threshold_cores: float | Non
     ``watch.finish()`` when the measurement ends (or use :func:`watch_machine`).
     """
     if max_wait_s is None:
-        max_wait_s = float(os.environ.get(QUIET_WAIT_ENV, "60"))
-    if max_wait_s < 0:
-        raise ValueError(f"max_wait_s must be >= 0 seconds, got {max_wait_s}")
+        max_wait_s = max_wait_seconds(os.environ.get(QUIET_WAIT_ENV, "60"), f"${QUIET_WAIT_ENV}")
+    max_wait_s = max_wait_seconds(max_wait_s, "max_wait_s")
+    if threshold_cores is not None and not (isinstance(threshold_cores, (int, float))
+                                            and math.isfinite(threshold_cores)):
+        raise ValueError(f"threshold_cores must be a finite number of cores, got {threshold_cores!r}")
     cores = os.cpu_count() or 1
     watch = MachineWatch(threshold_cores=cores / 2 if threshold_cores is None else threshold_cores,
                          max_wait_s=max_wait_s)
@@ -459,9 +464,29 @@ def start_watch(max_wait_s: float | None = None, *, threshold_cores: float | Non
     return watch
 
 
+def max_wait_seconds(value: Any, what: str = "--max-wait") -> float:
+    """A wait bound in seconds: finite and ``>= 0`` (NaN would make every ``elapsed >= bound`` false: no bound)."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if isinstance(value, bool) or not (math.isfinite(seconds) and seconds >= 0):
+        raise ValueError(f"{what} must be a finite number of seconds >= 0, got {value!r}")
+    return seconds
+
+
+def _max_wait_arg(text: str) -> float:
+    import argparse
+
+    try:
+        return max_wait_seconds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--max-wait ")) from None
+
+
 def add_max_wait_option(parser: Any) -> None:
     """Every benchmark script's ``--max-wait``: the bound on waiting for a quiet machine (:func:`start_watch`)."""
-    parser.add_argument("--max-wait", type=float, default=None,
+    parser.add_argument("--max-wait", type=_max_wait_arg, default=None,
                         help=f"seconds to wait for a quiet machine first (default 60, or ${QUIET_WAIT_ENV})")
 
 
@@ -537,14 +562,13 @@ def write_record(
             raise ValueError(f"pass {key!r} as the keyword argument {key}= (or let write_record compute it), "
                              "not inside the record")
     path = record_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     bound = record_quality.SPREAD_BOUND if spread_bound is None else spread_bound
     quality = record_quality.assess(series, load, spread_bound=bound)
     full = json.loads(json.dumps(record, default=_json_scalar))  # a copy: gating must not edit the caller's dict
     record_quality.gate_targets(full, quality)
     full.update({"quality": quality, "load": load, "series": [s.as_json() for s in series or ()],
                  "environment": environment or environment_report()})
-    path.write_text(json.dumps(full, indent=2, default=_json_scalar) + "\n")
+    write_text_atomic(path, json.dumps(full, indent=2, default=_json_scalar) + "\n")  # a kill leaves the old one
     print(f"wrote {path}\n{record_quality.verdict_sentence(quality)}")
     return path
 

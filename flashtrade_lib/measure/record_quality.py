@@ -14,8 +14,11 @@ stated bound (kept in the record next to the verdict):
   written as ``a + bN (+ cN²)`` with ``a, b, c ≥ 0`` to within :data:`FIT_RESIDUAL_BOUND`
   (a cost like that never shrinks as N grows, and grows at most ``(N₂/N₁)ᵏ``-fold).
 
-A record with any flag is ``"flagged"`` and can never say "target met"; one that holds
-no timings and no load report is ``"unchecked"``. Pure functions: the measuring lives in
+A number that is not a number — NaN or infinite anywhere in the load report, a repeat
+time, or a bound — is a flag too: a comparison with NaN is always false, so it would
+otherwise read as "quiet" or "steady". A record with any flag is ``"flagged"`` and can
+never say "target met", wherever the target sits in it; one that holds no timings and no
+load report is ``"unchecked"``. Pure functions: the measuring lives in
 :mod:`flashtrade_lib.measure.bench`.
 """
 
@@ -86,10 +89,24 @@ class Series:
                    tuple(tuple(float(t) for t in ts) for ts in d["times_s"]))
 
 
+def _not_numbers(value: Any, where: str) -> list[str]:
+    """Where ``value`` (a number, or dicts/lists of them) holds NaN or infinity."""
+    if isinstance(value, dict):
+        return [w for k, v in value.items() for w in _not_numbers(v, f"{where}.{k}")]
+    if isinstance(value, (list, tuple)):
+        return [w for i, v in enumerate(value) for w in _not_numbers(v, f"{where}[{i}]")]
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isfinite(value):
+        return [f"{where} = {value}"]
+    return []
+
+
 def check_load(load: dict[str, Any] | None) -> list[str]:
     """Flags for a load report from :func:`flashtrade_lib.measure.bench.watch_machine` (``None``: not recorded)."""
     if load is None:
         return ["machine load was not recorded: nothing says the machine was quiet"]
+    bad = _not_numbers(load, "load")
+    if bad:
+        return [f"the load report holds non-numbers ({', '.join(bad)}): nothing says the machine was quiet"]
     limit = load["threshold_cores"]
     others = load.get("other_busy_cores")
     if others is not None:
@@ -104,8 +121,13 @@ def check_load(load: dict[str, Any] | None) -> list[str]:
 
 def check_spread(series: Series, bound: float = SPREAD_BOUND) -> list[str]:
     """Flags for sizes whose repeats spread more than ``bound`` of their median."""
+    if not (isinstance(bound, (int, float)) and math.isfinite(bound) and bound > 0):
+        return [f"the spread bound {bound!r} is not a positive number: no spread could be checked"]
     flags = []
     for n, ts in zip(series.sizes, series.times_s, strict=True):
+        if not all(math.isfinite(t) and t > 0 for t in ts):
+            flags.append(f"{series.name} at N={n}: repeat times {list(ts)} are not all positive numbers")
+            continue
         median = float(np.median(ts))
         spread = (max(ts) - min(ts)) / median if median > 0 else math.inf
         if spread > bound:
@@ -140,10 +162,10 @@ def growth_exponent(sizes: Sequence[int], times: Sequence[float]) -> float:
 
 def check_scaling(series: Series) -> list[str]:
     """Flags for growth that a cost ``a + bN (+ cN²)``, ``a, b, c ≥ 0``, cannot produce."""
-    if len(series.sizes) < 2:
-        return []
-    flags = []
     medians = series.medians
+    if len(series.sizes) < 2 or not all(math.isfinite(t) and t > 0 for t in medians):
+        return []  # too few sizes; or non-numbers, which check_spread flags
+    flags = []
     k = series.order
     points = list(zip(series.sizes, medians, strict=True))
     for (n1, t1), (n2, t2) in zip(points, points[1:], strict=False):
@@ -178,16 +200,24 @@ def assess(series: Sequence[Series] | None, load: dict[str, Any] | None, *,
     return {"verdict": "flagged" if flags else "ok", "flags": flags, "bounds": bounds, "checked": checked}
 
 
+def _targets(value: Any) -> list[dict[str, Any]]:
+    """Every target in a record, whatever its shape: each dict with a ``"met"`` key, at any depth."""
+    if isinstance(value, dict):
+        return ([value] if "met" in value else []) + [t for v in value.values() for t in _targets(v)]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _targets(v)]
+    return []
+
+
 def gate_targets(record: dict[str, Any], quality: dict[str, Any]) -> None:
-    """A flagged record never reports a target as met: ``met`` becomes False, the raw result is kept."""
+    """A flagged record never reports a target as met: ``met`` becomes False, the raw result is kept.
+
+    One gate for every shape: ``target``, ``targets: {...}``, a list of targets, or one
+    nested under ``results`` — any dict with a ``"met"`` key, anywhere in the record.
+    """
     if quality["verdict"] != "flagged":
         return
-    found = []
-    if isinstance(record.get("target"), dict):
-        found.append(record["target"])
-    if isinstance(record.get("targets"), dict):
-        found += [t for t in record["targets"].values() if isinstance(t, dict)]
-    for target in found:
+    for target in _targets(record):
         if target.get("met"):
             target["met"] = False
             target["met_as_measured"] = True

@@ -16,6 +16,14 @@ Reading is defensive, because a checkpoint is a file someone hands you:
 :func:`check_output_dir` is the check to run before training into a directory: it
 refuses (or, asked to, removes) a checkpoint an earlier run left there, so an older
 run's file can never look like the new run's.
+
+A checkpoint is also checked against the data it is applied to: its data metadata is
+validated — types and sizes, so a small file cannot ask for a 10⁹-bar market — before
+any data is built (:func:`check_data_request`), and the rebuilt data must be the data it
+was trained on — source, symbol, features, lookback, horizon, split dates, data range and
+fingerprint (:func:`check_data_matches`) — or it is refused with a one-line reason.
+Temporary files of writers killed mid-save are removed by the next save
+(:mod:`flashtrade_lib.atomic`).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from flashtrade_lib.atomic import atomic_path
 from flashtrade_lib.errors import FlashTradeError
 from flashtrade_lib.model.trader import FlashAttentionTrader, ModelConfig
 
@@ -39,7 +48,10 @@ __all__ = [
     "MAX_PARAMETERS",
     "Checkpoint",
     "CheckpointError",
+    "MAX_DATA_VALUES",
     "OutputDirError",
+    "check_data_matches",
+    "check_data_request",
     "check_output_dir",
     "load_checkpoint",
     "save_checkpoint",
@@ -50,6 +62,11 @@ CHECKPOINT_NAME = "checkpoint.pt"
 MAX_PARAMETERS = 1_000_000_000
 _FORMAT = "flashtrade-checkpoint"
 _FORMAT_VERSION = 1
+#: The most bars × assets a checkpoint's metadata may ask to build (10⁷: ~80 MB a column).
+MAX_DATA_VALUES = 10_000_000
+#: What the data a checkpoint is applied to must share with the data it was trained on.
+DATA_IDENTITY = ("source", "symbol", "features", "lookback", "horizon", "interval", "data_start",
+                 "data_end", "splits", "data_fingerprint")
 # Fields that may differ between a checkpoint and the model it is loaded into: they
 # do not change the weights (the attention backend is a run-time choice).
 _RUNTIME_FIELDS = ("backend", "dropout")
@@ -143,16 +160,8 @@ def save_checkpoint(
         "versions": _versions(),
     }
     target = directory / name
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target) as tmp, open(tmp, "wb") as fh:  # also removes what killed writers left
+        torch.save(payload, fh)
     return target
 
 
@@ -280,3 +289,93 @@ def check_output_dir(directory: str | os.PathLike[str], *, overwrite: bool = Fal
         )
     existing.unlink()
     return f"removed {what} from {directory} before training (overwrite requested)"
+
+
+def _bad(path: Any, what: str) -> CheckpointError:
+    return CheckpointError(f"checkpoint {path}: {what}; it cannot be applied to data — retrain, or restore the file")
+
+
+def _count(meta: Mapping[str, Any], key: str, path: Any, *, optional: bool = False) -> int | None:
+    value = meta.get(key)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DATA_VALUES:
+        raise _bad(path, f"its {key} is {value!r}, not a whole number between 1 and {MAX_DATA_VALUES:,}")
+    return value
+
+
+def check_data_request(metadata: Mapping[str, Any], path: Any = "") -> None:
+    """Check a checkpoint's data metadata *before* any data is built from it: names, types, sizes.
+
+    A file is something someone hands you: its ``lookback``, ``horizon``, ``last_bars``,
+    scaler and source options (a synthetic market's ``n_bars × n_assets`` at most
+    :data:`MAX_DATA_VALUES`) must be sane, so a 22 KB file cannot make a 7 GiB market.
+    """
+    from flashtrade_lib.data.tasks import SOURCES
+
+    source = metadata.get("source")
+    spec = isinstance(source, str) and (":" in source or source.endswith((".csv", ".parquet")))  # cached or file bars
+    if not spec and source not in SOURCES:
+        raise _bad(path, f"its data source {source!r} is not one of {', '.join(SOURCES)} (or a bars spec)")
+    if not isinstance(metadata.get("symbol"), str):
+        raise _bad(path, f"its symbol {metadata.get('symbol')!r} is not a name")
+    for key in ("lookback", "horizon"):
+        _count(metadata, key, path)
+    _count(metadata, "last_bars", path, optional=True)
+    scaler = metadata.get("scaler")
+    sizes = [len(scaler.get(k, ())) if isinstance(scaler, Mapping) and isinstance(scaler.get(k), list) else -1
+             for k in ("mean", "std")]
+    if (sizes[0] < 1 or sizes[0] != sizes[1] or sizes[0] > 100_000
+            or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in scaler["mean"] + scaler["std"])
+            or not all(v > 0 for v in scaler["std"])):
+        raise _bad(path, "its scaler is not two equally long lists of finite numbers (mean, and std > 0)")
+    options = metadata.get(source, {}) if isinstance(source, str) else {}
+    if not isinstance(options, Mapping):
+        raise _bad(path, f"its {source!r} options are {options!r}, not a mapping")
+    for key, value in options.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float, type(None))) or (
+                isinstance(value, float) and not np.isfinite(value)):
+            raise _bad(path, f"its {source} option {key}={value!r} is not a finite number")
+    n_bars, n_assets = options.get("n_bars", 1), options.get("n_assets", 1)
+    if any(isinstance(v, float) or v is None or v < 1 for v in (n_bars, n_assets)) or \
+            n_bars * n_assets > MAX_DATA_VALUES:
+        raise _bad(path, f"it asks for a {source} market of n_bars={n_bars!r} × n_assets={n_assets!r}; "
+                         f"at most {MAX_DATA_VALUES:,} bars × assets, whole numbers >= 1")
+
+
+def check_data_matches(checkpoint: Checkpoint, data_metadata: Mapping[str, Any]) -> None:
+    """Refuse data that is not the data ``checkpoint`` was trained on, with a one-line reason.
+
+    Compares every field of :data:`DATA_IDENTITY` the checkpoint records (a checkpoint
+    saved before fingerprints existed is compared on the rest) and the model's feature count.
+    """
+    meta = checkpoint.metadata
+    missing = [k for k in ("features", "data_start", "data_end", "splits") if k not in meta]
+    if missing:
+        raise _bad(checkpoint.path, f"it records no {', '.join(missing)}, so the data cannot be checked")
+    for key in DATA_IDENTITY:
+        if key in meta and meta[key] != data_metadata.get(key):
+            where, ours, theirs = _first_difference(key, meta[key], data_metadata.get(key))
+            raise CheckpointError(
+                f"checkpoint {checkpoint.path} was trained on other data: its {where} is {ours!r} but the "
+                f"data rebuilt from its metadata has {theirs!r} (edited metadata, or changed data); "
+                "use the data it was trained on, or retrain"
+            )
+    if checkpoint.config.n_features != len(data_metadata["features"]):
+        raise CheckpointError(
+            f"checkpoint {checkpoint.path} has a model of {checkpoint.config.n_features} input features but "
+            f"the data has {len(data_metadata['features'])}; use the data it was trained on, or retrain"
+        )
+
+
+def _first_difference(where: str, ours: Any, theirs: Any) -> tuple[str, Any, Any]:
+    """The first place two metadata values differ: ``("splits.test[0]", a, b)``, so one line can name it."""
+    if isinstance(ours, Mapping) and isinstance(theirs, Mapping) and set(ours) == set(theirs):
+        key = next(k for k in ours if ours[k] != theirs[k])
+        return _first_difference(f"{where}.{key}", ours[key], theirs[key])
+    if isinstance(ours, list) and isinstance(theirs, list) and len(ours) == len(theirs):
+        i = next(i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b)
+        return _first_difference(f"{where}[{i}]", ours[i], theirs[i])
+    if isinstance(ours, list) and isinstance(theirs, list):
+        return f"{where} count", len(ours), len(theirs)
+    return where, ours, theirs

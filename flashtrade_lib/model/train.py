@@ -47,6 +47,7 @@ from flashtrade_lib.config import PlainConfig
 from flashtrade_lib.errors import FlashTradeError
 from flashtrade_lib.model.checkpoints import check_output_dir, check_plain, save_checkpoint
 from flashtrade_lib.model.trader import HEADS, FlashAttentionTrader
+from flashtrade_lib.options import OBJECTIVES
 
 __all__ = [
     "TrainConfig",
@@ -59,7 +60,6 @@ __all__ = [
     "predict",
 ]
 
-OBJECTIVES = ("regression", "direction", "allocation", "multi")
 
 
 class TrainingDiverged(FlashTradeError, RuntimeError):

@@ -63,6 +63,8 @@ __all__ = [
     "tanh_weights",
     "vol_target_scale",
     "apply_caps",
+    "align_signals",
+    "time_frame",
 ]
 
 MarketKind = Literal["prices", "simple_returns", "log_returns"]
@@ -130,8 +132,7 @@ def market_returns(
     With ``market_is="prices"`` the first bar has no return: it is set to 0 (no
     position is held in bar 0 anyway, so nothing is earned or lost there).
     """
-    frame = _as_frame(market, "market data")
-    _check_time_index(frame.index, "market data")
+    frame = time_frame(market, "market data")
     if len(frame) < 2:
         raise ValueError(f"market data needs at least 2 bars, got {len(frame)}")
     values = _numeric(frame, "market data")
@@ -167,9 +168,19 @@ def market_returns(
     return pd.DataFrame(r, index=frame.index, columns=frame.columns, copy=False)
 
 
-def _align_signals(
+def time_frame(x: pd.DataFrame | pd.Series, what: str) -> pd.DataFrame:
+    """``x`` as a DataFrame on a valid time index (a DatetimeIndex, increasing, no duplicates or
+    NaT), or a clear error naming ``what`` — the check every input of a backtest passes."""
+    frame = _as_frame(x, what)
+    _check_time_index(frame.index, what)
+    return frame
+
+
+def align_signals(
     signals: pd.DataFrame | pd.Series, returns: pd.DataFrame, what: str = "signals"
 ) -> np.ndarray:
+    """``signals`` as a float array on exactly the bars and assets of ``returns`` (a clear error
+    otherwise: a different index, missing columns, NaN)."""
     sig = _as_frame(signals, what)
     if isinstance(signals, pd.Series) and returns.shape[1] == 1:
         sig.columns = returns.columns
@@ -286,6 +297,16 @@ def _check_caps(max_weight: float | None, max_gross: float | None) -> None:
     for name, cap in (("max_weight", max_weight), ("max_gross", max_gross)):
         if cap is not None and not cap > 0:
             raise ValueError(f"{name} must be > 0, got {cap}")
+
+
+def _check_rule(scale: float, threshold: float) -> None:
+    """A negative scale would invert every tanh position (and NaN void them): refused, never run."""
+    for name, value, low in (("scale", scale, "> 0"), ("threshold", threshold, ">= 0")):
+        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+            and math.isfinite(value) and (value > 0 if low == "> 0" else value >= 0)
+        if not ok:
+            raise ValueError(f"{name} must be a finite number {low}, got {value!r}"
+                             + (" (a negative scale inverts every position)" if name == "scale" else ""))
 
 
 def _cap_assets_by_bars(
@@ -524,7 +545,7 @@ def backtest(
     """
     returns = market_returns(market, market_is=market_is)
     r = returns.to_numpy()
-    s = _align_signals(signals, returns)
+    s = align_signals(signals, returns)
     clock = clock_of(market)
     periods_per_year = clock.periods_per_year
     bps = (
@@ -541,12 +562,13 @@ def backtest(
         )
     f, funding_rates = None, None
     if funding is not None:
-        f = _align_signals(funding, returns, "funding")
+        f = align_signals(funding, returns, "funding")
         # a copy-on-write view for asset_pnl: never aliases nor copies the caller's frame
         funding_rates = _as_frame(funding, "funding").set_axis(returns.columns, axis=1)
     if capital <= 0:
         raise ValueError(f"capital must be positive, got {capital}")
     _check_caps(max_weight, max_gross)
+    _check_rule(scale, threshold)
     n_bars, n_assets = r.shape
     # Steps that need the whole history run first, on full arrays: a callable
     # position rule (it may look across bars) and the trailing volatility window.

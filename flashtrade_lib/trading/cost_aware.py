@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from flashtrade_lib.trading import stats
-from flashtrade_lib.trading.backtest import BacktestResult, backtest, market_returns
+from flashtrade_lib.trading.backtest import backtest, market_returns
+from flashtrade_lib.trading.metrics import sharpe
 
 __all__ = ["CostAwareRule", "calibrate", "hold_until_confident", "fit_rule", "breakeven_cost"]
 
@@ -85,12 +86,6 @@ class CostAwareRule:
         return pd.DataFrame(w, index=signal.index, columns=signal.columns)
 
 
-def _net_sharpe(res: BacktestResult) -> float:
-    """Net Sharpe; a strategy that never trades earns 0 for 0 risk and scores 0 (not NaN)."""
-    r = res.returns.to_numpy()
-    return 0.0 if r.std() == 0 else float(r.mean() / r.std(ddof=1) * np.sqrt(res.periods_per_year))
-
-
 def fit_rule(
     signal: pd.DataFrame,
     prices: pd.DataFrame,
@@ -115,7 +110,7 @@ def fit_rule(
         rule = CostAwareRule(beta, k, float(cost_bps), pd.Series(dtype=float))
         res = backtest(prices, rule.weights(signal), market_is="prices", position="weights",
                        cost_bps=cost_bps)
-        scores[k] = _net_sharpe(res)
+        scores[k] = sharpe(res.returns, res.periods_per_year)  # never trading scores 0, not NaN
     table = pd.Series(scores, name="validation net Sharpe").rename_axis("k")
     best = max(table.index, key=lambda k: (round(table[k], 12), k))
     return CostAwareRule(beta, float(best), float(cost_bps), table)

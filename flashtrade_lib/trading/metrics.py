@@ -9,7 +9,10 @@ and every annualised metric takes it as an explicit argument.
 
 Conventions (all returns are **simple** per-bar returns ``P_t / P_{t-1} - 1``):
 
-* ``sharpe``: ``mean(r - rf_bar) / std(r, ddof=1) * sqrt(P)`` (same as quantstats).
+* ``sharpe``: ``mean(r - rf_bar) / std(r, ddof=1) * sqrt(P)`` (same as quantstats). One
+  zero-variance rule, everywhere (the statistics, the cost-aware rule, PBO): a series that
+  never moved (every bar 0: no return for no risk) scores 0; any other series without
+  variance (up to rounding) has no Sharpe ratio, NaN (:func:`sharpe_from_moments`).
 * ``sortino``: downside deviation ``sqrt(sum(min(r - rf_bar, 0)^2) / n)`` over **all**
   ``n`` bars, not only the losing ones (Sortino & Price; quantstats does the same).
 * ``annualised_return``: geometric, ``(1 + total)^(P / n) - 1`` with ``n`` bars.
@@ -31,6 +34,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from flashtrade_lib.trading.calendars import CALENDARS
+
 __all__ = [
     "CALENDARS",
     "periods_per_year",
@@ -38,6 +43,8 @@ __all__ = [
     "annualised_return",
     "annualised_volatility",
     "sharpe",
+    "sharpe_from_moments",
+    "information_coefficient",
     "sortino",
     "drawdown",
     "max_drawdown",
@@ -58,16 +65,6 @@ __all__ = [
 
 Calendar = Literal["crypto", "fx", "equity"]
 
-# Trading time in one year, per market calendar — the single source of the
-# annualisation conventions used by the whole book.
-CALENDARS: dict[str, dict[str, float]] = {
-    # 24 hours a day, 365 days a year: hourly = 8760, daily = 365.
-    "crypto": {"days": 365.0, "hours_per_day": 24.0},
-    # 24 hours a day, 5 days a week, 52 weeks: hourly = 6240, daily = 260.
-    "fx": {"days": 260.0, "hours_per_day": 24.0},
-    # 252 sessions of 6.5 hours (NYSE 9:30-16:00): hourly = 1638, daily = 252.
-    "equity": {"days": 252.0, "hours_per_day": 6.5},
-}
 
 
 def _calendar(calendar: str) -> dict[str, float]:
@@ -194,7 +191,7 @@ def _check_periods(periods: float) -> float:
     if not (isinstance(periods, (int, float, np.floating)) and periods > 0):
         raise ValueError(
             f"periods must be a positive number of bars per year, got {periods!r}; "
-            "use periods_per_year(index, calendar=...)"
+            "read it from the bars: flashtrade_lib.data.clock_of(bars).periods_per_year"
         )
     return float(periods)
 
@@ -211,8 +208,11 @@ def total_return(returns: pd.Series | np.ndarray) -> float:
 
 def annualised_return(returns: pd.Series | np.ndarray, periods: float) -> float:
     """Geometric average yearly return (CAGR) from ``n`` bars of ``1/periods`` years each."""
-    r = _returns(returns)
-    periods = _check_periods(periods)
+    return _cagr(_returns(returns), _check_periods(periods))
+
+
+def _cagr(r: np.ndarray, periods: float) -> float:
+    """:func:`annualised_return` of checked returns (the bootstrap calls it thousands of times)."""
     wealth = float(np.prod(1.0 + r))
     if wealth <= 0:
         return -1.0
@@ -228,16 +228,35 @@ def annualised_volatility(returns: pd.Series | np.ndarray, periods: float) -> fl
 def sharpe(returns: pd.Series | np.ndarray, periods: float, rf: float = 0.0) -> float:
     """Annualised Sharpe ratio; ``rf`` is an *annual* risk-free rate.
 
-    NaN if the std is 0 — or only rounding noise (a constant series' float std is
-    ~1e-19, not 0, and would give a Sharpe of ~1e17).
+    0 for a series that never moved, NaN for any other without variance (see
+    :func:`sharpe_from_moments`).
     """
     r = _returns(returns)
     periods = _check_periods(periods)
     excess = r - _rf_per_bar(rf, periods)
     sd = np.std(r, ddof=1) if r.size > 1 else 0.0
-    if sd <= 16 * np.finfo(np.float64).eps * float(np.max(np.abs(r), initial=0.0)):
+    return float(sharpe_from_moments(excess.mean(), sd, float(np.max(np.abs(r), initial=0.0)), periods))
+
+
+def sharpe_from_moments(
+    mean: float | np.ndarray, sd: float | np.ndarray, largest: float | np.ndarray, periods: float = 1.0
+) -> float | np.ndarray:
+    """The Sharpe ratio ``mean / sd * sqrt(periods)`` with the book's one zero-variance rule
+    (arrays work element-wise): where ``sd`` is 0 — or only rounding noise next to ``largest``,
+    the largest absolute return (a constant series' float std is ~1e-19, not 0, and would give
+    ~1e17) — it is 0 if ``largest`` is 0 (the series never moved) and NaN otherwise."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.asarray(mean) / np.asarray(sd) * math.sqrt(periods)
+    flat = np.asarray(sd) <= 16 * np.finfo(np.float64).eps * np.asarray(largest)
+    out = np.where(flat, np.where(np.asarray(largest) == 0, 0.0, np.nan), ratio)
+    return float(out) if out.ndim == 0 else out
+
+
+def information_coefficient(forecast: np.ndarray, outcome: np.ndarray) -> float:
+    """Pearson correlation of forecast and outcome; NaN (never 0) when either side is constant."""
+    if forecast.std() == 0 or outcome.std() == 0:
         return float("nan")
-    return float(excess.mean() / sd * math.sqrt(periods))
+    return float(np.corrcoef(forecast, outcome)[0, 1])
 
 
 def sortino(returns: pd.Series | np.ndarray, periods: float, rf: float = 0.0) -> float:
@@ -378,16 +397,11 @@ def annualised_intervals(
 
     r = _returns(returns)
     periods = _check_periods(periods)
-
-    def annual_return(x: np.ndarray) -> float:
-        wealth = float(np.prod(1.0 + x))
-        return wealth ** (periods / x.size) - 1.0 if wealth > 0 else -1.0
-
     return {
         "sharpe": stats.block_bootstrap_ci(r, "sharpe", periods=periods, level=level, reps=reps, seed=seed,
                                            name="sharpe"),
-        "annual_return": stats.block_bootstrap_ci(r, annual_return, level=level, reps=reps, seed=seed,
-                                                  name="annual_return"),
+        "annual_return": stats.block_bootstrap_ci(r, lambda x: _cagr(x, periods), level=level, reps=reps,
+                                                  seed=seed, name="annual_return"),
     }
 
 
@@ -431,7 +445,7 @@ def forecast_skill(forecast: np.ndarray | pd.Series, outcome: np.ndarray | pd.Se
     sst = float(((y - y.mean()) ** 2).sum())
     directional = (p != 0) & (y != 0)
     return ForecastSkill(
-        ic=float(np.corrcoef(p, y)[0, 1]) if varied else float("nan"),
+        ic=information_coefficient(p, y),
         rank_ic=float(spearmanr(p, y).statistic) if varied else float("nan"),
         r2=1.0 - float(((y - p) ** 2).sum()) / sst if sst > 0 else float("nan"),
         hit_rate=float((np.sign(p[directional]) == np.sign(y[directional])).mean()) if directional.any() else float("nan"),

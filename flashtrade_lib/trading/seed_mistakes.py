@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from flashtrade_lib.trading.backtest import _align_signals, _as_frame, _check_time_index
+from flashtrade_lib.trading.backtest import align_signals, time_frame
 
 __all__ = ["SeedStyleResult", "seed_style_backtest"]
 
@@ -62,12 +62,11 @@ def seed_style_backtest(
     ``t``) is applied to the returns of bars ``t+1 … t+horizon`` — the seed's own
     timing, so the difference from an honest backtest is only the three mistakes.
     """
-    lr = _as_frame(log_returns, "log_returns")
-    _check_time_index(lr.index, "log_returns")
+    lr = time_frame(log_returns, "log_returns")
     x = lr.to_numpy(dtype=float)
     if np.isnan(x).any():
         raise ValueError("log_returns has NaN values; drop the first bar of a diff first")
-    s = _align_signals(signals, lr)
+    s = align_signals(signals, lr)
     h = horizon if overlapping else 1
     # target at t: sum of log returns of bars t+1 .. t+h (NaN where the future is missing)
     csum = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])

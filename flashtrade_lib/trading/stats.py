@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _sps
 
+from flashtrade_lib.trading import metrics as _metrics
+
 __all__ = [
     "TestResult",
     "SpaResult",
@@ -64,6 +66,11 @@ __all__ = [
 ]
 
 EULER_GAMMA = 0.5772156649015329
+#: a series whose standard deviation is at most this × its largest |value| is constant: what is
+#: left is floating-point rounding (0.1 repeated has sd 1.7e-18, not 0), never information
+FLAT_RTOL = 1e-10
+MAX_REPS = 1_000_000  #: bootstrap resamples at most (each one is a pass over the data)
+PBO_MAX_BYTES = 2 * 2**30  #: working memory :func:`pbo_cscv` may allocate; more is refused up front
 
 
 def format_p(p: float, reps: int | None = None, *, two_sided: bool = True) -> str:
@@ -157,9 +164,64 @@ def _as_1d(x: np.ndarray | pd.Series | Sequence[float], what: str, min_n: int = 
 
 
 def _check_level(level: float) -> float:
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), e.g. 0.95, got {level}")
+    if not _real(level) or not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), e.g. 0.95, got {level!r}")
     return float(level)
+
+
+def _real(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and bool(np.isfinite(value))
+
+
+def _whole(value: object, what: str, low: int, high: int | None = None, hint: str = "") -> int:
+    """An integer setting in ``[low, high]``, refused before any work otherwise."""
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not ok or value < low or (high is not None and value > high):
+        bound = f"between {low:,} and {high:,}" if high is not None else f">= {low:,}"
+        raise ValueError(f"{what} must be a whole number {bound}, got {value!r}{hint}")
+    return int(value)
+
+
+def _check_settings(*, n: int | None = None, block: float | None = None, periods: float = 1.0,
+                    reps: int = 1000, n_trials: int = 1) -> None:
+    """The settings every test shares, checked at its entry: a bad one is a clear error, never a point interval.
+
+    A mean block below 1 bar is meaningless (0 divides by zero); one above half the sample
+    leaves a bootstrap with almost one distinct resample, so the interval collapses to a
+    point and any p-value is an artefact.
+    """
+    if not _real(periods) or periods <= 0:
+        raise ValueError(f"periods (bars per year, or 1 per bar) must be a finite number > 0, got {periods!r}")
+    _whole(reps, "reps (bootstrap resamples)", 99, MAX_REPS)
+    _whole(n_trials, "n_trials (strategies or settings tried)", 1)
+    if block is not None:
+        top = n / 2 if n is not None else float("inf")
+        if not _real(block) or not 1 <= block <= top:
+            raise ValueError(
+                f"block (mean block length in bars) must be a finite number between 1 and half the "
+                f"sample ({top:g} bars), got {block!r}; leave it unset to choose it from the data"
+            )
+
+
+def _flat(x: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Which series (columns) are constant up to rounding: sd <= ``FLAT_RTOL`` × largest |value|."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.std(x, axis=axis) <= FLAT_RTOL * np.max(np.abs(x), axis=axis)
+
+
+def _untestable(name: str, estimate: float, why: str, n: int, level: float, n_trials: int = 1,
+                **extra: object) -> TestResult:
+    """The honest answer for a degenerate input: no interval, and p = 1 when the statistic
+    equals the null exactly, else undefined (NaN) — :func:`verdict` claims nothing from it.
+    A statistic that is itself undefined (the Sharpe ratio of a constant non-zero series) is refused."""
+    if not np.isfinite(estimate):
+        raise ValueError(f"{name} is undefined: {why}; there is nothing to test")
+    return TestResult(
+        name=name, estimate=float(estimate), low=float("nan"), high=float("nan"), level=level,
+        p_value=1.0 if estimate == 0 else float("nan"), method=f"not tested: {why}", n=int(n),
+        n_trials=int(n_trials), **extra,
+    )
 
 
 def block_length(x: np.ndarray | pd.Series | pd.DataFrame) -> float:
@@ -176,7 +238,7 @@ def block_length(x: np.ndarray | pd.Series | pd.DataFrame) -> float:
     a = a[:, None] if a.ndim == 1 else a
     if a.shape[0] < 10:
         raise ValueError(f"need at least 10 observations to choose a block length, got {a.shape[0]}")
-    a = a[:, a.std(axis=0) > 0]
+    a = a[:, ~_flat(a)]
     if a.shape[1] == 0:
         return 1.0  # a constant series has no dependence to keep
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -220,20 +282,6 @@ def _interval_and_p(est: float, draws: np.ndarray, level: float, null_value: flo
     return float(low), float(high), float(min(p, 1.0))
 
 
-def _sharpe(x: np.ndarray, periods: float) -> float:
-    """Annualised Sharpe of one column; an all-flat series (no return, no risk) counts as 0."""
-    sd = x.std(ddof=1)
-    if sd == 0:
-        return 0.0 if np.all(x == x[0]) and x[0] == 0 else float("nan")
-    return float(x.mean() / sd * math.sqrt(periods))
-
-
-def _ic(f: np.ndarray, y: np.ndarray) -> float:
-    if f.std() == 0 or y.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(f, y)[0, 1])
-
-
 Statistic = Literal["mean", "sharpe", "ic"] | Callable[..., float]
 
 
@@ -243,9 +291,9 @@ def _stat_fn(statistic: Statistic, periods: float) -> Callable[..., float]:
     if statistic == "mean":
         return lambda x, y=None: float(x.mean())
     if statistic == "sharpe":
-        return lambda x, y=None: _sharpe(x, periods)
+        return lambda x, y=None: _metrics.sharpe(x, periods)
     if statistic == "ic":
-        return _ic
+        return _metrics.information_coefficient
     raise ValueError(f"unknown statistic {statistic!r}; use 'mean', 'sharpe', 'ic' or a function")
 
 
@@ -271,6 +319,8 @@ def block_bootstrap_ci(
     by rows for a function of all its columns, e.g. a ratio of two means.
     """
     level = _check_level(level)
+    _check_settings(n=np.shape(x)[0] if np.ndim(x) else None, block=block, periods=periods, reps=reps,
+                    n_trials=n_trials)
     fn = _stat_fn(statistic, periods)
     if np.ndim(x) == 2:
         if not callable(statistic):
@@ -302,6 +352,10 @@ def block_bootstrap_ci(
             return fn(d[:, 0])
 
     label = name or (statistic if isinstance(statistic, str) else getattr(statistic, "__name__", "statistic"))
+    if not callable(statistic) and _flat(data).any():
+        what = "x" if _flat(a) else "outcome"
+        return _untestable(label, est, f"{what} is constant (sd <= {FLAT_RTOL:g} × its size): "
+                           "there is no variation to resample", a.size, level, n_trials)
     return _bootstrap_result(data, func, float(est), score, level, reps, block, seed, label, n_trials)
 
 
@@ -363,6 +417,7 @@ def paired_difference_test(
     """
     level = _check_level(level)
     xa, xb = _as_1d(a, names[0], 10), _as_1d(b, names[1], 10)
+    _check_settings(n=xa.size, block=block, periods=periods, reps=reps, n_trials=n_trials)
     if xa.size != xb.size:
         raise ValueError(f"paired series must cover the same bars: {names[0]} has {xa.size}, {names[1]} {xb.size}")
     if isinstance(a, pd.Series) and isinstance(b, pd.Series) and not a.index.equals(b.index):
@@ -391,6 +446,12 @@ def paired_difference_test(
 
     what = statistic if isinstance(statistic, str) else getattr(statistic, "__name__", "statistic")
     label = {"sharpe": "Sharpe", "ic": "IC", "mean": "mean"}.get(what, what)
+    if not callable(statistic) and (_flat(score) or not np.isfinite(est)):
+        why = ("are identical on every bar" if np.array_equal(xa, xb) else "differ by a constant on every bar"
+               if _flat(score) else "give an undefined statistic (a constant series)")
+        return _untestable(f"{label}({names[0]}) − {label}({names[1]})", est,
+                           f"the paired series {why}: there is no variation to resample",
+                           xa.size, level, n_trials)
     return _bootstrap_result(data, func, float(est), score, level, reps, block, seed,
                              f"{label}({names[0]}) − {label}({names[1]})", n_trials,
                              kind="paired stationary bootstrap")
@@ -417,6 +478,7 @@ def clustered_mean_ci(
     clusters there are (a t interval on raw correlations over 2 folds can reach ±1.5).
     """
     level = _check_level(level)
+    _check_settings(n_trials=n_trials)
     v = np.asarray(values, dtype=np.float64).ravel()
     if not np.isfinite(v).all():
         raise ValueError("values have NaN/inf; drop the failed runs explicitly first")
@@ -431,6 +493,10 @@ def clustered_mean_ci(
             "spread between runs says nothing about sampling noise — use a bootstrap on its bars"
         )
     est = float(means.mean())
+    what = f"{k} clusters" if clusters is not None else f"{k} independent values"
+    if _flat(means):
+        return _untestable(name, est, f"the {what} are all equal: their spread cannot measure noise",
+                           k, level, n_trials)
     if correlation:
         if (np.abs(means) > 1).any():
             raise ValueError("correlation=True needs values in [-1, 1] (ICs); got a cluster mean outside")
@@ -438,14 +504,10 @@ def clustered_mean_ci(
     centre = float(means.mean())
     se = float(means.std(ddof=1) / math.sqrt(k))
     tq = float(_sps.t.ppf(0.5 + level / 2, k - 1))
-    if se > 0:
-        p = float(2 * _sps.t.sf(abs(centre) / se, k - 1))
-    else:
-        p = 0.0 if centre != 0 else 1.0
+    p = float(2 * _sps.t.sf(abs(centre) / se, k - 1))
     low, high = centre - tq * se, centre + tq * se
     if correlation:
         low, high = math.tanh(low), math.tanh(high)
-    what = f"{k} clusters" if clusters is not None else f"{k} independent values"
     return TestResult(
         name=name, estimate=est, low=low, high=high, level=level, p_value=p,
         method=(f"t interval over {what} (t with {k - 1} df; {v.size} runs"
@@ -510,9 +572,10 @@ def effective_sample_size(x: np.ndarray | pd.Series, *, overlap: int | None = No
 
     a = _as_1d(x, "x", 10)
     n = a.size
+    if _flat(a):
+        raise ValueError("x is constant: its effective sample size is undefined")
     if overlap is not None:
-        if overlap < 1:
-            raise ValueError(f"overlap must be >= 1 bar, got {overlap}")
+        _whole(overlap, "overlap (bars two labels share)", 1, n - 1)
         lags = int(overlap) - 1
         weights = np.ones(lags)
     else:
@@ -546,8 +609,12 @@ def hac_mean_test(
     import statsmodels.api as sm
 
     level = _check_level(level)
+    _check_settings(n_trials=n_trials)
     a = _as_1d(x, "x", 10)
-    lags = _newey_west_lags(a.size) if max_lag is None else int(max_lag)
+    lags = _newey_west_lags(a.size) if max_lag is None else _whole(max_lag, "max_lag", 0, a.size - 1)
+    if _flat(a):
+        return _untestable(name, float(a.mean()), "x is constant: no variation to estimate an error from",
+                           a.size, level, n_trials)
     fit = sm.OLS(a, np.ones(a.size)).fit(cov_type="HAC", cov_kwds={"maxlags": lags})
     low, high = fit.conf_int(alpha=1 - level)[0]
     return TestResult(
@@ -621,8 +688,9 @@ def robust_acf_band(x: np.ndarray | pd.Series, max_lag: int, *, level: float = 0
 
     level = _check_level(level)
     a = _as_1d(x, "x", 10)
-    if not 1 <= max_lag < a.size:
-        raise ValueError(f"max_lag must be between 1 and len(x) - 1 = {a.size - 1}, got {max_lag}")
+    _whole(max_lag, "max_lag", 1, a.size - 1, f" (len(x) - 1 = {a.size - 1})")
+    if _flat(a):
+        raise ValueError("x is constant: its autocorrelation is undefined")
     d = a - a.mean()
     n = d.size
     g = acovf(d, adjusted=False, fft=True, nlag=max_lag)
@@ -691,6 +759,19 @@ def spa_test(
     bench = _as_1d(benchmark, benchmark_name, 10)
     if bench.size != cand.shape[0]:
         raise ValueError(f"benchmark has {bench.size} bars, candidates {cand.shape[0]}: use the same bars")
+    _check_settings(n=bench.size, block=block, periods=periods, reps=reps)
+    flat = _flat(cand.to_numpy() - bench[:, None])
+    if flat.all():  # identical to the benchmark (or apart by a constant): nothing to resample
+        adv = (cand.to_numpy() - bench[:, None]).mean(axis=0) * (1 if higher_is_better else -1)
+        best = int(np.argmax(adv))
+        est = 0.0 if abs(adv[best]) <= FLAT_RTOL * max(np.abs(bench).max(), 1e-300) else adv[best] * periods
+        return SpaResult(**vars(_untestable(
+            f"mean advantage of the best, {cand.columns[best]}, over {benchmark_name}", est,
+            f"every candidate differs from {benchmark_name} by a constant on every bar"
+            + (" (zero: they are identical)" if est == 0 else ""), bench.size, 0.95, cand.shape[1],
+            null=f"no candidate beats {benchmark_name}", alternative="greater", trials_adjusted=True,
+        )), best=str(cand.columns[best]), mean_differences=pd.Series(
+            adv * periods, index=[str(c) for c in cand.columns], name="mean advantage"))
     sign = -1.0 if higher_is_better else 1.0
     diffs = cand.to_numpy() - bench[:, None]  # gains (or losses) over the benchmark
     adv = diffs.mean(axis=0) * (1 if higher_is_better else -1)
@@ -757,6 +838,16 @@ def model_confidence_set(
     df = _gains_frame(values, "values")
     if df.shape[1] < 2:
         raise ValueError("a model confidence set needs at least 2 candidates")
+    if not _real(size) or not 0 < size < 1:
+        raise ValueError(f"size (the MCS's error rate, e.g. 0.10 for a 90 % set) must be in (0, 1), got {size!r}")
+    _check_settings(n=df.shape[0], block=block, reps=reps)
+    x = df.to_numpy()
+    for i, j in itertools.combinations(range(x.shape[1]), 2):
+        if _flat(x[:, i] - x[:, j]):
+            raise ValueError(
+                f"candidates {df.columns[i]!r} and {df.columns[j]!r} are identical on every bar (up to a "
+                "constant), so the data cannot rank them; keep one of them"
+            )
     losses = -df if higher_is_better else df
     blk = _whole_block(block, losses.to_numpy() - losses.to_numpy().mean(axis=1, keepdims=True))
     mcs = MCS(losses.to_numpy(), size, reps=reps, block_size=blk, method="R", seed=seed)
@@ -774,10 +865,9 @@ def model_confidence_set(
 
 def _moments(r: np.ndarray) -> tuple[float, float, float]:
     """Per-bar Sharpe, skewness and (non-excess) kurtosis of a return series."""
-    sd = r.std(ddof=1)
-    if sd == 0:
+    if _flat(r):
         raise ValueError("the returns are constant: the Sharpe ratio is undefined")
-    return float(r.mean() / sd), float(_sps.skew(r)), float(_sps.kurtosis(r, fisher=False))
+    return float(r.mean() / r.std(ddof=1)), float(_sps.skew(r)), float(_sps.kurtosis(r, fisher=False))
 
 
 def psr_from_moments(sharpe: float, benchmark: float, n: int, skew: float = 0.0, kurtosis: float = 3.0) -> float:
@@ -787,8 +877,10 @@ def psr_from_moments(sharpe: float, benchmark: float, n: int, skew: float = 0.0,
     *non-excess* kurtosis (3 for a normal): skewed, fat-tailed returns make a Sharpe
     ratio less certain than the normal formula says.
     """
-    if n < 2:
-        raise ValueError(f"need at least 2 observations, got {n}")
+    _whole(n, "n (observations)", 2)
+    for what, value in (("sharpe", sharpe), ("benchmark", benchmark), ("skew", skew), ("kurtosis", kurtosis)):
+        if not _real(value):
+            raise ValueError(f"{what} must be a finite number, got {value!r}")
     var = 1 - skew * sharpe + (kurtosis - 1) / 4 * sharpe**2
     if var <= 0:
         raise ValueError(f"skew {skew} and kurtosis {kurtosis} give a non-positive variance for Sharpe {sharpe}")
@@ -801,11 +893,10 @@ def expected_max_sharpe(n_trials: int, variance: float) -> float:
     Bailey & López de Prado (2014), from extreme-value theory:
     ``√V · ((1 − γ) Φ⁻¹(1 − 1/N) + γ Φ⁻¹(1 − 1/(N e)))`` with γ Euler's constant.
     """
-    if n_trials < 1:
-        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
+    _whole(n_trials, "n_trials", 1)
     if n_trials == 1:
         return 0.0
-    if variance < 0:
+    if not _real(variance) or variance < 0:
         raise ValueError(f"the variance of the trials' Sharpe ratios must be >= 0, got {variance}")
     z1 = _sps.norm.ppf(1 - 1 / n_trials)
     z2 = _sps.norm.ppf(1 - 1 / (n_trials * math.e))
@@ -833,6 +924,9 @@ def probabilistic_sharpe_ratio(
     skewness and kurtosis (Mertens 2002), annualised. Assumes serially independent returns.
     """
     level = _check_level(level)
+    _check_settings(periods=periods, n_trials=n_trials)
+    if not _real(benchmark_sharpe):
+        raise ValueError(f"benchmark_sharpe must be a finite number, got {benchmark_sharpe!r}")
     r = _as_1d(returns, "returns", 10)
     sr, sk, ku = _moments(r)
     scale = math.sqrt(periods)
@@ -869,6 +963,7 @@ def deflated_sharpe_ratio(
     (the trials' own dispersion also contains whatever skill and exposure they differ by).
     ``p_value = 1 − DSR``.
     """
+    _check_settings(periods=periods, n_trials=1 if n_trials is None else n_trials)
     r = _as_1d(returns, "returns", 10)
     srs = np.asarray(trial_sharpes, dtype=np.float64).ravel()
     if variance is None and (srs.size < 2 or not np.isfinite(srs).all()):
@@ -955,7 +1050,7 @@ def deflate_selection(
     chosen = df.drop(columns=list(not_selected))
     if chosen.shape[1] == 0:
         raise ValueError("every column is a benchmark nobody selected: there is no selected strategy to deflate")
-    sharpes = chosen.apply(lambda c: _sharpe(c.to_numpy(), periods)).fillna(0.0)
+    sharpes = chosen.apply(lambda c: _metrics.sharpe(c.to_numpy(), periods)).fillna(0.0)
     best = str(sharpes.idxmax())
     n_eff = effective_trials(chosen, min_correlation=min_correlation) + int(extra_trials)
     res = deflated_sharpe_ratio(chosen[best].to_numpy(), sharpes.to_numpy(), n_trials=n_eff,
@@ -1006,12 +1101,23 @@ def pbo_cscv(returns: pd.DataFrame | np.ndarray, *, n_splits: int = 16) -> PboRe
     n, k = x.shape
     if k < 2:
         raise ValueError("PBO needs at least 2 strategies (every one tried)")
-    if n_splits < 2 or n_splits % 2 or n_splits > n:
+    _whole(n_splits, "n_splits", 2, n, f" (the {n} bars)")
+    if n_splits % 2:
         raise ValueError(f"n_splits must be an even number between 2 and the {n} bars, got {n_splits}")
+    n_combos = math.comb(n_splits, n_splits // 2)
+    need = n_combos * (n_splits + 3 * k) * 8  # the IS mask, IS/OOS Sharpe and rank arrays
+    if need > PBO_MAX_BYTES:
+        fits = max(m for m in range(2, n_splits, 2) if math.comb(m, m // 2) * (m + 3 * k) * 8 <= PBO_MAX_BYTES)
+        raise ValueError(
+            f"n_splits={n_splits} means {n_combos:,} CSCV splits of {k} strategies, about "
+            f"{need / 2**30:.1f} GiB of working memory (at most {PBO_MAX_BYTES / 2**30:g} GiB); "
+            f"use n_splits={fits} or fewer"
+        )
     edges = np.linspace(0, n, n_splits + 1).astype(int)
     count = np.diff(edges).astype(float)
     s1 = np.add.reduceat(x, edges[:-1], axis=0)
     s2 = np.add.reduceat(x**2, edges[:-1], axis=0)
+    peak = np.maximum.reduceat(np.abs(x), edges[:-1], axis=0)  # the largest |return| of each block
     combos = np.array(list(itertools.combinations(range(n_splits), n_splits // 2)))
     is_mask = np.zeros((len(combos), n_splits))
     np.put_along_axis(is_mask, combos, 1.0, axis=1)
@@ -1020,8 +1126,8 @@ def pbo_cscv(returns: pd.DataFrame | np.ndarray, *, n_splits: int = 16) -> PboRe
         m = mask @ count
         mean = (mask @ s1) / m[:, None]
         var = ((mask @ s2) - m[:, None] * mean**2) / (m[:, None] - 1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(var > 0, mean / np.sqrt(np.maximum(var, 0)), 0.0)
+        largest = (mask[:, :, None] * peak[None]).max(axis=1)
+        return _metrics.sharpe_from_moments(mean, np.sqrt(np.maximum(var, 0)), largest)
 
     sr_is, sr_oos = sharpe_of(is_mask), sharpe_of(1.0 - is_mask)
     best = np.argmax(sr_is, axis=1)
@@ -1105,6 +1211,8 @@ def verdict(
         level_words = f"the {alpha:.3g} level ({alpha * result.n_trials:.0%} Bonferroni over {result.n_trials})"
         level_words = level_words.replace(f"{alpha:.3g} level", f"{100 * alpha:.3g}% level")
     p = result.p_value
+    if not (np.isfinite(p) and np.isfinite(result.estimate)):
+        p = 1.0  # a degenerate result (constant input, undefined statistic) supports no claim
     one_sided = result.alternative == "greater"
     if one_sided and not positive:
         raise ValueError(f"{result.name}: a one-sided ('greater') test supports positive claims only")

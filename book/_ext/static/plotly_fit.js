@@ -5,12 +5,16 @@
 // on resize), for each figure:
 //  * a title wider than the figure is broken into lines that fit, kept inside the figure, and
 //    the top margin grows to make room for it;
-//  * in a narrow figure a vertical legend moves below the plot, laid out horizontally;
+//  * in a narrow figure, or where a vertical legend would take more than LEGEND_SHARE of the
+//    width from the plot, the legend moves below the plot, laid out horizontally;
+//  * a log axis spanning 1.5 decades or more is labelled at decades only (plotly's default
+//    mixes in small "2" and "5" labels that read as "2, 1, 5, 2, 0.1, 5");
 //  * an axis whose tick labels overlap gets fewer of them (log axes: 2-5 labels, then
 //    decades only; arrays of ticks: every other one; others: half as many).
 // tests/browser_layout.js checks the result on every page at 1280 and 400 px.
 (() => {
   const NARROW_PX = 560;
+  const LEGEND_SHARE = 0.28;
   const original = new WeakMap();  // div -> the title and legend the notebook gave it
 
   const overlap = (a, b) =>
@@ -55,6 +59,8 @@
       marginT: div._fullLayout.margin.t,
       legend: JSON.parse(JSON.stringify(div.layout.legend || {})),
       glyph: glyphWidth(div.querySelector("text.gtitle")),
+      legendWidth: (div.querySelector("g.legend") || { getBoundingClientRect: () => ({ width: 0 }) })
+        .getBoundingClientRect().width,
     };
     original.set(div, saved);
     return saved;
@@ -103,7 +109,7 @@
   const legendUpdate = (div, saved) => {
     const fl = div._fullLayout;
     if (!fl.showlegend || (saved.legend.orientation || "v") !== "v") return {};
-    if (div.clientWidth >= NARROW_PX) {
+    if (div.clientWidth >= NARROW_PX && saved.legendWidth <= LEGEND_SHARE * div.clientWidth) {
       return JSON.stringify(saved.legend) === JSON.stringify(div.layout.legend || {}) ? {} : { legend: saved.legend };
     }
     // below everything the x axes draw under the plot (tick labels, axis titles)
@@ -124,6 +130,12 @@
     const update = {};
     for (const name of Object.keys(fl).filter((k) => /^[xy]axis\d*$/.test(k))) {
       const ax = fl[name];
+      const given0 = div.layout[name] || {};
+      if (ax.type === "log" && given0.dtick === undefined && !Array.isArray(given0.tickvals) &&
+          Math.abs(ax.range[1] - ax.range[0]) >= 1.5) {
+        update[`${name}.dtick`] = 1;
+        continue;
+      }
       const labels = [...div.querySelectorAll(`g.${ax._id}tick > text`)].filter((t) => t.textContent.trim());
       const boxes = labels.map((t) => t.getBoundingClientRect());
       const crowded = boxes.some((a, i) => boxes.slice(i + 1).some((b) => overlap(a, b)));
@@ -166,8 +178,16 @@
     }
   };
 
-  const fitAll = () => Promise.all([...document.querySelectorAll("div.plotly-graph-div")].map(fit))
-    .then(() => { document.documentElement.dataset.plotlyFitted = "yes"; });
+  // twice: a legend moved below the plot or a new tick spacing changes the plot's size, and
+  // the second pass places what depends on it (the legend's offset, the title) for that size
+  const fitAll = () => {
+    const divs = [...document.querySelectorAll("div.plotly-graph-div")];
+    // first to the width the column has now: plotly measured it while the page was still
+    // being laid out (code blocks re-wrapped, math typeset), and follows only window resizes
+    const resize = (div) => (window.Plotly && div._fullLayout ? window.Plotly.Plots.resize(div) : null);
+    return Promise.all(divs.map(resize)).then(() => Promise.all(divs.map(fit))).then(() => Promise.all(divs.map(fit)))
+      .then(() => { document.documentElement.dataset.plotlyFitted = "yes"; });
+  };
   window.addEventListener("load", fitAll);
   let pending = null;
   window.addEventListener("resize", () => { clearTimeout(pending); pending = setTimeout(fitAll, 200); });

@@ -1,0 +1,75 @@
+"""Recognise an untouched stub: the function a released chapter gives the learner, not yet changed.
+
+A check that fails on the stub should say so ("you have not written anything yet") rather than
+report its first failing case as if it were a mistake. The fingerprints of the stubs come from
+the chapters' notebooks: read from the checkout (instructors), or frozen into the student wheel
+as ``_stub_fingerprints.py`` by :func:`flashtrade_lib.course.release.build_student_wheel`.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import inspect
+import re
+import textwrap
+from pathlib import Path
+from typing import Any
+
+CHECK_CALL = re.compile(r"""check\((["'])(?P<id>[a-z0-9-]+)\1,\s*(?P<answer>[A-Za-z_]\w*)\)""")
+
+
+def fingerprint(source: str) -> str:
+    """A hash of a function's code that ignores decorators, blank lines and indentation changes."""
+    lines = [line.rstrip() for line in textwrap.dedent(source).splitlines()]
+    kept = [line for line in lines if line.strip() and not line.lstrip().startswith("@")]
+    return hashlib.sha256("\n".join(kept).encode()).hexdigest()[:16]
+
+
+def whole_lines(source: str, node: ast.FunctionDef) -> str:
+    """A function's source as ``inspect.getsource`` gives it: whole lines, a comment on the last one included."""
+    start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+    return "\n".join(source.splitlines()[start - 1:node.end_lineno]) + "\n"
+
+
+def fingerprints_of(notebooks: list[Path]) -> dict[str, str]:
+    """``{exercise id: fingerprint of its stub}`` for every check cell that defines its answer as a function."""
+    import nbformat
+
+    found = {}
+    for path in notebooks:
+        for cell in nbformat.read(path, 4).cells:
+            if cell.cell_type != "code":
+                continue
+            for match in CHECK_CALL.finditer(cell.source):
+                try:
+                    tree = ast.parse(cell.source)
+                except SyntaxError:
+                    continue
+                for node in tree.body:
+                    if isinstance(node, ast.FunctionDef) and node.name == match["answer"]:
+                        found[match["id"]] = fingerprint(whole_lines(cell.source, node))
+    return found
+
+
+@functools.cache
+def _fingerprints() -> dict[str, str]:
+    try:
+        from flashtrade_lib.exercises._stub_fingerprints import FINGERPRINTS  # the student wheel
+    except ImportError:
+        notebooks = Path(__file__).resolve().parents[2] / "notebooks"  # an instructor's checkout
+        return fingerprints_of(sorted(notebooks.glob("[0-9][0-9]_*.ipynb"))) if notebooks.is_dir() else {}
+    return dict(FINGERPRINTS)
+
+
+def is_untouched_stub(exercise_id: str, answer: Any) -> bool:
+    """Is ``answer`` the released stub of ``exercise_id``, unchanged?"""
+    expected = _fingerprints().get(exercise_id)
+    fn = getattr(answer, "fn", answer)  # a Triton kernel keeps its Python function in .fn
+    if expected is None or not inspect.isfunction(fn):
+        return False
+    try:
+        return fingerprint(inspect.getsource(fn)) == expected
+    except (OSError, TypeError):  # no source to read (defined by exec)
+        return False
