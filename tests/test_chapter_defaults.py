@@ -16,10 +16,10 @@ from conftest import ROOT
 
 from flashtrade_lib.data.tasks import market_datasets
 from flashtrade_lib.measure import env
-from flashtrade_lib.model.heldout import SAME_INFORMATION, baseline_forecasts, oracle_forecast
 from flashtrade_lib.model.trader import FlashAttentionTrader, ModelConfig
 from flashtrade_lib.model.train import TrainConfig, predict, train
 from flashtrade_lib.trading import stats
+from flashtrade_lib.trading.heldout import SAME_INFORMATION, baseline_forecasts, oracle_forecast
 from flashtrade_lib.trading.metrics import forecast_skill
 
 SHARED = ("SEED", "SYN_BARS", "SYN_LAG", "SYN_ECHO", "SYN_LOOKBACK", "D_MODEL", "N_HEADS", "N_LAYERS",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from flashtrade_lib.data.tasks import market_datasets
-from flashtrade_lib.model.heldout import (
+from flashtrade_lib.trading.heldout import (
     SAME_INFORMATION,
     baseline_forecasts,
     oracle_forecast,
@@ -50,7 +50,7 @@ def test_same_window_ridge_recovers_a_linear_echo_the_last_bar_cannot(syn) -> No
 
 def test_var_ridge_recovers_a_planted_lead_lag() -> None:
     from flashtrade_lib.data import WindowDataset, simulate_market
-    from flashtrade_lib.model.heldout import var_ridge_forecast
+    from flashtrade_lib.trading.heldout import var_ridge_forecast
 
     market = simulate_market(3000, n_assets=3, seed=0, planted_lag=None, lead_lag=(2, 0.4))
     r = market.log_returns.to_numpy()
@@ -69,7 +69,7 @@ def test_var_ridge_recovers_a_planted_lead_lag() -> None:
 
 
 def test_cross_sectional_ic_ranks_assets_within_each_bar() -> None:
-    from flashtrade_lib.model.heldout import cross_sectional_ic
+    from flashtrade_lib.trading.heldout import cross_sectional_ic
 
     y = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0], [1.0, 1.0, 1.0]])
     f = np.array([[0.1, 0.2, 0.3], [0.1, 0.2, 0.3], [0.1, 0.2, 0.3]])

@@ -22,6 +22,5 @@ __getattr__, __all__ = lazy_exports(
         "attention_profile": "attribution",
         "occlusion_effect": "attribution",
         "CrossAssetTrader": "cross_asset",
-        "skill_table": "heldout",
     },
 )

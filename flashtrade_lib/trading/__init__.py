@@ -1,5 +1,6 @@
-"""From forecasts to an honest verdict: baselines, position rules, the backtest, walk-forward,
-metrics and the statistics behind every "beats" (chapters 8–9).
+"""From forecasts to an honest verdict: baselines and held-out scoring against them (chapters
+6–7), position rules, the backtest, walk-forward, metrics and the statistics behind every
+"beats" (chapters 8–9).
 
 Module names are the concepts (``backtest``, ``metrics``, ``stats``, ``baselines``,
 ``walkforward``, ``cost_aware``, ``lookback``, ``trials``); the names below are the entry
@@ -22,5 +23,6 @@ __getattr__, __all__ = lazy_exports(
         "lookback_sweep": "lookback",
         "book_ledger": "trials",
         "verdict": "stats",
+        "skill_table": "heldout",
     },
 )
