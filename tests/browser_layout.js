@@ -240,6 +240,8 @@
       for (const name of Object.keys(fl).filter((k) => /^[xy]axis\d*$/.test(k))) {
         const ax = fl[name];
         if (ax.type !== "log" || !ax.range || Math.abs(ax.range[1] - ax.range[0]) < 1.5) continue;
+        // Ticks the figure names itself (the lookbacks tried, say) are chosen, not plotly's 2s and 5s.
+        if (Array.isArray(((fig.layout || {})[name] || {}).tickvals)) continue;
         const labels = [...fig.querySelectorAll(`g.${ax._id}tick > text`)].map((t) => t.textContent.trim()).filter(Boolean);
         const between = labels.filter((t) => /^[2-9]$/.test(t));
         if (between.length) clashes.push(`log axis ${ax._id} labelled between decades: ${labels.slice(0, 6).join(", ")}`);

@@ -72,8 +72,9 @@ def _titles_of(page, kind: str) -> str:
 
 
 def test_the_readers_path_runs_through_the_chapters_in_order(built_book) -> None:
-    """Previous/Next: 0 -> 1 -> ... -> 10; instructors' material is not in between."""
-    chapters = _chapters(built_book)
+    """Previous/Next: 0 -> 1 -> ... -> 10, each aside (01a, ...) after its chapter; instructors'
+    material is not in between."""
+    chapters = sorted((built_book / "notebooks").glob("[0-9][0-9]*_*.html"))  # "01_…" < "01a_…" < "02_…"
     for prev, page in zip(chapters, chapters[1:], strict=False):
         html = page.read_text(encoding="utf-8")
         link = re.search(r'<a class="left-prev"\s+href="([^"]+)"', html)
