@@ -69,7 +69,8 @@ class IOCount:
         return IOCount(self.reads + other.reads, self.writes + other.writes)
 
 
-def _positive(value: object, name: str) -> int:
+def check_positive_int(value: object, name: str) -> int:
+    """``value`` as an int if it is a positive integer (bools refused), else a ValueError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
@@ -84,9 +85,9 @@ def standard_attention_io(n: int, d: int, *, n_k: int | None = None, d_v: int | 
 
     ``n`` is the number of queries; ``n_k`` (default ``n``) keys; ``d_v`` (default ``d``).
     """
-    nq, d = _positive(n, "n"), _positive(d, "d")
-    nk = nq if n_k is None else _positive(n_k, "n_k")
-    dv = d if d_v is None else _positive(d_v, "d_v")
+    nq, d = check_positive_int(n, "n"), check_positive_int(d, "d")
+    nk = nq if n_k is None else check_positive_int(n_k, "n_k")
+    dv = d if d_v is None else check_positive_int(d_v, "d_v")
     reads = nq * d + nk * d + nq * nk + nq * nk + nk * dv
     writes = nq * nk + nq * nk + nq * dv
     return IOCount(reads, writes)
@@ -111,10 +112,10 @@ def tiled_attention_io(
     log-sum-exp ``L`` (one number per query, saved for the backward) is written
     when ``store_lse``.
     """
-    nq, d = _positive(n, "n"), _positive(d, "d")
-    nk = nq if n_k is None else _positive(n_k, "n_k")
-    dv = d if d_v is None else _positive(d_v, "d_v")
-    bq, bk = _positive(block_q, "block_q"), _positive(block_k, "block_k")
+    nq, d = check_positive_int(n, "n"), check_positive_int(d, "d")
+    nk = nq if n_k is None else check_positive_int(n_k, "n_k")
+    dv = d if d_v is None else check_positive_int(d_v, "d_v")
+    bq, bk = check_positive_int(block_q, "block_q"), check_positive_int(block_k, "block_k")
     kv_rows = 0
     for q0 in range(0, nq, bq):
         q1 = min(q0 + bq, nq)
@@ -144,8 +145,8 @@ def blocks_for_memory(m: int, d: int, d_v: int | None = None) -> tuple[int, int]
     ``Θ(N²d²/M)`` of Theorem 2, whose constant tends to 6 only when ``M ≫ 2d²`` and
     ``N ≫ block_q`` (:func:`tiled_io_upper_bound`).
     """
-    m, d = _positive(m, "m"), _positive(d, "d")
-    dv = d if d_v is None else _positive(d_v, "d_v")
+    m, d = check_positive_int(m, "m"), check_positive_int(d, "d")
+    dv = d if d_v is None else check_positive_int(d_v, "d_v")
     block_k = max(1, min(d, m // (4 * d)))
     block_q = (m - block_k * (d + dv)) // (d + block_k + dv + 2)
     if block_q < 1:
@@ -162,8 +163,8 @@ def fast_memory_needed(block_q: int, block_k: int, d: int, d_v: int | None = Non
     Q tile, K tile, V tile, the scores/probabilities tile, the output accumulator
     and the two running statistics ``m`` and ``ℓ``.
     """
-    bq, bk, d = _positive(block_q, "block_q"), _positive(block_k, "block_k"), _positive(d, "d")
-    dv = d if d_v is None else _positive(d_v, "d_v")
+    bq, bk, d = check_positive_int(block_q, "block_q"), check_positive_int(block_k, "block_k"), check_positive_int(d, "d")
+    dv = d if d_v is None else check_positive_int(d_v, "d_v")
     return bq * d + bk * d + bk * dv + bq * bk + bq * dv + 2 * bq
 
 
@@ -186,8 +187,8 @@ def tiled_io_upper_bound(n: int, d: int, m: int, *, d_v: int | None = None) -> f
     ``N(d + d_v + 1) + N(d + d_v)·(N·w/(M − c(d + d_v) − w + 1) + 1)``. For ``M ≫ d²`` that is
     ``≈ 2N²d(3d + 2)/M ≈ 6N²d²/M``: the order ``N²d²/M`` times a constant.
     """
-    n, d, m = _positive(n, "n"), _positive(d, "d"), _positive(m, "m")
-    dv = d if d_v is None else _positive(d_v, "d_v")
+    n, d, m = check_positive_int(n, "n"), check_positive_int(d, "d"), check_positive_int(m, "m")
+    dv = d if d_v is None else check_positive_int(d_v, "d_v")
     _, c = blocks_for_memory(m, d, dv)  # raises when not even one query row fits
     w = d + c + dv + 2
     return n * (d + dv + 1) + n * (d + dv) * (n * w / (m - c * (d + dv) - w + 1) + 1)
@@ -204,7 +205,7 @@ def io_lower_bound(n: int, d: int, m: int) -> float:
     which is what "FlashAttention is IO-optimal" means. Outside ``d ≤ M ≤ Nd`` the
     proposition says nothing, and this raises.
     """
-    n, d, m = _positive(n, "n"), _positive(d, "d"), _positive(m, "m")
+    n, d, m = check_positive_int(n, "n"), check_positive_int(d, "d"), check_positive_int(m, "m")
     if not d <= m <= n * d:
         raise ValueError(
             f"Proposition 3 holds for d <= M <= N·d, i.e. {d} <= M <= {n * d}; got M = {m}. "
@@ -228,8 +229,8 @@ def attention_flops(n: int, d: int, *, n_k: int | None = None, pass_: str = "for
     products = {"forward": 2, "backward_stored_p": 4, "backward": 5}
     if pass_ not in products:
         raise ValueError(f"pass_ must be one of {sorted(products)}, got {pass_!r}")
-    nq, d = _positive(n, "n"), _positive(d, "d")
-    nk = nq if n_k is None else _positive(n_k, "n_k")
+    nq, d = check_positive_int(n, "n"), check_positive_int(d, "d")
+    nk = nq if n_k is None else check_positive_int(n_k, "n_k")
     return products[pass_] * 2 * nq * nk * d
 
 
@@ -326,7 +327,7 @@ def simulate_tiled(
     explicit loads and stores so the traffic can be counted; one head, no mask.
     """
     _check_2d(q, k, v)
-    block_q, block_k = _positive(block_q, "block_q"), _positive(block_k, "block_k")
+    block_q, block_k = check_positive_int(block_q, "block_q"), check_positive_int(block_k, "block_k")
     scale = 1.0 / math.sqrt(q.shape[1]) if scale is None else float(scale)
     nq, nk, dv = q.shape[0], k.shape[0], v.shape[1]
     hq, hk, hv = SlowMemory(q), SlowMemory(k), SlowMemory(v)
@@ -370,8 +371,8 @@ def backward_fast_memory_needed(block_q: int, block_k: int, d: int, d_v: int | N
     The key tile's ``K``, ``V`` and their gradient accumulators ``dK``, ``dV``; the query
     tile's ``Q``, ``dO`` and ``dQ`` and its ``L``, ``D``; the ``P`` and ``dS`` tiles.
     """
-    bq, bk, d = _positive(block_q, "block_q"), _positive(block_k, "block_k"), _positive(d, "d")
-    dv = d if d_v is None else _positive(d_v, "d_v")
+    bq, bk, d = check_positive_int(block_q, "block_q"), check_positive_int(block_k, "block_k"), check_positive_int(d, "d")
+    dv = d if d_v is None else check_positive_int(d_v, "d_v")
     return 2 * bk * (d + dv) + bq * (2 * d + dv + 2) + 2 * bq * bk
 
 
@@ -382,8 +383,8 @@ def backward_blocks_for_memory(m: int, d: int, d_v: int | None = None) -> tuple[
     (it sets how often Q, dO and dQ are streamed past) and the query block the small one,
     ``min(⌊M/4d⌋, d)`` — FlashAttention-1's rule, which the backward of FlashAttention-2 keeps.
     """
-    m, d = _positive(m, "m"), _positive(d, "d")
-    dv = d if d_v is None else _positive(d_v, "d_v")
+    m, d = check_positive_int(m, "m"), check_positive_int(d, "d")
+    dv = d if d_v is None else check_positive_int(d_v, "d_v")
     block_q = max(1, min(d, m // (4 * d)))
     block_k = (m - block_q * (2 * d + dv + 2)) // (2 * (d + dv) + 2 * block_q)
     if block_k < 1:
@@ -412,10 +413,10 @@ def tiled_backward_io(
     ``dQ``'s read-modify-write is paid once per key tile, ``⌈N_k/block_k⌉`` times in all,
     which makes the backward's traffic ``Θ(N²d²/M)`` too.
     """
-    nq, d = _positive(n, "n"), _positive(d, "d")
-    nk = nq if n_k is None else _positive(n_k, "n_k")
-    dv = d if d_v is None else _positive(d_v, "d_v")
-    bq, bk = _positive(block_q, "block_q"), _positive(block_k, "block_k")
+    nq, d = check_positive_int(n, "n"), check_positive_int(d, "d")
+    nk = nq if n_k is None else check_positive_int(n_k, "n_k")
+    dv = d if d_v is None else check_positive_int(d_v, "d_v")
+    bq, bk = check_positive_int(block_q, "block_q"), check_positive_int(block_k, "block_k")
     q_rows = 0  # query rows streamed past key tiles, summed over key tiles
     for k0 in range(0, nk, bk):
         for q0 in range(0, nq, bq):
@@ -446,7 +447,7 @@ def simulate_tiled_backward(
     loads and stores; one head, no mask.
     """
     _check_2d(q, k, v)
-    block_q, block_k = _positive(block_q, "block_q"), _positive(block_k, "block_k")
+    block_q, block_k = check_positive_int(block_q, "block_q"), check_positive_int(block_k, "block_k")
     scale = 1.0 / math.sqrt(q.shape[1]) if scale is None else float(scale)
     nq, nk = q.shape[0], k.shape[0]
     hq, hk, hv, ho, hl, hdo = (SlowMemory(a) for a in (q, k, v, o, lse, do))

@@ -28,8 +28,8 @@ import numpy as np
 
 from flashtrade_lib.attention.iomodel import (
     IOCount,
-    _positive,
     attention_flops,
+    check_positive_int,
     standard_attention_io,
     tiled_attention_io,
 )
@@ -69,7 +69,7 @@ def measure_bandwidth(n_bytes: int = 64 * 2**20, *, repeat: int = 7) -> float:
     Each array is ``n_bytes`` (default 64 MiB, larger than the last-level cache of most
     CPUs, so the traffic goes to main memory); STREAM's accounting: 3 arrays moved per call.
     """
-    n = _positive(n_bytes // 4, "n_bytes // 4")
+    n = check_positive_int(n_bytes // 4, "n_bytes // 4")
     a, b, c = (np.ones(n, dtype=np.float32) for _ in range(3))  # touched: no first-touch cost in the timing
     seconds = cpu_seconds(lambda: np.add(b, c, out=a), repeat=repeat)
     return 3 * n * 4 / seconds
@@ -77,7 +77,7 @@ def measure_bandwidth(n_bytes: int = 64 * 2**20, *, repeat: int = 7) -> float:
 
 def measure_matmul(n: int = 512, *, repeat: int = 7) -> float:
     """Float32 matrix-multiply throughput in FLOP/s (``2n³`` per ``n × n`` product), BLAS on one thread."""
-    n = _positive(n, "n")
+    n = check_positive_int(n, "n")
     a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
     with blas_threads(1):
         seconds = cpu_seconds(lambda: a @ a, repeat=repeat)
@@ -86,7 +86,7 @@ def measure_matmul(n: int = 512, *, repeat: int = 7) -> float:
 
 def measure_exp(n: int = 2**16, *, repeat: int = 7) -> float:
     """Float32 ``exp`` throughput in elements/s, on an array that stays in cache (256 KiB)."""
-    x = np.random.default_rng(0).standard_normal(_positive(n, "n")).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal(check_positive_int(n, "n")).astype(np.float32)
     out = np.empty_like(x)
     calls = 16
     seconds = cpu_seconds(lambda: [np.exp(x, out=out) for _ in range(calls)], repeat=repeat)
@@ -172,7 +172,7 @@ def naive_numpy_phases(n: int, d: int) -> list[Phase]:
     element-wise step as its own pass over the ``N × N`` array — 7 reads and 5 writes of
     ``N²`` elements in all, plus the ``N × d`` inputs and output.
     """
-    n, d = _positive(n, "n"), _positive(d, "d")
+    n, d = check_positive_int(n, "n"), check_positive_int(d, "d")
     n2, nd = n * n, n * d
     return [
         Phase("S = Q Kᵀ", 2 * n2 * d, 0, 2 * nd + n2),

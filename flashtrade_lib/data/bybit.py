@@ -119,7 +119,7 @@ def _suggest(symbol: str) -> str:
     return upper if quoted or "-" in upper else f"{upper}USDT"
 
 
-def _validate(symbol: Any, interval: Any, category: Any) -> tuple[str, str, str]:
+def validate_request(symbol: Any, interval: Any, category: Any) -> tuple[str, str, str]:
     if not isinstance(symbol, str) or not symbol:
         raise ValueError(f"symbol must be a non-empty string like 'BTCUSDT', got {symbol!r}")
     if symbol != symbol.upper():
@@ -161,7 +161,7 @@ class _RetryBudget:
         self.left -= 1
 
 
-def _describe(url: str, params: dict[str, Any]) -> str:
+def describe_request(url: str, params: dict[str, Any]) -> str:
     return f"GET {url}?" + "&".join(f"{k}={v}" for k, v in params.items())
 
 
@@ -169,7 +169,7 @@ def _backoff(attempt: int, backoff_factor: float, max_wait: float) -> float:
     return float(min(backoff_factor * 2**attempt, max_wait))
 
 
-def _get_result(
+def get_result(
     session: requests.Session,
     url: str,
     params: dict[str, Any],
@@ -186,7 +186,7 @@ def _get_result(
     ``timeout`` bounds the whole request; every wait is at most ``max_wait``; each
     retry also spends one from ``budget`` (the whole fetch's), when given.
     """
-    what = _describe(url, params)
+    what = describe_request(url, params)
     budget = _RetryBudget(max_retries) if budget is None else budget
     for attempt in range(max_retries + 1):
         last = attempt == max_retries
@@ -255,7 +255,7 @@ def _get_result(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _check_retry_settings(timeout: float, max_retries: int, backoff_factor: float, max_wait: float) -> None:
+def check_retry_settings(timeout: float, max_retries: int, backoff_factor: float, max_wait: float) -> None:
     """Refuse settings that would make a wait unbounded or meaningless, before any request."""
     for name, value in (("timeout", timeout), ("max_wait", max_wait)):
         if not (isinstance(value, (int, float)) and 0 < value < float("inf")):
@@ -280,7 +280,7 @@ def _page_with_proof(
     proves the empty page wrong. An unconfirmed empty page is retried and then an error
     naming the bars that could not be fetched — never the silent end of history.
     """
-    what = _describe(url, params)
+    what = describe_request(url, params)
     for attempt in range(request["max_retries"] + 1):
         rows, server_ms = _get_page(session, url, params, **request)
         data = _parse_rows(rows, what)
@@ -291,7 +291,7 @@ def _page_with_proof(
             data = _parse_rows(again, what)
             return data, server_ms  # empty twice: proven; or the bars the first answer lacked
         probe = {k: v for k, v in params.items() if k != "start"} | {"limit": 1}
-        newest = _parse_rows(_get_page(session, url, probe, **request)[0], _describe(url, probe))
+        newest = _parse_rows(_get_page(session, url, probe, **request)[0], describe_request(url, probe))
         if (len(newest) and newest[:, 0].max() < params["start"]) or (not len(newest) and not after_full):
             return data, server_ms
         if attempt < request["max_retries"]:
@@ -312,12 +312,12 @@ def _get_page(
 ) -> tuple[list[Any], int | None]:
     """One kline page: (rows as sent by Bybit, server time in ms or None).
 
-    ``request``: the timeout and retry settings of :func:`_get_result`.
+    ``request``: the timeout and retry settings of :func:`get_result`.
     """
-    result, server_time = _get_result(session, url, params, **request)
+    result, server_time = get_result(session, url, params, **request)
     rows = result.get("list") if isinstance(result, dict) else None
     if not isinstance(rows, list):
-        raise BybitError(f"{_describe(url, params)} returned no result.list: {str(result)[:200]}")
+        raise BybitError(f"{describe_request(url, params)} returned no result.list: {str(result)[:200]}")
     return rows, server_time
 
 
@@ -351,7 +351,7 @@ def _parse_rows(rows: Iterable[Any], what: str) -> np.ndarray:
 def _stalled(stalled: int, url: str, params: dict[str, Any], floor: int, start_ms: int | None,
              request: dict[str, Any]) -> int:
     """A page with no bar older than the last one: retry (from the budget), then name the gap."""
-    what = _describe(url, params)
+    what = describe_request(url, params)
     if stalled >= request["max_retries"]:
         gap = f"from {fmt_ms(floor)} to" if start_ms is not None else "at or before"
         raise BybitError(
@@ -402,10 +402,10 @@ def fetch_klines(
     ``df.attrs`` records the request and the range the answer is proven complete on,
     ``covered_start_ms`` .. ``covered_end_ms`` (closed candles only), which the cache uses.
     """
-    symbol, interval, category = _validate(symbol, interval, category)
+    symbol, interval, category = validate_request(symbol, interval, category)
     if not 1 <= int(limit) <= MAX_LIMIT:
         raise ValueError(f"limit must be between 1 and {MAX_LIMIT} (Bybit's page cap), got {limit}")
-    _check_retry_settings(timeout, max_retries, backoff_factor, max_wait)
+    check_retry_settings(timeout, max_retries, backoff_factor, max_wait)
     retry_budget = 4 * max_retries if retry_budget is None else retry_budget
     if retry_budget < 0:
         raise ValueError(f"retry_budget must be >= 0, got {retry_budget}")

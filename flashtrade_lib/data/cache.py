@@ -394,11 +394,11 @@ def cached_klines(
     stamped with their clock (:func:`~flashtrade_lib.data.calendar.stamp`); ``lock_timeout``
     bounds the wait for another process updating the same key.
     """
-    from flashtrade_lib.data.bybit import _validate, fetch_klines
+    from flashtrade_lib.data.bybit import fetch_klines, validate_request
     from flashtrade_lib.data.calendar import stamp
     from flashtrade_lib.data.sources import get_source
 
-    symbol, interval, category = _validate(symbol, interval, category)  # before any file is touched
+    symbol, interval, category = validate_request(symbol, interval, category)  # before any file is touched
     fetch = functools.partial(fetch_klines, category=category)
     key = get_source("bybit").cache_key(category=category)
     bars = BarCache(cache_dir, lock_timeout=lock_timeout).get(

@@ -14,7 +14,7 @@ server hiccup. Here:
 * :func:`retry_after_seconds` reads a ``Retry-After`` header (seconds or an HTTP
   date); callers cap it with their ``max_wait``.
 
-Retrying itself is the caller's (:func:`flashtrade_lib.data.bybit._get_result`), so
+Retrying itself is the caller's (:func:`flashtrade_lib.data.bybit.get_result`), so
 one loop counts every retry against one budget.
 """
 

@@ -76,8 +76,8 @@ class OrderBookSnapshot:
 
 
 def _validate(symbol: Any, category: Any, depth: Any) -> tuple[str, str, int]:
-    # bybit._validate checks symbol and category (with the kline interval, fixed here)
-    symbol, _, category = bybit._validate(symbol, "1", category)
+    # bybit.validate_request checks symbol and category (with the kline interval, fixed here)
+    symbol, _, category = bybit.validate_request(symbol, "1", category)
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)):
         raise TypeError(f"depth must be an int (levels per side), got {type(depth).__name__}")
     cap = MAX_DEPTH[category]
@@ -152,16 +152,16 @@ def fetch_orderbook(
     symbol, category, depth = _validate(symbol, category, depth)
     if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
         raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
-    bybit._check_retry_settings(timeout, max_retries, backoff_factor, max_wait)
+    bybit.check_retry_settings(timeout, max_retries, backoff_factor, max_wait)
     if session is None:
         session = make_session()
     url = base_url.rstrip("/") + ORDERBOOK_PATH
     params = {"category": category, "symbol": symbol, "limit": depth}
-    result, _ = bybit._get_result(
+    result, _ = bybit.get_result(
         session, url, params, timeout=timeout, max_retries=max_retries,
         backoff_factor=backoff_factor, max_wait=max_wait,
     )
-    return _parse(result, symbol, category, depth, bybit._describe(url, params))
+    return _parse(result, symbol, category, depth, bybit.describe_request(url, params))
 
 
 def _columns(depth: int) -> list[str]:
