@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
 
     clone = Path(tempfile.mkdtemp(prefix="flashtrade-suite-")) / "book"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True, text=True,
+                            check=True).stdout.strip()  # what was tested, whatever HEAD becomes meanwhile
     log = clone.parent / "make-test.log"
     print(f"fresh clone of HEAD in {clone}; log in {log}", flush=True)
     with bench.watch_machine(args.max_wait) as watch:
@@ -89,8 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     whole = tuple(args.stages) == STAGES
     record: dict[str, Any] = {
         "benchmark": RECORD,
-        "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                                 text=True, check=True).stdout.strip(),
+        "commit": commit,
         "stages": stages,
         "total_s": round(total, 1),
         "passed": passed,
