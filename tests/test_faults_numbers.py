@@ -17,9 +17,14 @@ from flashtrade_lib.data.synthetic import simulate_market
 from flashtrade_lib.trading.metrics import sharpe
 
 
-@pytest.mark.parametrize("value", [0.001, -0.0003, 0.0, 1e-9])
+@pytest.mark.parametrize("value", [0.001, -0.0003, 1e-9])
 def test_the_sharpe_of_a_constant_series_is_nan(value: float) -> None:
     assert np.isnan(sharpe(np.full(500, value), 8760))
+
+
+def test_a_series_that_never_moved_has_a_sharpe_of_zero() -> None:
+    """The one zero-variance rule (metrics.sharpe_from_moments): no return for no risk is 0, not NaN."""
+    assert sharpe(np.zeros(500), 8760) == 0.0
 
 
 def test_a_tiny_but_real_spread_still_has_a_sharpe() -> None:
