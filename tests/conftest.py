@@ -35,3 +35,18 @@ def built_book() -> Path:
     if not index.is_file():
         pytest.fail(f"{index} does not exist: build the book first (make book)", pytrace=False)
     return BUILD_HTML
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A run folder from `flashtrade train` on a tiny synthetic market (seconds): for the CLI's
+    fault tests of predict, backtest and checkpoints."""
+    from flashtrade_lib.cli import main
+
+    out = tmp_path_factory.mktemp("run")
+    argv = ["train", "--out", str(out), "--data", "synthetic", "--n-bars", "900", "--n-assets", "1",
+            "--planted-lag", "8", "--lookback", "16", "--epochs", "1", "--batch-size", "16",
+            "--d-model", "16", "--n-heads", "2", "--n-layers", "1", "--max-steps-per-epoch", "2",
+            "--no-progress"]
+    assert main(argv) == 0
+    return out

@@ -23,19 +23,10 @@ from flashtrade_lib.model.trader import FlashAttentionTrader, ModelConfig
 pytestmark = pytest.mark.timeout(300)
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("run")
-    argv = ["train", "--out", str(out), "--data", "synthetic", "--n-bars", "900", "--n-assets", "1",
-            "--planted-lag", "8", "--lookback", "16", "--epochs", "1", "--batch-size", "16",
-            "--d-model", "16", "--n-heads", "2", "--n-layers", "1", "--max-steps-per-epoch", "2",
-            "--no-progress"]
-    assert main(argv) == 0
-    return out
 
 
-def _edited(run_dir: Path, tmp_path: Path, **changes) -> Path:
-    payload = torch.load(run_dir / CHECKPOINT_NAME, weights_only=True)
+def _edited(tiny_run: Path, tmp_path: Path, **changes) -> Path:
+    payload = torch.load(tiny_run / CHECKPOINT_NAME, weights_only=True)
     meta = payload["metadata"]
     for key, value in changes.items():
         if "." in key:
@@ -57,10 +48,10 @@ def _refused(capsys, argv: list[str]) -> str:
     return err[0]
 
 
-def test_the_unedited_checkpoint_predicts(run_dir: Path, capsys) -> None:
+def test_the_unedited_checkpoint_predicts(tiny_run: Path, capsys) -> None:
     capsys.readouterr()
-    assert main(["predict", "--checkpoint", str(run_dir)]) == 0
-    assert torch.load(run_dir / CHECKPOINT_NAME, weights_only=True)["metadata"]["data_fingerprint"].startswith("sha256:")
+    assert main(["predict", "--checkpoint", str(tiny_run)]) == 0
+    assert torch.load(tiny_run / CHECKPOINT_NAME, weights_only=True)["metadata"]["data_fingerprint"].startswith("sha256:")
 
 
 @pytest.mark.parametrize("changes, field", [
@@ -71,9 +62,9 @@ def test_the_unedited_checkpoint_predicts(run_dir: Path, capsys) -> None:
     ({"synthetic.seed": 7}, "data_fingerprint"),  # other bars, same shape: only the fingerprint tells
     ({"splits": {"train": [], "val": [], "test": []}}, "splits.train count"),
 ])
-def test_edited_metadata_is_refused_in_one_line(run_dir: Path, tmp_path: Path, capsys, changes: dict,
+def test_edited_metadata_is_refused_in_one_line(tiny_run: Path, tmp_path: Path, capsys, changes: dict,
                                                 field: str | None) -> None:
-    ckpt = _edited(run_dir, tmp_path, **changes)
+    ckpt = _edited(tiny_run, tmp_path, **changes)
     for command in ("predict", "backtest"):
         line = _refused(capsys, [command, "--checkpoint", str(ckpt)])
         if field is None:
@@ -82,9 +73,9 @@ def test_edited_metadata_is_refused_in_one_line(run_dir: Path, tmp_path: Path, c
             assert f"checkpoint {ckpt / CHECKPOINT_NAME} was trained on other data: its {field} is " in line
 
 
-def test_a_checkpoint_of_the_synthetic_market_relabelled_as_eurusd_is_refused(run_dir: Path, tmp_path: Path,
+def test_a_checkpoint_of_the_synthetic_market_relabelled_as_eurusd_is_refused(tiny_run: Path, tmp_path: Path,
                                                                             capsys) -> None:
-    ckpt = _edited(run_dir, tmp_path, source="eurusd-1h", symbol="EURUSD")
+    ckpt = _edited(tiny_run, tmp_path, source="eurusd-1h", symbol="EURUSD")
     line = _refused(capsys, ["predict", "--checkpoint", str(ckpt)])
     assert line.startswith("flashtrade predict: error: the bars of eurusd-1h now run 2017-")
     assert line.endswith("as when the model was trained; fetch that range again (or use the bars file it was "
@@ -109,11 +100,11 @@ def test_a_checkpoint_of_the_synthetic_market_relabelled_as_eurusd_is_refused(ru
     ({"scaler": {"mean": [0.0], "std": [float("nan")]}}, "its scaler is not two equally long lists"),
     ({"synthetic.echo_coef": float("inf")}, "synthetic option echo_coef=inf is not a finite number"),
 ])
-def test_sizes_and_types_are_checked_before_any_data_is_built(run_dir: Path, tmp_path: Path, capsys, monkeypatch,
+def test_sizes_and_types_are_checked_before_any_data_is_built(tiny_run: Path, tmp_path: Path, capsys, monkeypatch,
                                                                 changes: dict, reason: str) -> None:
     import flashtrade_lib.data.tasks as tasks
 
-    ckpt = _edited(run_dir, tmp_path, **changes)
+    ckpt = _edited(tiny_run, tmp_path, **changes)
     monkeypatch.setattr(tasks, "market_datasets", lambda *a, **k: pytest.fail("data built before the checks"))
     line = _refused(capsys, ["predict", "--checkpoint", str(ckpt)])
     assert reason in line and "it cannot be applied to data" in line

@@ -169,15 +169,6 @@ def test_every_option_says_what_it_does_and_its_default():
 # ----------------------------------------------------------------- backtest costs and ruin
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    argv = ["train", "--out", str(out), "--data", "synthetic", "--n-bars", "900", "--n-assets", "1",
-            "--planted-lag", "8", "--lookback", "16", "--epochs", "1", "--batch-size", "16",
-            "--d-model", "16", "--n-heads", "2", "--n-layers", "1", "--max-steps-per-epoch", "2",
-            "--no-progress"]
-    assert main(argv) == 0
-    return out
 
 
 def test_absurd_costs_are_one_line_and_no_total_return_is_below_minus_100(tiny_run, capsys):

@@ -54,27 +54,18 @@ def _nothing_partial(folder: Path, out: Path, before: bytes) -> None:
     assert sorted(p.name for p in folder.iterdir()) == [out.name]  # and no temporary file is left
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("run")
-    argv = ["train", "--out", str(out), "--data", "synthetic", "--n-bars", "900", "--n-assets", "1",
-            "--planted-lag", "8", "--lookback", "16", "--epochs", "1", "--batch-size", "16",
-            "--d-model", "16", "--n-heads", "2", "--n-layers", "1", "--max-steps-per-epoch", "2",
-            "--no-progress"]
-    assert main(argv) == 0
-    return out
 
 
 # ---------------------------------------------------------------- item 4: a full disk
 
 
 @pytest.mark.parametrize("command", ["predict", "backtest"])
-def test_a_full_disk_leaves_no_partial_csv(command: str, run_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+def test_a_full_disk_leaves_no_partial_csv(command: str, tiny_run: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     out = tmp_path / "out" / "result.csv"
     out.parent.mkdir()
     out.write_text("the previous result\n")
     monkeypatch.setattr(pd.DataFrame, "to_csv", _disk_full("to_csv"))
-    line = _one_line(capsys, [command, "--checkpoint", str(run_dir), "--out", str(out)])
+    line = _one_line(capsys, [command, "--checkpoint", str(tiny_run), "--out", str(out)])
     assert line.endswith(f"cannot write {out}: {ENOSPC}; nothing was written (a previous result.csv, if any, "
                          "is unchanged)")
     _nothing_partial(out.parent, out, b"the previous result\n")
