@@ -116,10 +116,10 @@ def _output_diagnosis(got: np.ndarray, q: np.ndarray, k: np.ndarray, v: np.ndarr
     references=("flashtrade_lib.attention.reference:naive_attention",
                 "flashtrade_lib.attention.reference:tiled_attention"),
     hints=(
-        "Only q @ k.T may allocate an N×N array. Then every step writes into it: s *= scale, "
-        "s -= s.max(axis=1, keepdims=True), np.exp(s, out=s), s /= s.sum(axis=1, keepdims=True).",
+        "Only q @ k.T may allocate an N×N array; every later step (scale, max shift, exp, division by the "
+        "row sums) must write into it. The row max and row sum are (N, 1) vectors: keepdims=True.",
         "Watch for hidden temporaries: `s = s * scale`, `s - m` and `np.exp(s)` each allocate a new N×N "
-        "array; the augmented operators (*=, -=, /=) and out= do not.",
+        "array; the augmented operators (*=, -=, /=) and a ufunc's out= argument do not.",
         "Scale with a Python float (1 / math.sqrt(d)): a NumPy float64 scalar turns float32 scores into "
         "float64 — a second, twice as large, N×N array.",
     ),
