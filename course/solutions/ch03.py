@@ -73,6 +73,12 @@ def backward_cost_without_the_preprocess(n, d, block_q, block_k, causal=False):
     return flops, reads - 2 * n * d, writes - n
 
 
+@wrong("ch03-backward-cost", expect="Half of N² is the masked count, not the computed one")
+def backward_cost_halving_for_causal(n, d, block_q, block_k, causal=False):
+    flops, reads, writes = backward_cost(n, d, block_q, block_k, causal)
+    return 10 * n * n * d // (2 if causal else 1), reads, writes
+
+
 @solution("ch03-tiled-backward")
 def my_tiled_backward(q, k, v, o, lse, do, block_q, block_k, causal=False, mask=None):
     lead, nq, nk = q.shape[:-2], q.shape[-2], k.shape[-2]

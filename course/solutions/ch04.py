@@ -138,3 +138,7 @@ wrong("ch04-bwd-preprocess", expect="offset the rows by start_m * BLOCK_M")(
 wrong("ch04-bwd-preprocess", expect="offset O and dO by bh * N_Q * HEAD_DIM")(
     _variant(my_bwd_preprocess, "rows = bh * N_Q * HEAD_DIM + ", "rows = ", "my_bwd_preprocess_without_the_head_offset")
 )
+# the row sum over the wrong axis: a column's sum over the tile's rows
+wrong("ch04-bwd-preprocess", expect="Each D holds a column's sum over the tile's rows")(
+    _variant(my_bwd_preprocess, "tl.sum(o * do, 1)", "tl.sum(o * do, 0)", "my_bwd_preprocess_summing_columns")
+)

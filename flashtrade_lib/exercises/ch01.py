@@ -120,8 +120,8 @@ def _output_diagnosis(got: np.ndarray, q: np.ndarray, k: np.ndarray, v: np.ndarr
         "row sums) must write into it. The row max and row sum are (N, 1) vectors: keepdims=True.",
         "Watch for hidden temporaries: `s = s * scale`, `s - m` and `np.exp(s)` each allocate a new N×N "
         "array; the augmented operators (*=, -=, /=) and a ufunc's out= argument do not.",
-        "Scale with a Python float (1 / math.sqrt(d)): a NumPy float64 scalar turns float32 scores into "
-        "float64 — a second, twice as large, N×N array.",
+        "Keep float32 scores float32: `s * np.float64(...)` makes a new float64 array, twice as large; "
+        "an augmented `s *= scale` keeps s's dtype and its memory.",
     ),
 )
 def _grade_inplace_attention(answer: object) -> Feedback:

@@ -84,6 +84,9 @@ def _cost_diagnosis(case: tuple[int, int, int, int, bool], got: tuple[int, int, 
                     "end is skipped, products and all.")
         if got[0] == _cost_variant(*case)[0] // 2:
             return " Count a multiply–add as 2 FLOPs: an (r×d)·(d×c) product is 2rcd."
+        if causal and got[0] == _cost_variant(*case, skip=False)[0] // 2:
+            return (" Half of N² is the masked count, not the computed one: a tile that touches the diagonal is "
+                    "computed whole (masked inside it). Sum over the tiles the loops visit.")
         return ""
     if causal and got[1:] == _cost_variant(*case, skip=False)[1:]:
         return " That streams the query side past every key tile: under causal the skipped tiles load nothing."
@@ -92,6 +95,15 @@ def _cost_diagnosis(case: tuple[int, int, int, int, bool], got: tuple[int, int, 
                 "written back once per visited tile.")
     if got[1:] == _cost_variant(*case, preprocess=False)[1:]:
         return " That leaves out the preprocess D = rowsum(dO ∘ O): it reads dO and O and writes D, before any tile."
+    want = _cost_variant(*case)
+    streamed = (want[2] - n - 2 * n * d) // d  # query rows streamed past key tiles, summed over key tiles
+    short = {"reads": want[1] - got[1], "writes": want[2] - got[2]}
+    causes = {("reads", 2 * streamed): "L_i and D_i, one number per row each, are read with every visited query tile",
+              ("reads", streamed * d): "dQ_i is read before each update",
+              ("writes", streamed * d): "dQ_i is written back after each update"}
+    for (which, amount), cause in causes.items():
+        if short[which] == amount:
+            return f" The {which} are short by {amount:,}: {cause}."
     return ""
 
 

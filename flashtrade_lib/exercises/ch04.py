@@ -235,11 +235,26 @@ def _launch_preprocess(kernel: object, o, do, block_m: int):  # noqa: ANN001, AN
     return delta[:bh * n].reshape(bh, n), delta[bh * n:]
 
 
-def _preprocess_diagnosis(got: np.ndarray, want: np.ndarray, block_m: int) -> str:
+def _column_sums(product: np.ndarray, block_m: int) -> np.ndarray:
+    """What ``tl.sum(o * do, 0)`` stores when ``HEAD_DIM == BLOCK_M``: each tile's sums over its rows, per column."""
+    bh, n, d = product.shape
+    out = np.full((bh, n), np.nan)
+    for t0 in range(0, n, block_m):
+        rows = min(block_m, n - t0)
+        out[:, t0:t0 + rows] = product[:, t0:t0 + block_m].sum(axis=1)[:, :rows]
+    return out
+
+
+def _preprocess_diagnosis(got: np.ndarray, want: np.ndarray, block_m: int, product: np.ndarray) -> str:
     bh, n = want.shape
+    if product.shape[-1] == block_m and np.allclose(got, _column_sums(product, block_m), rtol=1e-5, atol=1e-5):
+        return (" Each D holds a column's sum over the tile's rows: sum over the head dimension, axis 1 of the "
+                "[BLOCK_M, HEAD_DIM] tile — one number per row.")
     unwritten = np.isnan(got)
     if unwritten.all():
         return " No row of D was written: load this tile's rows of O and dO, and tl.store their row sums into D."
+    if bh > 1 and not unwritten[0].any() and unwritten[1:].all():
+        return " Only the first (batch, head)'s rows of D were written: store at D + bh * N_Q + the row offsets."
     if unwritten.any():
         first = tuple(int(i) for i in np.argwhere(unwritten)[0])
         if not unwritten[:, :min(block_m, n)].any():
@@ -295,7 +310,7 @@ def _grade_bwd_preprocess(answer: object) -> Feedback:
         tol = 1e-5 * max(1.0, float(np.abs(want).max()))
         if err > tol:
             return Feedback(False, f"{where}: D differs from rowsum(dO ∘ O) by up to {error_text(err)} (tolerance "
-                                   f"{tol:.1g}).{_preprocess_diagnosis(got, want, block_m)}")
+                                   f"{tol:.1g}).{_preprocess_diagnosis(got, want, block_m, o64 * do64)}")
     mode = "under Triton's interpreter" if interpreted else "compiled on the GPU"
     return Feedback(True, f"D matches on {len(_PREPROCESS_CASES)} cases ({mode}): O(N) work and memory before the "
                           "two tile loops, which then read one number per row instead of a row of P.")
