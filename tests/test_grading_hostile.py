@@ -249,7 +249,7 @@ def _feedback(world, student: str) -> str:
 def test_victims_keep_their_grades_and_the_gradebook_is_intact(world) -> None:
     assert _points(world, "ada") == ["1"] * 5, _feedback(world, "ada")
     assert _points(world, "zoe") == ["1"] * 5, _feedback(world, "zoe") + world["proc"].stderr
-    assert (world["out"] / "feedback" / "zoe.txt").read_text().startswith("Feedback for zoe: 5 of 5 points")
+    assert (world["out"] / "feedback" / "zoe.txt").read_text().startswith("Feedback for zoe: 6 of 6 points")
     assert nbformat.read(world["zoe_nb"], 4).cells, "zoe's submission was overwritten"
     with sqlite3.connect(world["gradebook"]) as db:
         scores = dict(db.execute(
