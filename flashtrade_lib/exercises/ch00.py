@@ -4,6 +4,7 @@ a process may use — the host's count, the affinity and the cgroup quota each l
 from __future__ import annotations
 
 import math
+from numbers import Real
 
 from flashtrade_lib.exercises import Feedback, register
 from flashtrade_lib.exercises.attention_cases import naming_the_case
@@ -71,7 +72,7 @@ def _grade_sweep(answer: object) -> Feedback:
         with naming_the_case(where):
             got = answer(jobs, seconds_each, workers, budget)
         want = sweep_seconds_model(jobs, seconds_each, workers, budget)
-        if not isinstance(got, (int, float)):
+        if isinstance(got, bool) or not isinstance(got, Real):
             return Feedback(False, f"{where} returned {got!r}: expected a number of seconds.")
         if not math.isclose(got, want, rel_tol=1e-9):
             return Feedback(False, f"{where} returned {got!r}, expected {want:g} s."
