@@ -256,8 +256,8 @@ def test_victims_keep_their_grades_and_the_gradebook_is_intact(world) -> None:
             "SELECT student.id, SUM(grade.auto_score) FROM grade JOIN submitted_notebook ON grade.notebook_id ="
             " submitted_notebook.id JOIN submitted_assignment ON submitted_notebook.assignment_id ="
             " submitted_assignment.id JOIN student ON submitted_assignment.student_id = student.id GROUP BY student.id"))
-    assert scores["ada"] == 5 and scores["zoe"] == 5, scores
-    assert scores["mallory-harm"] == 4, scores  # its 4 right answers; the detached helper's "= 1" never landed
+    assert scores["ada"] == 6 and scores["zoe"] == 6, scores
+    assert scores["mallory-harm"] == 5, scores  # its 5 right answers; the detached helper's "= 1" never landed
     assert _digest(world["released"]) == world["before"]["release"]
     assert _digest(world["config"]) == world["before"]["config"]
 
