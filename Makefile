@@ -70,13 +70,22 @@ lint: $(STAMP)
 # Each chapter is executed once per `make test`: the book build executes it (into the
 # jupyter-cache, emptied first so the run is fresh), then `outputs` compares the checked
 # cells against that execution with nbval's rules (scripts/check_outputs.py).
+# The unit tests run beside the book build (`-j2`: a 2-core machine's two cores; the book then
+# goes on to outputs and browser): each line is prefixed with its stage, and each stage ends
+# with "== stage NAME passed in N s" (scripts/stage.sh), which benchmarks/test_suite_time.py records.
+STAGE       := scripts/stage.sh
 test: $(STAMP)
-	$(MAKE) --no-print-directory lint
-	$(MAKE) --no-print-directory unit
-	rm -rf $(BOOK_CACHE)
-	$(MAKE) --no-print-directory book
-	$(MAKE) --no-print-directory outputs
-	$(MAKE) --no-print-directory browser
+	@$(STAGE) lint $(MAKE) --no-print-directory lint
+	@rm -rf $(BOOK_CACHE)
+	@$(MAKE) --no-print-directory -j2 test-unit test-book
+
+.PHONY: test-unit test-book
+test-unit:
+	@$(STAGE) unit $(MAKE) --no-print-directory unit
+test-book:
+	@$(STAGE) book $(MAKE) --no-print-directory book
+	@$(STAGE) outputs $(MAKE) --no-print-directory outputs
+	@$(STAGE) browser $(MAKE) --no-print-directory browser
 
 outputs: $(STAMP)
 	$(BUILD_ENV) $(PY) scripts/check_outputs.py --cache $(BOOK_CACHE)
