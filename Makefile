@@ -45,7 +45,8 @@ book: $(STAMP)
 # Then checks it: pages, figures, no table or listing wider than the text (tests/test_pdf.py).
 pdf: pdf-tools book
 	BROWSER_PATH=$(CHROMIUM) $(PY) scripts/draw_figures.py --cache $(BOOK_CACHE)
-	$(BUILD_ENV) $(VENV)/bin/jupyter-book build . --builder pdflatex -W -n --keep-going
+	@# --all: every page is read again, from the cache that now holds the images (no chapter executes)
+	$(BUILD_ENV) $(VENV)/bin/jupyter-book build . --builder pdflatex --all -W -n --keep-going
 	$(PY) -m pytest -p no:cacheprovider -m pdf tests/test_pdf.py
 	@echo
 	@echo "The book as one PDF: $(CURDIR)/_build/latex/flashtrade.pdf"
