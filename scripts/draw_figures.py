@@ -24,7 +24,8 @@ from pathlib import Path
 from jupyter_cache import get_cache
 from jupyter_cache.base import CacheBundleIn
 
-PLOTLY = "application/vnd.plotly.v1+json"
+from flashtrade_lib.pdf_figures import PLOTLY_JSON as PLOTLY
+
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 
 

@@ -63,3 +63,24 @@ def test_each_figure_gets_a_png_in_the_cache_and_a_second_run_draws_nothing(tmp_
     capsys.readouterr()
     assert draw.main(["--cache", str(cache_dir)]) == 0
     assert "0 figure(s) drawn" in capsys.readouterr().out
+
+
+def test_the_web_build_shows_the_html_and_warns_of_nothing(tmp_path) -> None:
+    """myst-nb reads every form of an output and warns about one it does not know: the plotly
+    JSON each figure carries for the PDF renders as nothing (flashtrade_lib.pdf_figures)."""
+    from sphinx.cmd.build import build_main
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.cells = [nbformat.v4.new_markdown_cell("# A figure"), nbformat.v4.new_code_cell("fig.show()")]
+    nb.cells[1].outputs = [nbformat.v4.new_output("display_data", data={
+        "text/html": '<div class="the-figure">figure</div>',
+        "application/vnd.plotly.v1+json": {"data": [{"type": "scatter", "y": [1, 2]}], "layout": {}}})]
+    nbformat.write(nb, tmp_path / "index.ipynb")
+    (tmp_path / "conf.py").write_text('extensions = ["myst_nb"]\nnb_execution_mode = "off"\n')
+    out = tmp_path / "_build"
+    status = build_main(["-W", "-q", "-b", "html", str(tmp_path), str(out)])
+    assert status == 0, "the build warned (see the captured stderr)"
+    page = (out / "index.html").read_text()
+    assert '<div class="the-figure">figure</div>' in page and '"scatter"' not in page

@@ -7,7 +7,7 @@
 #    silently drops plotly's default JSON output.
 # 3. Each figure also carries its plotly JSON (which the HTML build ignores): `make pdf` draws
 #    it as a PNG into the same cached output (scripts/draw_figures.py), so the PDF needs no
-#    second execution and the web build draws no images.
+#    second execution and the web build draws no images (flashtrade_lib/pdf_figures.py).
 import json as _json
 import os as _os
 
@@ -19,6 +19,8 @@ if _os.environ.get("FLASHTRADE_ALLOW_NETWORK") != "1":
 try:
     import plotly.io as _pio
     from plotly.io._base_renderers import MimetypeRenderer as _MimetypeRenderer
+
+    from flashtrade_lib.pdf_figures import PLOTLY_JSON as _PLOTLY_JSON
 
     class _BookRenderer(_MimetypeRenderer):
         """text/html figure that relies on the page's own (locally served) plotly.js."""
@@ -36,7 +38,7 @@ try:
             )
             # plain JSON (numpy arrays made lists), as plotly's own notebook renderer stores it
             figure = _json.loads(_pio.to_json(fig_dict, validate=False, remove_uids=False))
-            return {"text/html": html, "application/vnd.plotly.v1+json": figure}
+            return {"text/html": html, _PLOTLY_JSON: figure}
 
     _pio.renderers["flashtrade_book"] = _BookRenderer()
     _pio.renderers.default = "flashtrade_book"
