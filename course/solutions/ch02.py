@@ -142,3 +142,14 @@ def causal_tiles(n, block_q, block_k):
 def causal_tiles_assuming_square_blocks(n, block_q, block_k):
     t = -(-n // block_q)
     return t * (t + 1) // 2  # right only when block_q == block_k
+
+
+# An exception inside the answer: the mask sliced without broadcasting it first fails on the padding
+# mask of shape (1, Nk) ("operands could not be broadcast together"); the check names the case and the line.
+from flashtrade_lib.course.solutions import variant  # noqa: E402 — kept beside its one use
+
+wrong("ch02-tiled-forward", expect=("case 7 of 10 (padding mask", "your answer raised ValueError",
+                                    "at `s = np.where(mask[..., q0:q1, k0:k1], s, -np.inf)`"))(
+    variant(my_tiled_attention, "        mask = np.broadcast_to(mask, lead + (nq, nk))  # a view, no copy\n",
+            "        pass  # the mask is sliced as it comes\n", "my_tiled_attention_slicing_an_unbroadcast_mask")
+)
