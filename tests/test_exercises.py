@@ -185,3 +185,13 @@ def test_an_exception_names_the_case_and_the_learners_line() -> None:
     message = check("ch02-tiled-forward", my_tiled_attention).message
     assert "case 1 of 10 (blocks divide N: q(16, 4)" in message and "ValueError" in message
     assert "in my_tiled_attention, at `o = q + np.zeros((0, q.shape[-1]))  # a broadcasting mistake`" in message
+
+
+def test_course_guide_lists_every_exercise() -> None:
+    """The guide's exercise table is the registry's: an exercise added to a chapter appears there."""
+    from flashtrade_lib.course.guide import exercise_table, sync_guide
+
+    assert not sync_guide(solutions=SOLUTIONS, write=False), (
+        "book/course_guide.md's exercise table differs from the registry: run `flashtrade course sync-guide`")
+    table = exercise_table(SOLUTIONS)
+    assert all(f"`{eid}`" in table for eid in ALL)

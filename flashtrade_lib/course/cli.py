@@ -1,4 +1,4 @@
-"""Command line of the course kit: ``flashtrade course sync-solutions | release | grade``.
+"""Command line of the course kit: ``flashtrade course sync-solutions | sync-guide | release | grade``.
 
     flashtrade course release 02 03 04 --out course      # student notebooks + student wheel
     flashtrade course grade --course course --submissions submitted --out grades
@@ -22,6 +22,14 @@ def _sync(args: argparse.Namespace) -> int:
     for path in sorted(Path(args.notebooks).glob("[0-9][0-9]_*.ipynb")):
         if render_notebook(path, solutions):
             print(f"rendered the solution blocks of {path}")
+    return 0
+
+
+def _sync_guide(args: argparse.Namespace) -> int:
+    from flashtrade_lib.course.guide import sync_guide
+
+    if sync_guide(Path(args.guide)):
+        print(f"rewrote the exercise table of {args.guide}")
     return 0
 
 
@@ -83,6 +91,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("sync-solutions", help="render the notebooks' {solution} blocks from course/solutions/")
     p.add_argument("--notebooks", default=str(REPO_ROOT / "notebooks"))
     p.set_defaults(func=_sync)
+    p = sub.add_parser("sync-guide", help="write the course guide's exercise table from the exercise registry")
+    p.add_argument("--guide", default=str(REPO_ROOT / "book" / "course_guide.md"))
+    p.set_defaults(func=_sync_guide)
     p = sub.add_parser("release", help="student notebooks (solutions removed) and a student wheel")
     p.add_argument("chapters", nargs="+", help="chapter numbers or notebook names, e.g. 02 03 04")
     p.add_argument("--out", default="course_release", help="the nbgrader course folder to write")
