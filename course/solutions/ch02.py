@@ -153,3 +153,11 @@ wrong("ch02-tiled-forward", expect=("case 7 of 10 (padding mask", "your answer r
     variant(my_tiled_attention, "        mask = np.broadcast_to(mask, lead + (nq, nk))  # a view, no copy\n",
             "        pass  # the mask is sliced as it comes\n", "my_tiled_attention_slicing_an_unbroadcast_mask")
 )
+
+# Causal block skipping off by one tile: the key loop stops at the query tile's start, not its end, so the
+# rows below the diagonal in the tile where it crosses the key tiles lose their last keys.
+wrong("ch02-tiled-forward", expect="The first wrong row is query row 8, in the query tile starting at 0, "
+                                   "where the diagonal crosses the key tiles")(
+    variant(my_tiled_attention, "if causal and k0 >= q1:", "if causal and k0 > q0:",
+            "my_tiled_attention_stopping_the_key_loop_at_the_tile_start")
+)
