@@ -69,9 +69,19 @@ def _positive(kind: type) -> Callable[[str], float]:
     return parse
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _grade(args: argparse.Namespace) -> int:
+    import signal
+
     from flashtrade_lib.course.grade import grade
 
+    # A grader stopped by `kill` or a job scheduler (SIGTERM) unwinds as Ctrl-C does: the running
+    # submission's sandbox is killed and removed (by default SIGTERM ends Python without cleanup,
+    # leaving the notebook running in its namespace until its own limits end it).
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     out = Path(args.out)
     results = grade(Path(args.course), Path(args.submissions), out, cell_timeout_s=args.cell_timeout,
                     submission_timeout_s=args.submission_timeout, memory_bytes=int(args.memory_gb * 2**30),
