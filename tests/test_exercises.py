@@ -195,3 +195,91 @@ def test_course_guide_lists_every_exercise() -> None:
         "book/course_guide.md's exercise table differs from the registry: run `flashtrade course sync-guide`")
     table = exercise_table(SOLUTIONS)
     assert all(f"`{eid}`" in table for eid in ALL)
+
+
+# ------------------------------------------------------- a solution runs in its chapter, not only in its file
+
+
+def _bound_names(source: str) -> set[str] | None:
+    """Names a notebook cell binds at top level (None: a star import, anything may be bound)."""
+    import ast
+
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    try:
+        tree = ast.parse(TransformerManager().transform_cell(source))
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+            return None
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+    return names
+
+
+def _free_names(source: str) -> set[str]:
+    """Global names the code reads but does not define itself (what its chapter must provide)."""
+    import builtins
+    import symtable
+
+    free: set[str] = set()
+
+    def visit(table: symtable.SymbolTable) -> None:
+        for sym in table.get_symbols():
+            module_level = table.get_type() == "module"
+            if sym.is_referenced() and (sym.is_global() or module_level) and not (
+                    module_level and (sym.is_assigned() or sym.is_imported())):
+                free.add(sym.get_name())
+        for child in table.get_children():
+            visit(child)
+
+    visit(symtable.symtable(source, "<solution>", "exec"))
+    defined = _bound_names(source) or set()
+    return {name for name in free if name not in defined and not hasattr(builtins, name)}
+
+
+def unknown_in_chapter(path: Path, solutions: dict) -> dict[str, set[str]]:
+    """``{exercise id: names its solution uses that its chapter has not defined by its check cell}``."""
+    import nbformat
+
+    from flashtrade_lib.course.release import exercises_in
+
+    bound: set[str] | None = set()
+    missing = {}
+    for cell in nbformat.read(path, 4).cells:
+        if cell.cell_type != "code":
+            continue
+        names = _bound_names(cell.source)
+        bound = None if bound is None or names is None else bound | names
+        for eid, _ in exercises_in(nbformat.v4.new_notebook(cells=[cell])):
+            if bound is not None and eid in solutions:
+                unknown = _free_names(solutions[eid].source) - bound
+                if unknown:
+                    missing[eid] = unknown
+    return missing
+
+
+def test_every_solution_uses_only_what_its_chapter_defines() -> None:
+    """Graded, the answer runs in the learner's notebook: a name its solutions file imports but the chapter does
+    not (chapter 0's `os` once) makes the reference submission lose the point. Checked without running anything."""
+    missing = {eid: names for path in NOTEBOOKS for eid, names in unknown_in_chapter(path, SOLUTIONS).items()}
+    assert not missing, f"solutions using names their chapter does not define before the exercise: {missing}"
+
+
+def test_the_chapter_check_sees_an_import_the_notebook_lacks(tmp_path: Path) -> None:
+    import nbformat
+
+    cells = [nbformat.v4.new_code_cell("import numpy as np"),
+             nbformat.v4.new_code_cell("def f(x):\n    return 0\n\n\ncheck('chxx-demo', f)")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), tmp_path / "demo.ipynb")
+
+    class Source:
+        source = "def f(x):\n    return math.sqrt(np.sum(x)) + len(x)\n"
+
+    assert unknown_in_chapter(tmp_path / "demo.ipynb", {"chxx-demo": Source()}) == {"chxx-demo": {"math"}}
