@@ -282,3 +282,18 @@ def test_the_chapter_check_sees_an_import_the_notebook_lacks(tmp_path: Path) -> 
         source = "def f(x):\n    return math.sqrt(np.sum(x)) + len(x)\n"
 
     assert unknown_in_chapter(tmp_path / "demo.ipynb", {"chxx-demo": Source()}) == {"chxx-demo": {"math"}}
+
+
+def test_every_wrong_answer_can_be_handed_in_under_the_checked_name() -> None:
+    """The course kit's fake submissions rename a registered mistake to the name the chapter checks (a class
+    mistake once kept its own name, so it was graded as 'never defined' instead of as the mistake)."""
+    import nbformat
+
+    from flashtrade_lib.course.release import exercises_in
+    from flashtrade_lib.course.submissions import wrong_answer
+
+    answers = {eid: answer for path in NOTEBOOKS for eid, answer in exercises_in(nbformat.read(path, 4))}
+    for eid, answer in answers.items():
+        for w in SOLUTIONS[eid].wrongs:
+            source = wrong_answer(eid, answer, w.name, SOLUTIONS)
+            assert re.search(rf"^(?:def|class) {answer}\b|^{answer}\s*=", source, re.M), (eid, w.name, source[:200])

@@ -42,9 +42,10 @@ def wrong_answer(exercise_id: str, answer: str, which: str, solutions: Mapping[s
     if which not in found:
         raise KeyError(f"{exercise_id} has no wrong answer {which!r}; it has {sorted(found)}")
     lines = found[which].source.splitlines()
-    renamed = [line.replace(f"def {which}(", f"def {answer}(", 1) if line.startswith(f"def {which}(")
-               else f"{answer} = {line.removeprefix(f'{which} = ')}" if line.startswith(f"{which} = ")
-               else line for line in lines]
+    heads = {f"def {which}(": f"def {answer}(", f"class {which}(": f"class {answer}(", f"class {which}:": f"class {answer}:"}
+    renamed = [next((line.replace(old, new, 1) for old, new in heads.items() if line.startswith(old)),
+                    f"{answer} = {line.removeprefix(f'{which} = ')}" if line.startswith(f"{which} = ") else line)
+               for line in lines]
     return "\n".join(renamed) + "\n"
 
 
