@@ -1,6 +1,6 @@
 """How long the course kit takes to grade one submission, per chapter: the course guide's "time to grade".
 
-    .venv/bin/python benchmarks/grading_time.py                  # chapters 02 03 04: ~5-10 min on 2 cores
+    .venv/bin/python benchmarks/grading_time.py                  # every chapter with a graded exercise
     .venv/bin/python benchmarks/grading_time.py --chapters 03
 
 For each chapter the script releases it as an nbgrader assignment
@@ -29,26 +29,18 @@ from pathlib import Path
 import nbformat
 
 from flashtrade_lib.course.grade import grade
-from flashtrade_lib.course.release import DEFAULT_CELL_TIMEOUT_S, exercises_in, release
-from flashtrade_lib.course.solutions import Solution, load
-from flashtrade_lib.course.submissions import fill, wrong_answer
+from flashtrade_lib.course.release import DEFAULT_CELL_TIMEOUT_S, NOTEBOOKS, exercises_in, release
+from flashtrade_lib.course.solutions import load
+from flashtrade_lib.course.submissions import fill, mistake_plan
 from flashtrade_lib.measure.bench import add_max_wait_option, watch_machine, write_record
 
 SUBMISSIONS = ("reference", "typical-wrong")
 
 
-def _typical_wrong(released: Path, solutions: dict[str, Solution]) -> dict[str, str]:
-    """Each exercise's first ``@wrong`` answer a learner could hand in, under the name the notebook checks.
-
-    A wrong answer that calls the right one (``o, lse = my_tiled_attention(...)``, then spoils
-    ``lse``) is a mistake told by its effect, not a submission: renamed, it would call itself.
-    """
-    plan = {}
-    for eid, answer in exercises_in(nbformat.read(released, 4)):
-        own = [w for w in solutions[eid].wrongs if f"{answer}(" not in w.source.split("\n", 1)[-1]]
-        if own:
-            plan[eid] = wrong_answer(eid, answer, own[0].name, solutions)
-    return plan
+def graded_chapters() -> list[str]:
+    """The notebooks (by name) that have at least one autograded exercise: the course guide's chapters."""
+    return [path.stem for path in sorted(NOTEBOOKS.glob("[0-9][0-9]*_*.ipynb"))
+            if exercises_in(nbformat.read(path, 4))]
 
 
 def measure(chapters: list[str], cell_timeout_s: int) -> list[dict]:
@@ -60,7 +52,7 @@ def measure(chapters: list[str], cell_timeout_s: int) -> list[dict]:
         for chapter in chapters:
             course = release([chapter], root / chapter / "course", wheel=False, cell_timeout_s=cell_timeout_s)
             released, = course.notebooks
-            plans = {"reference": {}, "typical-wrong": _typical_wrong(released, solutions)}
+            plans = {"reference": {}, "typical-wrong": mistake_plan(released, solutions)}
             for student, plan in plans.items():
                 (root / chapter / "submitted" / student).mkdir(parents=True)
                 nbformat.write(fill(released, plan, solutions), root / chapter / "submitted" / student / released.name)
@@ -79,7 +71,8 @@ def measure(chapters: list[str], cell_timeout_s: int) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--chapters", nargs="+", default=["02", "03", "04"])
+    p.add_argument("--chapters", nargs="+", default=graded_chapters(),
+                   help="chapter numbers or notebook names (default: every chapter with a graded exercise)")
     p.add_argument("--cell-timeout", type=int, default=DEFAULT_CELL_TIMEOUT_S, help="seconds a graded cell may run")
     add_max_wait_option(p)
     p.add_argument("--out", default="grading_time", help="a record name (bench.results_dir() / NAME.json) or a path")

@@ -13,8 +13,9 @@ import pytest
 from flashtrade_lib.attention.reference import tiled_attention
 from flashtrade_lib.course import blocks
 from flashtrade_lib.course.solutions import load
-from flashtrade_lib.exercises import MAX_HINTS, Feedback, check, exercises, hint
+from flashtrade_lib.exercises import MAX_HINTS, UNTOUCHED_STUB, Feedback, check, exercises, hint
 from flashtrade_lib.exercises.attention_cases import attention_cases, max_error
+from flashtrade_lib.exercises.stubs import stubs_of
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -29,7 +30,17 @@ def test_there_are_exercises() -> None:
 
 def test_every_exercise_has_a_solution_and_a_wrong_answer() -> None:
     assert set(SOLUTIONS) == set(ALL), "course/solutions/ and the graders must cover the same exercises"
-    assert all(SOLUTIONS[eid].wrongs for eid in ALL), [eid for eid in ALL if not SOLUTIONS[eid].wrongs]
+    typical = {eid: [w for w in SOLUTIONS[eid].wrongs if w.expect != UNTOUCHED_STUB] for eid in ALL}
+    assert all(typical.values()), [eid for eid, wrongs in typical.items() if not wrongs]
+
+
+def test_every_untouched_stub_is_a_registered_wrong_answer() -> None:
+    """A chapter's stub (a function, or ``answer = None``) is the first "mistake" of every learner."""
+    stubs = stubs_of(NOTEBOOKS)
+    assert len(stubs) >= 20, "the notebooks' stubs were not found"
+    for stub in stubs:
+        registered = [w for w in SOLUTIONS[stub.exercise_id].wrongs if w.expect == UNTOUCHED_STUB]
+        assert [w.source for w in registered] == [stub.source], stub.exercise_id
 
 
 @pytest.mark.parametrize("exercise_id", sorted(ALL))
@@ -43,13 +54,14 @@ def test_solution_passes(exercise_id: str) -> None:
 def test_wrong_answer_fails_with_its_message(exercise_id: str, wrong) -> None:  # noqa: ANN001
     feedback = check(exercise_id, wrong.build())
     assert not feedback.passed, f"{exercise_id}: {wrong.name} passes"
-    assert wrong.expect in feedback.message, f"{wrong.name}: expected {wrong.expect!r} in {feedback.message!r}"
+    assert not wrong.missing_from(feedback.message), (
+        f"{wrong.name}: expected {wrong.missing_from(feedback.message)!r} in {feedback.message!r}")
 
 
 @pytest.mark.parametrize("exercise_id", ["ch02-tiled-forward", "ch03-tiled-backward"])
 def test_naive_attention_fails_because_it_materialises_the_scores(exercise_id: str) -> None:
     """The naive answers compute the right numbers (checked here) and fail only on memory."""
-    naive = next(w for w in SOLUTIONS[exercise_id].wrongs if "materialises" in w.expect).build()
+    naive = next(w for w in SOLUTIONS[exercise_id].wrongs if "materialises" in w.phrases[0]).build()
     right = SOLUTIONS[exercise_id].build()
     for case in attention_cases():
         if exercise_id == "ch02-tiled-forward":
@@ -174,42 +186,114 @@ def test_an_exception_names_the_case_and_the_learners_line() -> None:
     assert "in my_tiled_attention, at `o = q + np.zeros((0, q.shape[-1]))  # a broadcasting mistake`" in message
 
 
-def _stubs() -> list[tuple[str, str, str]]:
-    """(exercise id, answer name, the stub function's source) of every check cell that defines a function."""
+def test_course_guide_lists_every_exercise() -> None:
+    """The guide's exercise table is the registry's: an exercise added to a chapter appears there."""
+    from flashtrade_lib.course.guide import exercise_table, sync_guide
+
+    assert not sync_guide(solutions=SOLUTIONS, write=False), (
+        "book/course_guide.md's exercise table differs from the registry: run `flashtrade course sync-guide`")
+    table = exercise_table(SOLUTIONS)
+    assert all(f"`{eid}`" in table for eid in ALL)
+
+
+# ------------------------------------------------------- a solution runs in its chapter, not only in its file
+
+
+def _bound_names(source: str) -> set[str] | None:
+    """Names a notebook cell binds at top level (None: a star import, anything may be bound)."""
     import ast
 
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    try:
+        tree = ast.parse(TransformerManager().transform_cell(source))
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+            return None
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+    return names
+
+
+def _free_names(source: str) -> set[str]:
+    """Global names the code reads but does not define itself (what its chapter must provide)."""
+    import builtins
+    import symtable
+
+    free: set[str] = set()
+
+    def visit(table: symtable.SymbolTable) -> None:
+        for sym in table.get_symbols():
+            module_level = table.get_type() == "module"
+            if sym.is_referenced() and (sym.is_global() or module_level) and not (
+                    module_level and (sym.is_assigned() or sym.is_imported())):
+                free.add(sym.get_name())
+        for child in table.get_children():
+            visit(child)
+
+    visit(symtable.symtable(source, "<solution>", "exec"))
+    defined = _bound_names(source) or set()
+    return {name for name in free if name not in defined and not hasattr(builtins, name)}
+
+
+def unknown_in_chapter(path: Path, solutions: dict) -> dict[str, set[str]]:
+    """``{exercise id: names its solution uses that its chapter has not defined by its check cell}``."""
     import nbformat
 
-    from flashtrade_lib.exercises.stubs import CHECK_CALL, whole_lines
+    from flashtrade_lib.course.release import exercises_in
 
-    found = []
-    for path in NOTEBOOKS:
-        for cell in nbformat.read(path, 4).cells:
-            for match in CHECK_CALL.finditer(cell.source) if cell.cell_type == "code" else ():
-                tree = ast.parse(cell.source)
-                for node in tree.body:
-                    if isinstance(node, ast.FunctionDef) and node.name == match["answer"]:
-                        found.append((match["id"], node.name, whole_lines(cell.source, node)))
-    return found
+    bound: set[str] | None = set()
+    missing = {}
+    for cell in nbformat.read(path, 4).cells:
+        if cell.cell_type != "code":
+            continue
+        names = _bound_names(cell.source)
+        bound = None if bound is None or names is None else bound | names
+        for eid, _ in exercises_in(nbformat.v4.new_notebook(cells=[cell])):
+            if bound is not None and eid in solutions:
+                unknown = _free_names(solutions[eid].source) - bound
+                if unknown:
+                    missing[eid] = unknown
+    return missing
 
 
-STUBS = _stubs()
+def test_every_solution_uses_only_what_its_chapter_defines() -> None:
+    """Graded, the answer runs in the learner's notebook: a name its solutions file imports but the chapter does
+    not (chapter 0's `os` once) makes the reference submission lose the point. Checked without running anything."""
+    missing = {eid: names for path in NOTEBOOKS for eid, names in unknown_in_chapter(path, SOLUTIONS).items()}
+    assert not missing, f"solutions using names their chapter does not define before the exercise: {missing}"
 
 
-@pytest.mark.parametrize("exercise_id, name, source", STUBS, ids=[s[0] for s in STUBS])
-def test_every_check_recognises_its_untouched_stub(exercise_id: str, name: str, source: str, tmp_path: Path) -> None:
-    import importlib.util
+def test_the_chapter_check_sees_an_import_the_notebook_lacks(tmp_path: Path) -> None:
+    import nbformat
 
-    import torch
+    cells = [nbformat.v4.new_code_cell("import numpy as np"),
+             nbformat.v4.new_code_cell("def f(x):\n    return 0\n\n\ncheck('chxx-demo', f)")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), tmp_path / "demo.ipynb")
 
-    from flashtrade_lib.exercises.ch04 import triton_interpreter
+    class Source:
+        source = "def f(x):\n    return math.sqrt(np.sum(x)) + len(x)\n"
 
-    path = tmp_path / f"stub_{name}.py"  # from a file, as Triton needs (it reads the kernel's source)
-    path.write_text("import math\n\nimport numpy as np\nimport pandas as pd\nimport triton\nimport triton.language as tl\n"
-                    "from numpy import ndarray\n\n\n" + source + "\n")
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    with triton_interpreter(on=not torch.cuda.is_available()):
-        spec.loader.exec_module(module)
-    feedback = check(exercise_id, getattr(module, name))
-    assert not feedback.passed and "still the stub the chapter gave you" in feedback.message, feedback.message
+    assert unknown_in_chapter(tmp_path / "demo.ipynb", {"chxx-demo": Source()}) == {"chxx-demo": {"math"}}
+
+
+def test_every_wrong_answer_can_be_handed_in_under_the_checked_name() -> None:
+    """The course kit's fake submissions rename a registered mistake to the name the chapter checks (a class
+    mistake once kept its own name, so it was graded as 'never defined' instead of as the mistake)."""
+    import nbformat
+
+    from flashtrade_lib.course.release import exercises_in
+    from flashtrade_lib.course.submissions import wrong_answer
+
+    answers = {eid: answer for path in NOTEBOOKS for eid, answer in exercises_in(nbformat.read(path, 4))}
+    for eid, answer in answers.items():
+        for w in SOLUTIONS[eid].wrongs:
+            source = wrong_answer(eid, answer, w.name, SOLUTIONS)
+            assert re.search(rf"^(?:def|class) {answer}\b|^{answer}\s*=", source, re.M), (eid, w.name, source[:200])

@@ -180,3 +180,22 @@ def memory_for_passes_without_lse(n, d, passes):
     block_q = -(-n // passes)
     m = block_q * (3 * d + 2) + 2 * d * d
     return m, n * d + -(-n // block_q) * 2 * n * d + n * d
+
+
+# An exception inside the answer: the mask sliced without broadcasting it first fails on the padding
+# mask of shape (1, Nk) ("operands could not be broadcast together"); the check names the case and the line.
+from flashtrade_lib.course.solutions import variant  # noqa: E402 — kept beside its one use
+
+wrong("ch02-tiled-forward", expect=("case 7 of 10 (padding mask", "your answer raised ValueError",
+                                    "at `s = np.where(mask[..., q0:q1, k0:k1], s, -np.inf)`"))(
+    variant(my_tiled_attention, "        mask = np.broadcast_to(mask, lead + (nq, nk))  # a view, no copy\n",
+            "        pass  # the mask is sliced as it comes\n", "my_tiled_attention_slicing_an_unbroadcast_mask")
+)
+
+# Causal block skipping off by one tile: the key loop stops at the query tile's start, not its end, so the
+# rows below the diagonal in the tile where it crosses the key tiles lose their last keys.
+wrong("ch02-tiled-forward", expect="The first wrong row is query row 8, in the query tile starting at 0, "
+                                   "where the diagonal crosses the key tiles")(
+    variant(my_tiled_attention, "if causal and k0 >= q1:", "if causal and k0 > q0:",
+            "my_tiled_attention_stopping_the_key_loop_at_the_tile_start")
+)

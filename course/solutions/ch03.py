@@ -128,3 +128,13 @@ def dense_backward_in_disguise(q, k, v, o, lse, do, block_q, block_k, causal=Fal
     dp = do @ np.swapaxes(v, -1, -2)
     ds = p * (dp - (do * o).sum(axis=-1, keepdims=True)) * scale
     return ds @ k, np.swapaxes(ds, -1, -2) @ q, np.swapaxes(p, -1, -2) @ do
+
+
+# An exception inside the answer: the mask sliced without broadcasting it first (the check names the case and line)
+from flashtrade_lib.course.solutions import variant  # noqa: E402 — kept beside its one use
+
+wrong("ch03-tiled-backward", expect=("case 7 of 10 (padding mask", "your answer raised ValueError",
+                                     "at `s = np.where(mask[..., q0:q1, k0:k1], s, -np.inf)`"))(
+    variant(my_tiled_backward, "        mask = np.broadcast_to(mask, lead + (nq, nk))\n",
+            "        pass  # the mask is sliced as it comes\n", "my_tiled_backward_slicing_an_unbroadcast_mask")
+)

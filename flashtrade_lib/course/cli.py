@@ -1,4 +1,4 @@
-"""Command line of the course kit: ``flashtrade course sync-solutions | release | grade``.
+"""Command line of the course kit: ``flashtrade course sync-solutions | sync-guide | release | grade``.
 
     flashtrade course release 02 03 04 --out course      # student notebooks + student wheel
     flashtrade course grade --course course --submissions submitted --out grades
@@ -22,6 +22,14 @@ def _sync(args: argparse.Namespace) -> int:
     for path in sorted(Path(args.notebooks).glob("[0-9][0-9]_*.ipynb")):
         if render_notebook(path, solutions):
             print(f"rendered the solution blocks of {path}")
+    return 0
+
+
+def _sync_guide(args: argparse.Namespace) -> int:
+    from flashtrade_lib.course.guide import sync_guide
+
+    if sync_guide(Path(args.guide)):
+        print(f"rewrote the exercise table of {args.guide}")
     return 0
 
 
@@ -61,9 +69,19 @@ def _positive(kind: type) -> Callable[[str], float]:
     return parse
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _grade(args: argparse.Namespace) -> int:
+    import signal
+
     from flashtrade_lib.course.grade import grade
 
+    # A grader stopped by `kill` or a job scheduler (SIGTERM) unwinds as Ctrl-C does: the running
+    # submission's sandbox is killed and removed (by default SIGTERM ends Python without cleanup,
+    # leaving the notebook running in its namespace until its own limits end it).
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     out = Path(args.out)
     results = grade(Path(args.course), Path(args.submissions), out, cell_timeout_s=args.cell_timeout,
                     submission_timeout_s=args.submission_timeout, memory_bytes=int(args.memory_gb * 2**30),
@@ -83,6 +101,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("sync-solutions", help="render the notebooks' {solution} blocks from course/solutions/")
     p.add_argument("--notebooks", default=str(REPO_ROOT / "notebooks"))
     p.set_defaults(func=_sync)
+    p = sub.add_parser("sync-guide", help="write the course guide's exercise table from the exercise registry")
+    p.add_argument("--guide", default=str(REPO_ROOT / "book" / "course_guide.md"))
+    p.set_defaults(func=_sync_guide)
     p = sub.add_parser("release", help="student notebooks (solutions removed) and a student wheel")
     p.add_argument("chapters", nargs="+", help="chapter numbers or notebook names, e.g. 02 03 04")
     p.add_argument("--out", default="course_release", help="the nbgrader course folder to write")

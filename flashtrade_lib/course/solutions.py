@@ -18,9 +18,12 @@ the student release (:mod:`flashtrade_lib.course.release`) leaves this folder ou
 
 from __future__ import annotations
 
+import ast
+import functools
 import importlib.util
 import inspect
 import sys
+import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,18 +31,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flashtrade_lib.exercises import UNTOUCHED_STUB
+from flashtrade_lib.exercises.stubs import Stub, stubs_of
+
 # The repository checkout this module was imported from (an editable install); a
 # student install has no course/ folder beside it.
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS_DIR = REPO_ROOT / "course" / "solutions"
+NOTEBOOKS = REPO_ROOT / "notebooks"
 
 
 @dataclass
 class Wrong:
     build: Callable[[], Any]
     name: str
-    expect: str  # words the grader's message must contain
+    expect: str | tuple[str, ...]  # words the grader's message must contain (each of them, if several)
     source: str = ""  # the mistake as a learner would write it (a value exercise: ``name = value``)
+
+    @property
+    def phrases(self) -> tuple[str, ...]:
+        return (self.expect,) if isinstance(self.expect, str) else tuple(self.expect)
+
+    def missing_from(self, message: str) -> list[str]:
+        """The expected phrases that ``message`` does not contain (none: the grader said what it should)."""
+        return [phrase for phrase in self.phrases if phrase not in message]
 
 
 @dataclass
@@ -87,8 +102,9 @@ def solution(exercise_id: str, *, call: bool = False) -> Callable[[Any], Any]:
     return decorator
 
 
-def wrong(exercise_id: str, *, expect: str, call: bool = False) -> Callable[[Any], Any]:
-    """Register a typical wrong answer; the grader must fail it with a message containing ``expect``."""
+def wrong(exercise_id: str, *, expect: str | tuple[str, ...], call: bool = False) -> Callable[[Any], Any]:
+    """Register a typical wrong answer; the grader must fail it with a message containing ``expect``
+    (every phrase of it, given several: e.g. the failing case *and* the learner's line)."""
 
     def decorator(obj: Any) -> Any:
         build = obj if call else (lambda: obj)
@@ -98,6 +114,25 @@ def wrong(exercise_id: str, *, expect: str, call: bool = False) -> Callable[[Any
         return obj
 
     return decorator
+
+
+def variant(fn: Any, old: str, new: str, name: str) -> Any:
+    """The solution ``fn`` with the text ``old`` replaced by ``new``, renamed ``name``: a typical mistake
+    written as a learner would write it, one line changed, without a second copy of the solution.
+
+    It is defined from a file of its own (in ``fn``'s module namespace), so its source can be read —
+    Triton reads a kernel's, and a check quotes the learner's line where an answer raises.
+    """
+    base = getattr(fn, "fn", fn)  # a Triton kernel keeps its Python function in .fn
+    source = shown_source(fn)
+    if old not in source:
+        raise ValueError(f"{old!r} is not in {base.__name__}")
+    source = source.replace(old, new).replace(f"def {base.__name__}(", f"def {name}(")
+    path = Path(tempfile.mkdtemp(prefix="flashtrade-wrong-")) / f"{name}.py"
+    path.write_text(source)
+    namespace = dict(base.__globals__)
+    exec(compile(source, str(path), "exec"), namespace)  # noqa: S102 — the instructor's own solution, edited
+    return namespace[name]
 
 
 @contextmanager
@@ -111,8 +146,36 @@ def _kernels_defined_as_the_notebook_would() -> Iterator[None]:
         yield
 
 
+def _define_stub(stub: Stub) -> Any:
+    """The stub as the chapter defines it: from a file (Triton reads a kernel's source), after the chapter's imports."""
+    import nbformat
+
+    imports = []
+    for cell in nbformat.read(stub.notebook, 4).cells:
+        try:
+            tree = ast.parse(cell.source) if cell.cell_type == "code" else None
+        except SyntaxError:  # IPython syntax
+            continue
+        imports += [ast.unparse(node) for node in (tree.body if tree else []) if isinstance(node, ast.Import | ast.ImportFrom)]
+    source = "\n".join(dict.fromkeys(imports)) + "\n\n\n" + stub.source
+    path = Path(tempfile.mkdtemp(prefix="flashtrade-stub-")) / f"{stub.answer}.py"
+    path.write_text(source)
+    namespace: dict[str, Any] = {"__name__": f"flashtrade_stub_{stub.answer}"}
+    with _kernels_defined_as_the_notebook_would():
+        exec(compile(source, str(path), "exec"), namespace)  # noqa: S102 — the chapter's own stub
+    return namespace[stub.answer]
+
+
+def untouched_stub_wrongs(notebooks: list[Path]) -> dict[str, Wrong]:
+    """Each check's untouched stub, read from the chapters: a wrong answer it must recognise as such."""
+    return {stub.exercise_id: Wrong(functools.cache(functools.partial(_define_stub, stub)) if stub.kind != "value"
+                                    else (lambda: None), f"untouched stub of {stub.answer}", UNTOUCHED_STUB, stub.source)
+            for stub in stubs_of(notebooks)}
+
+
 def load(directory: Path | str | None = None) -> dict[str, Solution]:
-    """Import every ``chNN.py`` of the solutions folder and return the solutions by exercise id."""
+    """Import every ``chNN.py`` of the solutions folder and return the solutions by exercise id, each with its
+    typical wrong answers — the registered ones, then the chapter's untouched stub."""
     directory = Path(directory) if directory is not None else SOLUTIONS_DIR
     if not directory.is_dir():
         raise FileNotFoundError(
@@ -129,8 +192,10 @@ def load(directory: Path | str | None = None) -> dict[str, Solution]:
         sys.modules[name] = module
         with _kernels_defined_as_the_notebook_would():
             spec.loader.exec_module(module)
-    for exercise_id, wrongs in _WRONGS.items():
-        if exercise_id not in _SOLUTIONS:
-            raise ValueError(f"{exercise_id}: wrong answers registered but no solution")
-        _SOLUTIONS[exercise_id].wrongs = wrongs
+    unknown = sorted(set(_WRONGS) - set(_SOLUTIONS))
+    if unknown:
+        raise ValueError(f"{unknown[0]}: wrong answers registered but no solution")
+    stubs = untouched_stub_wrongs(sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")))
+    for exercise_id, sol in _SOLUTIONS.items():
+        sol.wrongs = _WRONGS.get(exercise_id, []) + ([stubs[exercise_id]] if exercise_id in stubs else [])
     return dict(_SOLUTIONS)

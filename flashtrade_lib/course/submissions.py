@@ -15,7 +15,8 @@ from pathlib import Path
 import nbformat
 
 from flashtrade_lib.course.release import exercises_in
-from flashtrade_lib.course.solutions import Solution, load
+from flashtrade_lib.course.solutions import Solution, Wrong, load
+from flashtrade_lib.exercises import UNTOUCHED_STUB
 
 
 def answer_cell(exercise_id: str, answer: str, code: str, preamble: str = "") -> str:
@@ -41,10 +42,40 @@ def wrong_answer(exercise_id: str, answer: str, which: str, solutions: Mapping[s
     if which not in found:
         raise KeyError(f"{exercise_id} has no wrong answer {which!r}; it has {sorted(found)}")
     lines = found[which].source.splitlines()
-    renamed = [line.replace(f"def {which}(", f"def {answer}(", 1) if line.startswith(f"def {which}(")
-               else f"{answer} = {line.removeprefix(f'{which} = ')}" if line.startswith(f"{which} = ")
-               else line for line in lines]
+    heads = {f"def {which}(": f"def {answer}(", f"class {which}(": f"class {answer}(", f"class {which}:": f"class {answer}:"}
+    renamed = [next((line.replace(old, new, 1) for old, new in heads.items() if line.startswith(old)),
+                    f"{answer} = {line.removeprefix(f'{which} = ')}" if line.startswith(f"{which} = ") else line)
+               for line in lines]
     return "\n".join(renamed) + "\n"
+
+
+def typical_mistakes(released: Path, solutions: Mapping[str, Solution] | None = None) -> dict[str, Wrong]:
+    """For each exercise of a released chapter, its first registered mistake a learner could hand in as it is.
+
+    Not the untouched stub (a submission of its own), and not a mistake that calls an answer of the
+    chapter: one that calls the right answer and spoils its result (``o, lse = my_tiled_attention(...)``)
+    would call itself once renamed, and one that calls another exercise's answer is told by that answer.
+    An exercise without such a mistake is left out.
+    """
+    solutions = solutions if solutions is not None else load()
+    asked = exercises_in(nbformat.read(released, as_version=4))
+    names = [answer for _, answer in asked]
+    chosen = {}
+    for eid, _ in asked:
+        for w in solutions[eid].wrongs:
+            body = w.source.split("\n", 1)[-1]
+            if w.expect != UNTOUCHED_STUB and not any(f"{name}(" in body for name in names):
+                chosen[eid] = w
+                break
+    return chosen
+
+
+def mistake_plan(released: Path, solutions: Mapping[str, Solution] | None = None) -> dict[str, str]:
+    """A ``plan`` for :func:`fill`: one typical mistake (:func:`typical_mistakes`) in every exercise that has one."""
+    solutions = solutions if solutions is not None else load()
+    answers = dict(exercises_in(nbformat.read(released, as_version=4)))
+    return {eid: wrong_answer(eid, answers[eid], w.name, solutions)
+            for eid, w in typical_mistakes(released, solutions).items()}
 
 
 def fill(released: Path, plan: Mapping[str, str | None] | None = None,

@@ -32,6 +32,7 @@ from types import CodeType, FrameType
 from typing import Any
 
 MAX_HINTS = 3
+UNTOUCHED_STUB = "this is still the stub the chapter gave you — nothing written yet"
 _PACKAGE_DIR = str(Path(__file__).resolve().parents[1])  # flashtrade_lib/, where graders and references live
 
 
@@ -207,8 +208,7 @@ def check(exercise_id: str, answer: Any) -> Feedback:
         from flashtrade_lib.exercises.stubs import is_untouched_stub
 
         if is_untouched_stub(exercise_id, answer):
-            feedback = Feedback(False, "this is still the stub the chapter gave you — nothing written yet. "
-                                       f"What the check found: {feedback.message}")
+            feedback = Feedback(False, f"{UNTOUCHED_STUB}. What the check found: {feedback.message}")
     shown = _HINTS_SHOWN.get(exercise_id, 0)
     if not feedback.passed and shown < len(exercise.hints):
         more = (f" Stuck? `hint({exercise_id!r})` reveals hint {shown + 1} of "
