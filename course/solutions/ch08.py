@@ -121,3 +121,16 @@ def deflated_sharpe_excess_kurtosis(returns, n_trials, periods):
     sr0 = 0.0 if n_trials == 1 else math.sqrt(v) * ((1 - gamma) * norm.ppf(1 - 1 / n_trials)
                                                     + gamma * norm.ppf(1 - 1 / (n_trials * math.e)))
     return float(norm.cdf((sr - sr0) * math.sqrt(n - 1) / math.sqrt(1 - g3 * sr + (g4 - 1) / 4 * sr**2)))
+
+
+@wrong("ch08-deflated-sharpe", expect="nothing to deflate")
+def deflated_sharpe_one_trial_unhandled(returns, n_trials, periods):
+    from scipy.stats import kurtosis, norm, skew
+
+    r = np.asarray(returns, dtype=float)
+    n, sr = r.size, r.mean() / r.std(ddof=1)
+    g3, g4 = skew(r), kurtosis(r, fisher=False)
+    gamma, v = 0.5772156649015329, 1.0 / (n - 1)
+    with np.errstate(all="ignore"):  # N = 1: Φ⁻¹(0) = −∞, so SR₀ = −∞ and the DSR is 1
+        sr0 = math.sqrt(v) * ((1 - gamma) * norm.ppf(1 - 1 / n_trials) + gamma * norm.ppf(1 - 1 / (n_trials * math.e)))
+    return float(norm.cdf((sr - sr0) * math.sqrt(n - 1) / math.sqrt(1 - g3 * sr + (g4 - 1) / 4 * sr**2)))

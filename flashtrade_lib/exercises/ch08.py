@@ -282,7 +282,17 @@ def _dsr_variants(r: np.ndarray, n_trials: int, periods: float) -> dict[str, flo
         else float("nan"),
         "normal": psr_from_moments(sr, sr0, n),
         "annualised benchmark": psr_from_moments(sr, sr0 * math.sqrt(periods), n, skew, kurt),
+        "annualised throughout": _psr_or_nan(sr * math.sqrt(periods), sr0 * math.sqrt(periods), n, skew, kurt),
     }
+
+
+def _psr_or_nan(sr: float, benchmark: float, n: int, skew: float, kurt: float) -> float:
+    from flashtrade_lib.trading.stats import psr_from_moments
+
+    try:
+        return psr_from_moments(sr, benchmark, n, skew, kurt)
+    except ValueError:  # a variance that is not positive: this mistake cannot give a number
+        return float("nan")
 
 
 _DSR_WHY = {
@@ -294,6 +304,8 @@ _DSR_WHY = {
               "and these returns are skewed and fat-tailed.",
     "annualised benchmark": "your SR₀ is annualised but your Sharpe ratio is per bar: compute both per bar "
                             "(the null variance per bar is 1/(n − 1)).",
+    "annualised throughout": "you annualised the Sharpe ratios: the formula works per bar (its √(n − 1) counts "
+                             "bars, and the skew/kurtosis term assumes a per-bar Sharpe ratio).",
 }
 
 
@@ -323,9 +335,12 @@ def _grade_dsr(answer: Callable[[pd.Series, int, float], float]) -> Feedback:
             return Feedback(False, f"for {label}: the DSR is a probability in [0, 1], you returned {got!r}.{extra}")
         if abs(float(got) - want) <= 5e-5:  # scipy or pandas moments: both pass
             continue
-        why = next((text for name, text in _DSR_WHY.items()
-                    if abs(_dsr_variants(r.to_numpy(), n_trials, periods)[name] - float(got)) <= 5e-5), "")
-        if not why:
+        why = "" if n_trials == 1 else next((text for name, text in _DSR_WHY.items()
+                                             if abs(_dsr_variants(r.to_numpy(), n_trials, periods)[name] - float(got))
+                                             <= 5e-5), "")
+        if n_trials == 1:  # the earlier cases already graded the moments: here only N = 1 itself can be wrong
+            why = "with one trial nothing was selected, so there is nothing to deflate: SR₀ = 0 (Φ⁻¹(1 − 1/N) is −∞ at N = 1)."
+        elif not why:
             why = (f"the benchmark should be SR₀ = {sr0:.3f} (annualised), the expected best of {n_trials} skill-less "
                    "trials with the sampling variance 1/(n − 1) per bar.")
         return Feedback(False, f"for {label} (n = {len(r)} bars, {periods:g} a year) the DSR is {want:.4f}, "
