@@ -201,6 +201,7 @@ def _fold_mistake(train: np.ndarray, lo: int, horizon: int, embargo: int) -> str
         "Training is every earlier sample i whose label ends, with the embargo, strictly before the first test "
         "label starts: i + horizon + embargo < the first test sample.",
     ),
+    references=("flashtrade_lib.data.splits:walk_forward_folds", "flashtrade_lib.data.splits:purge"),
 )
 def _grade_purged_folds(answer: Callable[[int, int, int, int], list]) -> Feedback:
     if not callable(answer):
