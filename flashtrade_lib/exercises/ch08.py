@@ -196,8 +196,8 @@ def _fold_mistake(train: np.ndarray, lo: int, horizon: int, embargo: int) -> str
     title="Purged walk-forward folds for 24-bar labels",
     hints=(
         "Sample t's label is the return from bar t to bar t + horizon: it spans the bars t..t + horizon.",
-        "Test blocks first: size = n_samples // (n_folds + 1), fold k tests samples "
-        "first + k·size .. first + (k+1)·size − 1 with first = n_samples − n_folds·size.",
+        "Test blocks first: the last n_folds blocks of n_samples // (n_folds + 1) consecutive samples each, "
+        "so the first test block starts n_folds blocks before the end.",
         "Training is every earlier sample i whose label ends, with the embargo, strictly before the first test "
         "label starts: i + horizon + embargo < the first test sample.",
     ),
