@@ -1,30 +1,37 @@
 """Chapter 6 (06_training) — instructor's solutions (not installed with flashtrade_lib)."""
 
-import math
+import numpy as np
 
 from flashtrade_lib.course.solutions import solution, wrong
+from flashtrade_lib.trading import stats
+from flashtrade_lib.trading.baselines import ridge_fit, ridge_predict
 
 
-@solution("ch06-saved-probabilities")
-def nxn_bytes(batch, heads, layers, context):
-    return layers * batch * heads * context * context * 4
+@solution("ch06-same-information")
+def same_information_test(train_windows, train_y, test_windows, test_y, model_forecast, alpha=1.0):
+    flat_train = train_windows.reshape(len(train_windows), -1)  # every bar of the window: what the model reads
+    flat_test = test_windows.reshape(len(test_windows), -1)
+    baseline = ridge_predict(ridge_fit(flat_train, train_y, alpha=alpha), flat_test).ravel()
+    loss_model, loss_baseline = (test_y - model_forecast) ** 2, (test_y - baseline) ** 2
+    test = stats.paired_difference_test(loss_model, loss_baseline, "mean", names=("model", "baseline"))
+    return baseline, float(np.mean(loss_model - loss_baseline)), test.p_value
 
 
-@wrong("ch06-saved-probabilities", expect="one layer only")
-def nxn_bytes_of_one_layer(batch, heads, layers, context):
-    return batch * heads * context * context * 4
+@wrong("ch06-same-information", expect="reads the last bar only")
+def same_information_test_last_bar(train_windows, train_y, test_windows, test_y, model_forecast, alpha=1.0):
+    baseline = ridge_predict(ridge_fit(train_windows[:, -1], train_y, alpha=alpha), test_windows[:, -1]).ravel()
+    loss_model, loss_baseline = (test_y - model_forecast) ** 2, (test_y - baseline) ** 2
+    test = stats.paired_difference_test(loss_model, loss_baseline, "mean", names=("model", "baseline"))
+    return baseline, float(np.mean(loss_model - loss_baseline)), test.p_value
 
 
-@solution("ch06-lr-schedule")
-def schedule(step, total, warmup, floor):
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+@wrong("ch06-same-information", expect="That is an unpaired test")
+def same_information_test_unpaired(train_windows, train_y, test_windows, test_y, model_forecast, alpha=1.0):
+    from scipy.stats import ttest_ind
 
-
-@wrong("ch06-lr-schedule", expect="during the cosine decay")
-def schedule_to_zero(step, total, warmup, floor):
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))  # ignores the floor
+    flat_train = train_windows.reshape(len(train_windows), -1)
+    flat_test = test_windows.reshape(len(test_windows), -1)
+    baseline = ridge_predict(ridge_fit(flat_train, train_y, alpha=alpha), flat_test).ravel()
+    loss_model, loss_baseline = (test_y - model_forecast) ** 2, (test_y - baseline) ** 2
+    p = ttest_ind(loss_model, loss_baseline, equal_var=False).pvalue  # two independent samples
+    return baseline, float(np.mean(loss_model - loss_baseline)), float(p)

@@ -1,6 +1,7 @@
 """Chapter 10 (10_beyond_one_series) — instructor's solutions (not installed with flashtrade_lib)."""
 
 import numpy as np
+import pandas as pd
 import torch
 
 from flashtrade_lib.course.solutions import solution, wrong
@@ -8,14 +9,55 @@ from flashtrade_lib.model.cross_asset import CrossAssetTrader, n_tokens
 from flashtrade_lib.model.step_cost import naive_step_bytes
 
 
-@solution("ch10-token-count")
-def tokens(lookback, n_assets):
-    return lookback * (n_assets + 1)
+@solution("ch10-cross-sectional-ic")
+def ic_table(forecasts, outcome):
+    from scipy.stats import rankdata
+
+    rows = {}
+    for name, f in forecasts.items():
+        rf, ry = rankdata(f, axis=1), rankdata(outcome, axis=1)  # rank the assets within each bar
+        rf, ry = rf - rf.mean(axis=1, keepdims=True), ry - ry.mean(axis=1, keepdims=True)
+        den = np.sqrt((rf**2).sum(axis=1) * (ry**2).sum(axis=1))
+        per_bar = (rf * ry).sum(axis=1)[den > 0] / den[den > 0]  # bars with no spread have no correlation
+        rows[name] = {"pooled IC": np.corrcoef(f.ravel(), outcome.ravel())[0, 1],
+                      "cross-sectional rank IC": per_bar.mean()}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
-@wrong("ch10-token-count", expect="summary token")
-def tokens_without_summary(lookback, n_assets):
-    return lookback * n_assets
+@wrong("ch10-cross-sectional-ic", expect="pooled, it mostly measures")
+def ic_table_pooled_rank(forecasts, outcome):
+    from scipy.stats import spearmanr
+
+    rows = {name: {"pooled IC": np.corrcoef(f.ravel(), outcome.ravel())[0, 1],
+                   "cross-sectional rank IC": spearmanr(f.ravel(), outcome.ravel()).statistic}
+            for name, f in forecasts.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+@wrong("ch10-cross-sectional-ic", expect="time-series IC")
+def ic_table_per_asset(forecasts, outcome):
+    from scipy.stats import spearmanr
+
+    rows = {name: {"pooled IC": np.corrcoef(f.ravel(), outcome.ravel())[0, 1],
+                   "cross-sectional rank IC": np.mean([spearmanr(f[:, a], outcome[:, a]).statistic
+                                                       for a in range(f.shape[1])])}
+            for name, f in forecasts.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+@wrong("ch10-cross-sectional-ic", expect="drop them before averaging")
+def ic_table_flat_bars_as_zero(forecasts, outcome):
+    from scipy.stats import rankdata
+
+    rows = {}
+    for name, f in forecasts.items():
+        rf, ry = rankdata(f, axis=1), rankdata(outcome, axis=1)
+        rf, ry = rf - rf.mean(axis=1, keepdims=True), ry - ry.mean(axis=1, keepdims=True)
+        den = np.sqrt((rf**2).sum(axis=1) * (ry**2).sum(axis=1))
+        per_bar = np.where(den > 0, (rf * ry).sum(axis=1) / np.where(den > 0, den, 1.0), 0.0)
+        rows[name] = {"pooled IC": np.corrcoef(f.ravel(), outcome.ravel())[0, 1],
+                      "cross-sectional rank IC": per_bar.mean()}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 @solution("ch10-imbalance")

@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 
 from flashtrade_lib.exercises import Feedback, register
 
@@ -147,3 +148,98 @@ def _grade_diagnose(answer: Callable[[int, int, float, float], str]) -> Feedback
         return Feedback(False, f"{case} {hint}")
     return Feedback(True, "a window that covers the lag makes the echo reachable; only the comparison "
                           "with the oracle says whether the model learned it.")
+
+
+# --------------------------------------------------------------------- SPA with and without the losers
+
+_SPA_ROWS, _SPA_COLUMNS = ("all", "without losers"), ("consistent", "upper")
+
+
+def _spa_case() -> tuple[np.ndarray, pd.DataFrame]:
+    """A losing benchmark, one good candidate, one middling, and eight clear losers (per-bar gains)."""
+    rng = np.random.default_rng(10)
+    n = 500
+    bench = rng.normal(0.0, 1.0, n)
+    bench += -0.03 - bench.mean()  # the benchmark loses money too: a loser is judged against it, not against 0
+    gains = {"good": bench + rng.normal(0.07, 0.6, n), "middling": bench + rng.normal(0.03, 0.6, n)}
+    gains.update({f"loser {i}": bench + rng.normal(-0.15, 0.6, n) for i in range(8)})
+    return bench, pd.DataFrame(gains)
+
+
+def _spa_table(bench: np.ndarray, candidates: pd.DataFrame, losers: list[str]) -> pd.DataFrame:
+    from flashtrade_lib.trading.stats import spa_test
+
+    rows = {}
+    for row, cand in zip(_SPA_ROWS, (candidates, candidates.drop(columns=losers)), strict=True):
+        res = spa_test(bench, cand)
+        rows[row] = {"consistent": res.p_value, "upper": res.p_upper}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _losers(bench: np.ndarray, candidates: pd.DataFrame) -> list[str]:
+    advantage = candidates.sub(bench, axis=0).mean()
+    return [str(c) for c in candidates.columns if advantage[c] < 0]
+
+
+@register(
+    "ch09-spa-losers",
+    title="SPA with and without the losing strategies",
+    hints=(
+        "A loser is a candidate whose mean advantage over the benchmark, mean(candidate − benchmark) per bar, "
+        "is negative — not one whose own mean is negative.",
+        "`stats.spa_test(benchmark, candidates)` with its defaults gives `.p_value` (Hansen's consistent p-value) "
+        "and `.p_upper` (the Reality Check's, which treats every candidate as if it could be as good as the "
+        "benchmark).",
+        "Which p-value answers 'did any of the strategies I tried beat the benchmark'? The one whose null "
+        "includes every strategy tried.",
+    ),
+)
+def _grade_spa_losers(answer: Callable[[np.ndarray, pd.DataFrame], tuple]) -> Feedback:
+    if not callable(answer):
+        return Feedback(False, f"expected a function spa_with_and_without_losers(benchmark, candidates) -> "
+                               f"(table, reported), got {type(answer).__name__}")
+    bench, candidates = _spa_case()
+    losers = _losers(bench, candidates)
+    want = _spa_table(bench, candidates, losers)
+    got = answer(bench.copy(), candidates.copy())
+    if not (isinstance(got, tuple) and len(got) == 2 and isinstance(got[0], pd.DataFrame)):
+        return Feedback(False, "return a pair (table, reported): a DataFrame of p-values and the name of the row "
+                               f"you report; got {type(got).__name__}")
+    table, reported = got
+    if list(table.index) != list(_SPA_ROWS) or [c for c in _SPA_COLUMNS if c not in table.columns]:
+        return Feedback(False, f"the table needs the rows {list(_SPA_ROWS)} and the columns {list(_SPA_COLUMNS)}; "
+                               f"got rows {list(table.index)}, columns {list(table.columns)}.")
+    case = f"a benchmark, 2 candidates that beat it on average and {len(losers)} that lose to it (500 bars)"
+    for row in _SPA_ROWS:
+        for column in _SPA_COLUMNS:
+            value, expected = float(table.loc[row, column]), float(want.loc[row, column])
+            if math.isclose(value, expected, abs_tol=1e-12):
+                continue
+            where = f"{case}: row '{row}', column '{column}' is {value:.3f}, the answer is {expected:.3f}"
+            other = "upper" if column == "consistent" else "consistent"
+            if row == "all" and math.isclose(value, float(want.loc["without losers", column]), abs_tol=1e-12):
+                why = ("That is the p-value without the losers: the row 'all' tests every candidate tried, "
+                       "the losers included.")
+            elif math.isclose(value, float(want.loc[row, other]), abs_tol=1e-12):
+                why = ("You swapped the columns: `consistent` is spa_test's .p_value (Hansen's), `upper` its "
+                       ".p_upper (the Reality Check's).")
+            elif row == "without losers":
+                own = [str(c) for c in candidates.columns if candidates[c].mean() < 0]
+                why = ("A loser is a candidate whose mean advantage over the benchmark is negative: here that is "
+                       f"{len(losers)} candidates."
+                       + (f" A negative mean of its own ({len(own)} here) is not the test: the benchmark loses "
+                          "money too." if own != losers else ""))
+            else:
+                why = "Call stats.spa_test(benchmark, candidates) with its defaults (1000 resamples, seed 0)."
+            return Feedback(False, f"{where}. {why}")
+    if reported != "all":
+        return Feedback(False, f"you report {reported!r}. Dropping the losers after seeing how they did is a "
+                               "selection the test does not know about: the search that found the good candidate "
+                               "also tried the losers, and SPA's null must include every strategy tried. "
+                               "Report the row 'all' (Hansen's consistent p-value, which the losers barely move).")
+    return Feedback(True, f"with the {len(losers)} losers the upper (Reality Check) p-value is "
+                          f"{want.loc['all', 'upper']:.3f}, without them {want.loc['without losers', 'upper']:.3f}; "
+                          f"Hansen's consistent one is {want.loc['all', 'consistent']:.3f} and "
+                          f"{want.loc['without losers', 'consistent']:.3f}. The consistent p-value discounts "
+                          "candidates that are clearly worse, so keeping every strategy tried costs little — "
+                          "and dropping them after the fact is the data snooping SPA exists to count.")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 
 from flashtrade_lib.exercises import Feedback, register
 
@@ -35,24 +37,119 @@ def _grade_imbalance(answer: Callable[..., np.ndarray]) -> Feedback:
     return Feedback(True, "right: (B - A) / (B + A), in [-1, 1]; its sign is the baseline the model must beat.")
 
 
-@register(
-    "ch10-token-count",
-    title="How long is the cross-asset token sequence?",
-)
-def _grade_tokens(answer: Callable[[int, int], int]) -> Feedback:
-    from flashtrade_lib.model.cross_asset import n_tokens
+# --------------------------------------------------------------------- cross-sectional rank IC
 
+_IC_COLUMNS = ("pooled IC", "cross-sectional rank IC")
+
+
+def _ic_market() -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Six assets that share a market move: one forecast times the market, one ranks the assets."""
+    rng = np.random.default_rng(10)
+    bars, assets = 400, 6
+    market, own = rng.normal(size=(bars, 1)), rng.normal(size=(bars, assets))
+    outcome = market + 0.6 * own + 0.8 * rng.normal(size=(bars, assets))
+    picker = np.round(own + 0.7 * rng.normal(size=(bars, assets)), 0)  # coarse: ties within a bar
+    picker[::7] = 1.0  # no view on every 7th bar: the same forecast for every asset
+    forecasts = {
+        "market timing": market + 0.01 * rng.normal(size=(bars, assets)),
+        "asset picker (coarse)": picker,
+        "both": market + own + rng.normal(size=(bars, assets)),
+    }
+    return forecasts, outcome
+
+
+def _expected_ic_table(forecasts: dict[str, np.ndarray], outcome: np.ndarray) -> pd.DataFrame:
+    from flashtrade_lib.trading.heldout import cross_sectional_ic
+    from flashtrade_lib.trading.metrics import forecast_skill
+
+    rows = {name: {"pooled IC": forecast_skill(f.ravel(), outcome.ravel()).ic,
+                   "cross-sectional rank IC": float(np.nanmean(cross_sectional_ic(f, outcome)))}
+            for name, f in forecasts.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _xs_mistakes(f: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """The cross-sectional column computed with each typical mistake."""
+    from scipy.stats import rankdata, spearmanr
+
+    from flashtrade_lib.trading.heldout import cross_sectional_ic
+
+    def per_row(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        a, b = a - a.mean(axis=1, keepdims=True), b - b.mean(axis=1, keepdims=True)
+        den = np.sqrt((a**2).sum(axis=1) * (b**2).sum(axis=1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(den > 0, (a * b).sum(axis=1) / den, np.nan)
+
+    ordinal = np.argsort(np.argsort(f, axis=1, kind="stable"), axis=1).astype(float)
+    per_asset = [spearmanr(f[:, a], y[:, a]).statistic for a in range(f.shape[1])]
+    return {
+        "pooled": float(spearmanr(f.ravel(), y.ravel()).statistic),
+        "per asset": float(np.nanmean(per_asset)),
+        "pearson": float(np.nanmean(per_row(f, y))),
+        "flat bars as 0": float(np.nan_to_num(cross_sectional_ic(f, y)).mean()),
+        "ties": float(np.nanmean(per_row(ordinal, rankdata(y, axis=1)))),
+    }
+
+
+_XS_WHY = {
+    "pooled": "That is one rank correlation over every (bar, asset) pair: pooled, it mostly measures whether the "
+              "forecast caught the common market move. Correlate across the assets within each bar, then average.",
+    "per asset": "You correlated each asset's forecasts with its outcomes along time (one IC per asset): that is a "
+                 "time-series IC. The cross-sectional IC correlates across the assets at one bar (axis=1).",
+    "pearson": "You took Pearson correlations within each bar; the rank IC correlates the ranks "
+               "(scipy.stats.rankdata(..., axis=1)), so one extreme asset cannot dominate a bar.",
+    "flat bars as 0": "You counted the bars where the forecast is the same for every asset as an IC of 0: their "
+                      "correlation is undefined (NaN) — drop them before averaging (np.nanmean).",
+    "ties": "Tied forecasts got different ranks: give ties their average rank (scipy.stats.rankdata does).",
+}
+
+
+@register(
+    "ch10-cross-sectional-ic",
+    title="A cross-sectional rank IC, and what it changes in the layout comparison",
+    hints=(
+        "One number per bar: the Spearman correlation of that bar's forecasts and outcomes across the assets "
+        "(the row of a (bars, assets) array).",
+        "scipy.stats.rankdata(x, axis=1) ranks each row (ties get their average rank); a Pearson correlation of "
+        "two rows of ranks is their Spearman correlation.",
+        "A bar whose forecasts (or outcomes) are all equal has no correlation: NaN. Average the others "
+        "(np.nanmean). The pooled IC is one Pearson correlation of the flattened arrays.",
+    ),
+    references=("flashtrade_lib.trading.heldout:cross_sectional_ic",),
+)
+def _grade_cross_sectional_ic(answer: Callable[[dict, np.ndarray], pd.DataFrame]) -> Feedback:
     if not callable(answer):
-        return Feedback(False, f"expected a function tokens(lookback, n_assets), got {type(answer).__name__}")
-    for lookback, assets in ((512, 5), (2048, 100), (1, 1)):
-        got, want = answer(lookback, assets), n_tokens(lookback, assets)
-        if got == lookback * assets:
-            return Feedback(False, "close: you counted one token per (asset, bar), but every bar also "
-                                   "ends with a summary token S(t).")
-        if got != want:
-            return Feedback(False, f"for lookback={lookback}, n_assets={assets} the sequence has {want} "
-                                   f"tokens, you said {got}.")
-    return Feedback(True, "right: lookback × (assets + 1). At 2048 bars × 100 assets that is 206,848 tokens.")
+        return Feedback(False, f"expected a function ic_table(forecasts, outcome), got {type(answer).__name__}")
+    forecasts, outcome = _ic_market()
+    want = _expected_ic_table(forecasts, outcome)
+    got = answer({k: v.copy() for k, v in forecasts.items()}, outcome.copy())
+    if not isinstance(got, pd.DataFrame):
+        return Feedback(False, f"return a DataFrame (one row per forecast), got {type(got).__name__}")
+    missing = [c for c in _IC_COLUMNS if c not in got.columns]
+    if missing or list(got.index) != list(want.index):
+        return Feedback(False, f"the table needs the rows {list(want.index)} (the forecasts' names, in order) and "
+                               f"the columns {list(_IC_COLUMNS)}; got rows {list(got.index)}, columns "
+                               f"{list(got.columns)}.")
+    for name, f in forecasts.items():
+        for column in _IC_COLUMNS:
+            value, expected = float(got.loc[name, column]), float(want.loc[name, column])
+            if math.isclose(value, expected, rel_tol=1e-6, abs_tol=1e-9):
+                continue
+            where = f"forecast '{name}', {column}: you have {value:.4f}, the answer is {expected:.4f}"
+            if column == "pooled IC":
+                return Feedback(False, f"{where} — the Pearson correlation of all (bar, asset) pairs, "
+                                       "np.corrcoef(f.ravel(), outcome.ravel())[0, 1].")
+            why = next((text for key, text in _XS_WHY.items()
+                        if math.isclose(value, _xs_mistakes(f, outcome)[key], rel_tol=1e-6, abs_tol=1e-9)), "")
+            if not why and not math.isfinite(value):
+                why = "A NaN: some bars have no correlation (the same forecast for every asset); drop them."
+            return Feedback(False, f"{where}. {why}".rstrip())
+    timing, picker = want.loc["market timing"], want.loc["asset picker (coarse)"]
+    return Feedback(True, f"the market-timing forecast has a pooled IC of {timing['pooled IC']:.2f} but a "
+                          f"cross-sectional rank IC of {timing['cross-sectional rank IC']:.2f}; the asset picker "
+                          f"{picker['pooled IC']:.2f} and {picker['cross-sectional rank IC']:.2f}. Which layout "
+                          "'wins' depends on which question you ask: when assets move together, the pooled IC "
+                          "rewards timing the market, the cross-sectional one ranking the assets.")
 
 
 # --------------------------------------------------------------------- memory budget
