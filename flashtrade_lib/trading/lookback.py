@@ -128,7 +128,7 @@ def linear_window_forecast(
     it. The penalty is chosen on the last fifth of the training bars (purged by
     ``horizon``) and the model refitted on all of them; the test bars are never seen.
     """
-    from flashtrade_lib.trading.baselines import ridge_fit, ridge_predict
+    from flashtrade_lib.trading.baselines import ridge_fit, ridge_path, ridge_predict
 
     train_bars, test_bars = np.asarray(train_bars), np.asarray(test_bars)
     cut = int(0.8 * len(train_bars))
@@ -136,7 +136,7 @@ def linear_window_forecast(
         raise ValueError(f"the linear baseline needs at least ~20 training bars, got {len(train_bars)}")
     inner, held = train_bars[: cut - horizon], train_bars[cut:]
     xi, xh = _windows(x, inner, lookback), _windows(x, held, lookback)
-    mse = [float(np.mean((ridge_predict(ridge_fit(xi, y[inner], a), xh).ravel() - y[held]) ** 2)) for a in alphas]
+    mse = [float(np.mean((ridge_predict(fit, xh).ravel() - y[held]) ** 2)) for fit in ridge_path(xi, y[inner], alphas)]
     best = float(alphas[int(np.argmin(mse))])
     fit = ridge_fit(_windows(x, train_bars, lookback), y[train_bars], best)
     return ridge_predict(fit, _windows(x, test_bars, lookback)).ravel()
