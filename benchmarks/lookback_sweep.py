@@ -13,7 +13,8 @@ for the same number of steps on the same decision bars and walk-forward folds, a
 every out-of-sample forecast. The record then holds, per lookback,
 
 * the IC with a t interval clustered by fold (:func:`flashtrade_lib.trading.lookback.summarise`),
-* the net Sharpe of trading the forecast through chapter 8's engine at ``--cost-bps``
+* the net Sharpe of trading the forecast through chapter 8's engine at ``--cost-bps`` and
+  ``--funding-per-8h`` (chapter 8's default cost model)
   (:func:`flashtrade_lib.trading.lookback.net_returns`) with a block-bootstrap interval,
 
 and, over **all** lookbacks tried, Hansen's SPA against the shortest one (forecast loss and
@@ -53,7 +54,7 @@ from flashtrade_lib.data import (
 )
 from flashtrade_lib.measure.bench import add_max_wait_option, watch_machine, write_record
 from flashtrade_lib.trading import stats
-from flashtrade_lib.trading.costs import DEFAULT_COST_BPS
+from flashtrade_lib.trading.costs import DEFAULT_COST_BPS, FUNDING_PER_8H
 from flashtrade_lib.trading.lookback import (
     SweepModel,
     compare_lookbacks,
@@ -81,7 +82,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="step counts tried in the power check, smallest first (default: --steps)")
     p.add_argument("--targets", nargs="+", default=["return"], choices=["return", "volatility"],
                    help="labels swept: next-bar log return, and/or next-bar |log return|")
-    p.add_argument("--cost-bps", type=float, default=DEFAULT_COST_BPS, help="cost per unit traded, in bps")
+    p.add_argument("--cost-bps", type=float, default=DEFAULT_COST_BPS,
+                   help="cost per unit traded, in bps (default: chapter 8's taker fee + half-spread)")
+    p.add_argument("--funding-per-8h", type=float, default=FUNDING_PER_8H,
+                   help="funding rate per 8 h held, longs pay (default: Bybit's baseline 0.0001)")
     p.add_argument("--reps", type=int, default=1000, help="bootstrap resamples of the tests")
     p.add_argument("--backend", default="sdpa", help="attention backend of every run")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -118,7 +122,8 @@ def power_check(args: argparse.Namespace, steps: int) -> dict:
     spec = SweepModel(train_steps=steps, backend=args.backend)
     sweep = lookback_sweep(features, target, args.lookbacks, seeds=args.seeds, n_folds=args.folds, model=spec,
                            oracle=market.oracle_forecast(1)[symbol].iloc[-args.bars:])
-    net = net_returns(sweep, panel["close"][symbol], cost_bps=args.cost_bps)
+    net = net_returns(sweep, panel["close"][symbol], cost_bps=args.cost_bps,
+                      funding_per_8h=args.funding_per_8h)
     tests = compare_lookbacks(sweep, net, reps=args.reps)
     ic = summarise(sweep, "ic")
     best = int(ic["mean"].idxmax())
@@ -166,7 +171,8 @@ def _sweep(args: argparse.Namespace) -> tuple[dict, float]:
     features, target = _inputs(panel, args.coin)
     spec = SweepModel(train_steps=steps, backend=args.backend)
     sweep = lookback_sweep(features, target, args.lookbacks, seeds=args.seeds, n_folds=args.folds, model=spec)
-    net = net_returns(sweep, panel["close"][args.coin], cost_bps=args.cost_bps)
+    net = net_returns(sweep, panel["close"][args.coin], cost_bps=args.cost_bps,
+                      funding_per_8h=args.funding_per_8h)
     periods = clock_of(net).periods_per_year
     tests = compare_lookbacks(sweep, net, reps=args.reps, periods=periods)
     sharpe = {
@@ -193,7 +199,8 @@ def _sweep(args: argparse.Namespace) -> tuple[dict, float]:
         "settings": {
             "coin": args.coin, "bars": args.bars, "first_bar": str(panel.index[0]), "last_bar": str(panel.index[-1]),
             "lookbacks": sorted(set(args.lookbacks)), "folds": args.folds, "seeds": args.seeds,
-            "cost_bps": args.cost_bps, "reps": args.reps, "periods_per_year": periods,
+            "cost_bps": args.cost_bps, "funding_per_8h": args.funding_per_8h, "reps": args.reps,
+            "periods_per_year": periods,
             "torch_threads": torch.get_num_threads(),
             "targets": list(args.targets),
             "model": {k: getattr(spec, k) for k in ("d_model", "n_heads", "n_layers", "train_steps",

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flashtrade_lib.trading.costs import DEFAULT_COST_BPS
+from flashtrade_lib.trading.costs import DEFAULT_COST_BPS, FUNDING_PER_8H, funding_rates
 
 __all__ = [
     "SweepModel",
@@ -293,14 +293,16 @@ def net_returns(
     prices: pd.Series,
     *,
     cost_bps: float = DEFAULT_COST_BPS,
+    funding_per_8h: float = FUNDING_PER_8H,
     threshold: float | None = None,
 ) -> pd.DataFrame:
     """Net one-bar returns of trading each lookback's forecast, fold by fold (bars × lookbacks).
 
     Chapter 8's engine (:func:`flashtrade_lib.trading.backtest.backtest`): the seed-averaged forecast
     of decision bar ``t`` (:func:`mean_forecasts`) becomes a position held during bar
-    ``t + 1``, costs ``cost_bps`` per unit traded. The position is the forecast's sign, but
-    only when ``|forecast|`` exceeds ``threshold`` (default: the one-way cost, in return
+    ``t + 1``, costs ``cost_bps`` per unit traded and pays ``funding_per_8h`` per 8 h held
+    (:func:`~flashtrade_lib.trading.costs.funding_rates`; longs pay, shorts receive). The
+    position is the forecast's sign, but only when ``|forecast|`` exceeds ``threshold`` (default: the one-way cost, in return
     units — a trade is made only when the forecast move would pay for it); otherwise flat.
     Each fold's test period is traded separately, starting flat. ``prices`` must share
     the sweep's index (the close of every bar) and carry their clock, which the result
@@ -323,7 +325,8 @@ def net_returns(
         cols = {}
         for lb in lookbacks:
             signal = part[lb].reindex(window.index).fillna(0.0)
-            res = backtest(window, signal, market_is="prices", position="sign", threshold=cut, cost_bps=cost_bps)
+            res = backtest(window, signal, market_is="prices", position="sign", threshold=cut, cost_bps=cost_bps,
+                           funding=funding_rates(window, funding_per_8h))
             cols[lb] = res.returns.iloc[1:]  # bar 0 of the window holds nothing
         pieces.append(pd.DataFrame(cols))
     out = pd.concat(pieces)
