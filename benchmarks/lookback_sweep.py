@@ -40,8 +40,10 @@ result (training is deterministic on CPU), but its ``seconds`` are not timings. 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -106,6 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _report(label: str) -> Callable[[dict], None]:
+    """Print each finished run as one JSON line: a sweep stopped early still leaves what it measured."""
+    def on_run(row: dict) -> None:
+        print(f"run {label}: " + json.dumps({k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()}),
+              flush=True)
+    return on_run
+
+
 def _inputs(panel, symbol: str):
     features = make_features(panel)
     features.columns = [f"{f}_{s}" for f, s in features.columns]
@@ -121,7 +131,8 @@ def power_check(args: argparse.Namespace, steps: int) -> dict:
     features, target = _inputs(panel, symbol)
     spec = SweepModel(train_steps=steps, backend=args.backend)
     sweep = lookback_sweep(features, target, args.lookbacks, seeds=args.seeds, n_folds=args.folds, model=spec,
-                           oracle=market.oracle_forecast(1)[symbol].iloc[-args.bars:])
+                           oracle=market.oracle_forecast(1)[symbol].iloc[-args.bars:],
+                           on_run=_report(f"power check {steps} steps"))
     net = net_returns(sweep, panel["close"][symbol], cost_bps=args.cost_bps,
                       funding_per_8h=args.funding_per_8h)
     tests = compare_lookbacks(sweep, net, reps=args.reps)
@@ -170,7 +181,8 @@ def _sweep(args: argparse.Namespace) -> tuple[dict, float]:
     panel = load_crypto([args.coin], freq="1h").iloc[-args.bars:]
     features, target = _inputs(panel, args.coin)
     spec = SweepModel(train_steps=steps, backend=args.backend)
-    sweep = lookback_sweep(features, target, args.lookbacks, seeds=args.seeds, n_folds=args.folds, model=spec)
+    sweep = lookback_sweep(features, target, args.lookbacks, seeds=args.seeds, n_folds=args.folds, model=spec,
+                           on_run=_report("return"))
     net = net_returns(sweep, panel["close"][args.coin], cost_bps=args.cost_bps,
                       funding_per_8h=args.funding_per_8h)
     periods = clock_of(net).periods_per_year
@@ -184,7 +196,7 @@ def _sweep(args: argparse.Namespace) -> tuple[dict, float]:
     volatility = None
     if "volatility" in args.targets:  # chapter 5's hypothesis: a long context knows the volatility regime
         vol_sweep = lookback_sweep(features, target.abs(), args.lookbacks, seeds=args.seeds, n_folds=args.folds,
-                                   model=spec)
+                                   model=spec, on_run=_report("volatility"))
         volatility = {"ic": _ic_rows(vol_sweep, "ic"), "linear_ic": _ic_rows(vol_sweep, "linear_ic"),
                       **_longest_vs_shortest(vol_sweep, args.lookbacks, args.reps)}
     elapsed = time.perf_counter() - start

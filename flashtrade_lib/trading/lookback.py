@@ -25,7 +25,7 @@ several noisy lookbacks is not mistaken for a finding.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,6 +155,7 @@ def lookback_sweep(
     model: SweepModel | None = None,
     oracle: pd.Series | np.ndarray | None = None,
     linear: bool = True,
+    on_run: Callable[[dict[str, Any]], None] | None = None,
 ) -> LookbackSweep:
     """Train and score one model per ``(lookback, seed, fold)``; keep every test forecast.
 
@@ -166,6 +167,8 @@ def lookback_sweep(
     ``oracle`` (optional, ``(T,)``) is a ground-truth forecast scored on the same bars.
     ``linear`` adds the same-information baseline (:func:`linear_window_forecast`) per
     ``(lookback, fold)``: ``linear_ic`` etc. in ``runs``, ``linear`` in ``forecasts``.
+    ``on_run`` (optional) is called with each finished run's row: a long sweep reports as it goes,
+    so a run that must be stopped early still leaves what it measured.
     Deterministic on CPU for given seeds.
     """
     import time
@@ -238,6 +241,8 @@ def lookback_sweep(
                     "train_loss": float(np.mean(result.step_losses[-20:])),
                     "seconds": time.perf_counter() - start,
                 })
+                if on_run is not None:
+                    on_run(rows[-1])
                 part = pd.DataFrame({"lookback": lb, "seed": int(seed), "fold": k, "bar": test_bars,
                                      "forecast": pred, "target": label})
                 if orc is not None:
