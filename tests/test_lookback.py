@@ -32,8 +32,11 @@ def sweep(market) -> LookbackSweep:
     returns = market.log_returns
     target = returns.shift(-1).iloc[:, 0]  # label of bar t: the return of bar t+1 (horizon 1)
     oracle = market.oracle_forecast(1).iloc[:, 0]
-    return lookback_sweep(returns, target, [LAG // 2, 2 * LAG], seeds=(0, 1), n_folds=2,
-                          model=SweepModel(), oracle=oracle)
+    reported: list[dict] = []
+    result = lookback_sweep(returns, target, [LAG // 2, 2 * LAG], seeds=(0, 1), n_folds=2,
+                            model=SweepModel(), oracle=oracle, on_run=reported.append)
+    assert reported == result.runs.to_dict("records")  # each run reported as it finished, none missing
+    return result
 
 
 def test_tidy_rows_one_per_lookback_seed_fold(sweep: LookbackSweep) -> None:
