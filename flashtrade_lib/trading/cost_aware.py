@@ -2,7 +2,7 @@
 
 Why: trading the *sign* of an hourly forecast flips the book whenever the forecast wobbles
 around zero, and a flip from long to short trades twice the equity, so it costs twice the cost per
-unit traded (2 × 17.7 bps at the book's default) — far more than any one-bar forecast is worth.
+unit traded (see :mod:`flashtrade_lib.trading.costs`) — far more than any one-bar forecast is worth.
 That verdict is about the position rule, not the forecast. A fair test trades a forecast the
 way a careful trader would: change the position only when the expected return is worth
 the trade, and hold it otherwise. The one free parameter, ``k``, is chosen on validation
