@@ -13,7 +13,8 @@ for the same number of steps on the same decision bars and walk-forward folds, a
 every out-of-sample forecast. The record then holds, per lookback,
 
 * the IC with a t interval clustered by fold (:func:`flashtrade_lib.trading.lookback.summarise`),
-* the net Sharpe of trading the forecast through chapter 8's engine at ``--cost-bps``
+* the net Sharpe of trading the forecast through chapter 8's engine at ``--cost-bps`` and
+  ``--funding-per-8h`` (chapter 8's default cost model)
   (:func:`flashtrade_lib.trading.lookback.net_returns`) with a block-bootstrap interval,
 
 and, over **all** lookbacks tried, Hansen's SPA against the shortest one (forecast loss and
@@ -39,8 +40,10 @@ result (training is deterministic on CPU), but its ``seconds`` are not timings. 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -53,7 +56,7 @@ from flashtrade_lib.data import (
 )
 from flashtrade_lib.measure.bench import add_max_wait_option, watch_machine, write_record
 from flashtrade_lib.trading import stats
-from flashtrade_lib.trading.costs import DEFAULT_COST_BPS
+from flashtrade_lib.trading.costs import DEFAULT_COST_BPS, FUNDING_PER_8H
 from flashtrade_lib.trading.lookback import (
     SweepModel,
     compare_lookbacks,
@@ -81,7 +84,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="step counts tried in the power check, smallest first (default: --steps)")
     p.add_argument("--targets", nargs="+", default=["return"], choices=["return", "volatility"],
                    help="labels swept: next-bar log return, and/or next-bar |log return|")
-    p.add_argument("--cost-bps", type=float, default=DEFAULT_COST_BPS, help="cost per unit traded, in bps")
+    p.add_argument("--cost-bps", type=float, default=DEFAULT_COST_BPS,
+                   help="cost per unit traded, in bps (default: chapter 8's taker fee + half-spread)")
+    p.add_argument("--funding-per-8h", type=float, default=FUNDING_PER_8H,
+                   help="funding rate per 8 h held, longs pay (default: Bybit's baseline 0.0001)")
     p.add_argument("--reps", type=int, default=1000, help="bootstrap resamples of the tests")
     p.add_argument("--backend", default="sdpa", help="attention backend of every run")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -102,6 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _report(label: str) -> Callable[[dict], None]:
+    """Print each finished run as one JSON line: a sweep stopped early still leaves what it measured."""
+    def on_run(row: dict) -> None:
+        print(f"run {label}: " + json.dumps({k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()}),
+              flush=True)
+    return on_run
+
+
 def _inputs(panel, symbol: str):
     features = make_features(panel)
     features.columns = [f"{f}_{s}" for f, s in features.columns]
@@ -117,8 +131,10 @@ def power_check(args: argparse.Namespace, steps: int) -> dict:
     features, target = _inputs(panel, symbol)
     spec = SweepModel(train_steps=steps, backend=args.backend)
     sweep = lookback_sweep(features, target, args.lookbacks, seeds=args.seeds, n_folds=args.folds, model=spec,
-                           oracle=market.oracle_forecast(1)[symbol].iloc[-args.bars:])
-    net = net_returns(sweep, panel["close"][symbol], cost_bps=args.cost_bps)
+                           oracle=market.oracle_forecast(1)[symbol].iloc[-args.bars:],
+                           on_run=_report(f"power check {steps} steps"))
+    net = net_returns(sweep, panel["close"][symbol], cost_bps=args.cost_bps,
+                      funding_per_8h=args.funding_per_8h)
     tests = compare_lookbacks(sweep, net, reps=args.reps)
     ic = summarise(sweep, "ic")
     best = int(ic["mean"].idxmax())
@@ -165,8 +181,10 @@ def _sweep(args: argparse.Namespace) -> tuple[dict, float]:
     panel = load_crypto([args.coin], freq="1h").iloc[-args.bars:]
     features, target = _inputs(panel, args.coin)
     spec = SweepModel(train_steps=steps, backend=args.backend)
-    sweep = lookback_sweep(features, target, args.lookbacks, seeds=args.seeds, n_folds=args.folds, model=spec)
-    net = net_returns(sweep, panel["close"][args.coin], cost_bps=args.cost_bps)
+    sweep = lookback_sweep(features, target, args.lookbacks, seeds=args.seeds, n_folds=args.folds, model=spec,
+                           on_run=_report("return"))
+    net = net_returns(sweep, panel["close"][args.coin], cost_bps=args.cost_bps,
+                      funding_per_8h=args.funding_per_8h)
     periods = clock_of(net).periods_per_year
     tests = compare_lookbacks(sweep, net, reps=args.reps, periods=periods)
     sharpe = {
@@ -178,7 +196,7 @@ def _sweep(args: argparse.Namespace) -> tuple[dict, float]:
     volatility = None
     if "volatility" in args.targets:  # chapter 5's hypothesis: a long context knows the volatility regime
         vol_sweep = lookback_sweep(features, target.abs(), args.lookbacks, seeds=args.seeds, n_folds=args.folds,
-                                   model=spec)
+                                   model=spec, on_run=_report("volatility"))
         volatility = {"ic": _ic_rows(vol_sweep, "ic"), "linear_ic": _ic_rows(vol_sweep, "linear_ic"),
                       **_longest_vs_shortest(vol_sweep, args.lookbacks, args.reps)}
     elapsed = time.perf_counter() - start
@@ -193,7 +211,8 @@ def _sweep(args: argparse.Namespace) -> tuple[dict, float]:
         "settings": {
             "coin": args.coin, "bars": args.bars, "first_bar": str(panel.index[0]), "last_bar": str(panel.index[-1]),
             "lookbacks": sorted(set(args.lookbacks)), "folds": args.folds, "seeds": args.seeds,
-            "cost_bps": args.cost_bps, "reps": args.reps, "periods_per_year": periods,
+            "cost_bps": args.cost_bps, "funding_per_8h": args.funding_per_8h, "reps": args.reps,
+            "periods_per_year": periods,
             "torch_threads": torch.get_num_threads(),
             "targets": list(args.targets),
             "model": {k: getattr(spec, k) for k in ("d_model", "n_heads", "n_layers", "train_steps",

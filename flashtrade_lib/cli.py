@@ -342,7 +342,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     raw = frame[column] - (0.5 if args.signal == "direction" else 0.0)
     # bars without a prediction (a NaN in their window) hold no position
     signals = raw.reindex(prices.index).fillna(0.0).to_frame(symbol)
-    common = {"market_is": "prices", "cost_bps": args.cost_bps}  # the prices carry their calendar
+    from flashtrade_lib.trading.costs import funding_rates
+
+    common = {"market_is": "prices", "cost_bps": args.cost_bps,  # the prices carry their calendar
+              "funding": funding_rates(prices, args.funding_per_8h)}
     model_bt = backtest(prices, signals, position=args.position, scale=args.scale, **common)
     hold = backtest(prices, pd.DataFrame(1.0, index=prices.index, columns=[symbol]), position="sign", **common)
     table = compare({"model": model_bt.metrics(), "buy_and_hold": hold.metrics()})
@@ -352,7 +355,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                                  model_bt.periods_per_year)
     pd.set_option("display.width", 140)
     lines = [f"backtest of {symbol}, {args.split} split {prices.index[0]} → {prices.index[-1]}, "
-             f"signal={args.signal}, position={args.position}, cost {args.cost_bps:g} bps",
+             f"signal={args.signal}, position={args.position}, cost {args.cost_bps:g} bps per unit traded, "
+             f"funding {1e4 * args.funding_per_8h:g} bps per 8 h held",
              table[keep].round(4).to_string()]
     if intervals:
         lines.append("95 % intervals (stationary block bootstrap, data-chosen block, 1000 resamples):")
@@ -364,7 +368,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         lines.append("note: " + note)
     _report(args, {"checkpoint": str(ckpt.path), "symbol": symbol, "split": args.split,
                    "first": str(prices.index[0]), "last": str(prices.index[-1]), "signal": args.signal,
-                   "position": args.position, "cost_bps": args.cost_bps,
+                   "position": args.position, "cost_bps": args.cost_bps, "funding_per_8h": args.funding_per_8h,
                    "metrics": table[keep].to_dict(orient="index"), "intervals": intervals, "note": note,
                    "written": args.out}, lines)
     if args.out:
@@ -478,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of every command; it imports nothing heavy (``--help`` answers at once)."""
     from flashtrade_lib.data.sources import data_spec_help
     from flashtrade_lib.options import OBJECTIVES
-    from flashtrade_lib.trading.costs import DEFAULT_COST_BPS
+    from flashtrade_lib.trading.costs import DEFAULT_COST_BPS, FUNDING_PER_8H
 
     parser = argparse.ArgumentParser(prog="flashtrade", description=_description(__doc__), formatter_class=_Help)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
@@ -568,7 +572,11 @@ def build_parser() -> argparse.ArgumentParser:
                            help="how a signal becomes a weight")
             p.add_argument("--scale", type=_positive_number, default=1.0, help="tanh scale for --position tanh")
             p.add_argument("--cost-bps", type=_non_negative_number, default=DEFAULT_COST_BPS,
-                           help="fees in bps of traded value")
+                           help="cost per unit traded, bps of traded value (default: Bybit's taker fee + "
+                                "half the spread estimated from the bundled bars)")
+            p.add_argument("--funding-per-8h", type=float, default=FUNDING_PER_8H,
+                           help="perpetual funding rate per 8 h held, positive = longs pay (default: Bybit's "
+                                "baseline 0.0001); 0 for spot")
             p.add_argument("--out", help="write both equity curves to this CSV file (unset: none)")
 
     p = command("bench", "time/memory of a training step vs context (offline)", cmd_bench)

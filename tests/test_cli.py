@@ -14,6 +14,7 @@ import pytest
 
 from flashtrade_lib.cli import main
 from flashtrade_lib.model.checkpoints import load_checkpoint
+from flashtrade_lib.trading.costs import FUNDING_PER_8H
 
 SUBCOMMANDS = ("fetch", "train", "predict", "backtest", "bench")
 TINY = [
@@ -102,6 +103,7 @@ def test_results_read_as_sentences_by_default(trained, capsys):
     assert code == 0 and out.startswith("SYN0, test split ") and "IC " in out and "{" not in out
     code, out, _ = run(capsys, "backtest", "--checkpoint", str(trained), "--json")
     assert code == 0 and json.loads(out)["metrics"]["model"]["periods_per_year"] == 8760
+    assert json.loads(out)["funding_per_8h"] == FUNDING_PER_8H  # the default cost model's funding
 
 
 def test_backtest_prints_model_and_buy_and_hold(trained, tmp_path, capsys):
@@ -110,6 +112,7 @@ def test_backtest_prints_model_and_buy_and_hold(trained, tmp_path, capsys):
                        "--out", str(equity))
     assert code == 0
     assert "model" in out and "buy_and_hold" in out and "sharpe" in out
+    assert "cost 2 bps per unit traded, funding 1 bps per 8 h held" in out
     assert "95 % intervals" in out and "annual_return" in out and "[" in out
     assert "mean little below 0.25 years" in out  # the test split covers about 5 days
     curves = pd.read_csv(equity, index_col=0)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from flashtrade_lib.data import simulate_market
+from flashtrade_lib.trading.costs import FUNDING_PER_8H
 from flashtrade_lib.trading.lookback import (
     LookbackSweep,
     SweepModel,
@@ -31,8 +32,11 @@ def sweep(market) -> LookbackSweep:
     returns = market.log_returns
     target = returns.shift(-1).iloc[:, 0]  # label of bar t: the return of bar t+1 (horizon 1)
     oracle = market.oracle_forecast(1).iloc[:, 0]
-    return lookback_sweep(returns, target, [LAG // 2, 2 * LAG], seeds=(0, 1), n_folds=2,
-                          model=SweepModel(), oracle=oracle)
+    reported: list[dict] = []
+    result = lookback_sweep(returns, target, [LAG // 2, 2 * LAG], seeds=(0, 1), n_folds=2,
+                            model=SweepModel(), oracle=oracle, on_run=reported.append)
+    assert reported == result.runs.to_dict("records")  # each run reported as it finished, none missing
+    return result
 
 
 def test_tidy_rows_one_per_lookback_seed_fold(sweep: LookbackSweep) -> None:
@@ -77,22 +81,27 @@ def test_summarise_is_clustered_by_fold(sweep: LookbackSweep) -> None:
 
 def test_net_returns_trade_every_test_bar_through_the_engine(sweep: LookbackSweep, market) -> None:
     close = market.panel["close"].iloc[:, 0]
-    free = net_returns(sweep, close, cost_bps=0.0)
+    free = net_returns(sweep, close, cost_bps=0.0, funding_per_8h=0.0)
     costly = net_returns(sweep, close, cost_bps=10.0, threshold=0.0)
     wide = mean_forecasts(sweep)
     assert list(free.columns) == [LAG // 2, 2 * LAG]
     assert len(free) == len(wide)  # one held bar per decision bar
     # the same positions, minus costs: never better after costs
-    assert (costly.sum() < net_returns(sweep, close, cost_bps=0.0, threshold=0.0).sum()).all()
+    assert (costly.sum() < net_returns(sweep, close, cost_bps=0.0, funding_per_8h=0.0, threshold=0.0).sum()).all()
     # without costs, trading the sign of a forecast that sees the echo makes money
     assert free[2 * LAG].mean() > 0
+    # funding (the default: Bybit's baseline, longs pay) is charged per bar held, whatever the trades
+    funded = net_returns(sweep, close, cost_bps=0.0)
+    per_bar = FUNDING_PER_8H / 8  # hourly bars
+    held = np.sign(free - funded).abs() > 0
+    assert np.allclose((free - funded)[held].abs().to_numpy(), per_bar, rtol=0.05)
     with pytest.raises(ValueError, match="same index"):
         net_returns(sweep, close.iloc[1:])
 
 
 def test_compare_lookbacks_finds_the_covering_window(sweep: LookbackSweep, market) -> None:
     close = market.panel["close"].iloc[:, 0]
-    net = net_returns(sweep, close, cost_bps=0.0)
+    net = net_returns(sweep, close, cost_bps=0.0, funding_per_8h=0.0)
     result = compare_lookbacks(sweep, net, reps=200)
     assert result.benchmark == LAG // 2 and result.lookbacks == (LAG // 2, 2 * LAG)
     assert result.skill_spa.n_trials == 1
@@ -120,7 +129,7 @@ def test_a_forecast_that_never_clears_the_cost_never_trades(sweep: LookbackSweep
 
 def test_lookbacks_that_never_trade_are_named_not_ranked(sweep: LookbackSweep, market) -> None:
     close = market.panel["close"].iloc[:, 0]
-    net = net_returns(sweep, close, cost_bps=0.0)
+    net = net_returns(sweep, close, cost_bps=0.0, funding_per_8h=0.0)
     net[LAG // 2] = 0.0  # as if the short lookback's forecast never cleared the cost
     result = compare_lookbacks(sweep, net, reps=99)
     assert result.never_traded == (LAG // 2,)

@@ -169,3 +169,17 @@ def test_fill_lag_delays_every_fill_by_one_bar_within_each_fold() -> None:
     np.testing.assert_allclose(late.gross_returns - costs, late.returns, **EXACT)
     with pytest.raises(ValueError, match="fill_lag"):
         walk_forward(folds, lambda train: None, signal, market=p, market_is="prices", fill_lag=-1)
+
+
+def test_funding_rates_on_the_market_bars_reach_every_fold() -> None:
+    from flashtrade_lib.trading.costs import FUNDING_PER_8H, funding_rates
+
+    p = _prices()
+    folds = _expanding(len(p), 200, 100)
+    sig = pd.DataFrame(1.0, index=p.index, columns=p.columns)  # long both assets: each pays funding every bar held
+    kw = {"market": p, "market_is": "prices", "position": "sign", "cost_bps": 0.0}
+    free = walk_forward(folds, lambda train: None, lambda _, idx: sig.loc[idx], **kw)
+    funded = walk_forward(folds, lambda train: None, lambda _, idx: sig.loc[idx], funding=funding_rates(p), **kw)
+    held = funded.returns.index[(funded.positions != 0).all(axis=1).to_numpy()]
+    assert len(held) > 0
+    np.testing.assert_allclose((free.returns - funded.returns).loc[held], 2 * FUNDING_PER_8H / 8)

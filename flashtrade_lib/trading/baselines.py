@@ -11,6 +11,7 @@ backtest rejects NaN signals rather than guessing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,7 @@ __all__ = [
     "next_bar_returns",
     "RidgeModel",
     "ridge_fit",
+    "ridge_path",
     "ridge_predict",
     "ridge_signals",
 ]
@@ -114,6 +116,15 @@ def ridge_fit(x: np.ndarray, y: np.ndarray, alpha: float = 1.0) -> RidgeModel:
     gets scale 1); the intercept is not penalised. ``alpha`` penalises the sum of
     squares as in scikit-learn's ``Ridge`` (not scaled by the number of rows).
     """
+    return ridge_path(x, y, (alpha,))[0]
+
+
+def ridge_path(x: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> list[RidgeModel]:
+    """:func:`ridge_fit` for several penalties at once, one model per ``alpha``.
+
+    Why: choosing a penalty fits the same data several times; the standardisation and
+    ``Z'Z`` (the costly part with wide windows: rows × features²) are computed once.
+    """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     y2 = y[:, None] if y.ndim == 1 else y
@@ -123,16 +134,16 @@ def ridge_fit(x: np.ndarray, y: np.ndarray, alpha: float = 1.0) -> RidgeModel:
         raise ValueError(f"need at least 2 training rows, got {x.shape[0]}")
     if not (np.isfinite(x).all() and np.isfinite(y2).all()):
         raise ValueError("training data has NaN/inf; drop those rows before fitting")
-    if alpha < 0:
-        raise ValueError(f"alpha must be >= 0, got {alpha}")
+    if any(a < 0 for a in alphas):
+        raise ValueError(f"alpha must be >= 0, got {list(alphas)}")
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     z = (x - mean) / scale
     y_mean = y2.mean(axis=0)
-    gram = z.T @ z + alpha * np.eye(z.shape[1])
-    coef = np.linalg.solve(gram, z.T @ (y2 - y_mean))
-    return RidgeModel(mean, scale, coef, y_mean, float(alpha))
+    gram, zty = z.T @ z, z.T @ (y2 - y_mean)
+    eye = np.eye(z.shape[1])
+    return [RidgeModel(mean, scale, np.linalg.solve(gram + a * eye, zty), y_mean, float(a)) for a in alphas]
 
 
 def ridge_predict(model: RidgeModel, x: np.ndarray) -> np.ndarray:

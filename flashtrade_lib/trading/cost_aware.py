@@ -1,7 +1,8 @@
 """A cost-aware position rule: trade only when the forecast clears k × the cost of trading.
 
 Why: trading the *sign* of an hourly forecast flips the book whenever the forecast wobbles
-around zero, and at 10 bps a flip costs 20 bps — far more than any one-bar forecast is worth.
+around zero, and a flip from long to short trades twice the equity, so it costs twice the cost per
+unit traded (see :mod:`flashtrade_lib.trading.costs`) — far more than any one-bar forecast is worth.
 That verdict is about the position rule, not the forecast. A fair test trades a forecast the
 way a careful trader would: change the position only when the expected return is worth
 the trade, and hold it otherwise. The one free parameter, ``k``, is chosen on validation

@@ -69,11 +69,11 @@ def window_ridge_forecast(data: Any, part: str = "test", *, alphas: tuple[float,
     learns; only a transformer that beats it has learned something a linear model on
     the same inputs cannot. Returns (forecasts on ``part``, chosen alpha).
     """
-    from flashtrade_lib.trading.baselines import ridge_fit, ridge_predict
+    from flashtrade_lib.trading.baselines import ridge_path, ridge_predict
 
     x_train, y_train = window_features(data, "train"), part_targets(data, "train")
     x_val, y_val = window_features(data, "val"), part_targets(data, "val")
-    fits = [ridge_fit(x_train, y_train, alpha=a) for a in alphas]
+    fits = ridge_path(x_train, y_train, alphas)
     mse = [float(np.mean((ridge_predict(f, x_val).ravel() - y_val) ** 2)) for f in fits]
     best = fits[int(np.argmin(mse))]
     return ridge_predict(best, window_features(data, part)).ravel(), best.alpha
@@ -163,7 +163,7 @@ def var_ridge_forecast(train: Any, test: Any, *, lags: int | None = None, return
     found nothing a VAR cannot. The penalty is chosen on the last fifth of the training windows.
     Returns ``(test windows, assets)``.
     """
-    from flashtrade_lib.trading.baselines import ridge_fit, ridge_predict
+    from flashtrade_lib.trading.baselines import ridge_fit, ridge_path, ridge_predict
 
     lookback = train.lookback if lags is None else int(lags)
     if not 1 <= lookback <= train.lookback or train.x.ndim != 3:
@@ -177,7 +177,7 @@ def var_ridge_forecast(train: Any, test: Any, *, lags: int | None = None, return
 
     x, y = design(train)
     cut = int(0.8 * len(y))
-    fits = [ridge_fit(x[: cut - 1], y[: cut - 1], alpha=a) for a in alphas]
+    fits = ridge_path(x[: cut - 1], y[: cut - 1], alphas)
     mse = [float(np.mean((ridge_predict(f, x[cut:]) - y[cut:]) ** 2)) for f in fits]
     best = ridge_fit(x, y, alpha=float(alphas[int(np.argmin(mse))]))
     return ridge_predict(best, design(test)[0])
@@ -210,7 +210,7 @@ def ridge_on_windows(train: Any, test: Any, *, alphas: tuple[float, ...] = RIDGE
     book's levels × snapshots, chapter 10): exactly the numbers the model reads, read linearly.
     The penalty is chosen on the last fifth of the training windows. Returns ``(test windows, targets)``.
     """
-    from flashtrade_lib.trading.baselines import ridge_fit, ridge_predict
+    from flashtrade_lib.trading.baselines import ridge_fit, ridge_path, ridge_predict
 
     def design(ds: Any) -> tuple[np.ndarray, np.ndarray]:
         bars = np.asarray(ds.times)
@@ -219,7 +219,7 @@ def ridge_on_windows(train: Any, test: Any, *, alphas: tuple[float, ...] = RIDGE
 
     x, y = design(train)
     cut = int(0.8 * len(y))
-    fits = [ridge_fit(x[: cut - 1], y[: cut - 1], alpha=a) for a in alphas]
+    fits = ridge_path(x[: cut - 1], y[: cut - 1], alphas)
     mse = [float(np.mean((ridge_predict(f, x[cut:]).reshape(y[cut:].shape) - y[cut:]) ** 2)) for f in fits]
     best = ridge_fit(x, y, alpha=float(alphas[int(np.argmin(mse))]))
     return ridge_predict(best, design(test)[0])

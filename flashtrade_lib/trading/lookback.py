@@ -25,14 +25,14 @@ several noisy lookbacks is not mistaken for a finding.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from flashtrade_lib.trading.costs import DEFAULT_COST_BPS
+from flashtrade_lib.trading.costs import DEFAULT_COST_BPS, FUNDING_PER_8H, funding_rates
 
 __all__ = [
     "SweepModel",
@@ -128,7 +128,7 @@ def linear_window_forecast(
     it. The penalty is chosen on the last fifth of the training bars (purged by
     ``horizon``) and the model refitted on all of them; the test bars are never seen.
     """
-    from flashtrade_lib.trading.baselines import ridge_fit, ridge_predict
+    from flashtrade_lib.trading.baselines import ridge_fit, ridge_path, ridge_predict
 
     train_bars, test_bars = np.asarray(train_bars), np.asarray(test_bars)
     cut = int(0.8 * len(train_bars))
@@ -136,7 +136,7 @@ def linear_window_forecast(
         raise ValueError(f"the linear baseline needs at least ~20 training bars, got {len(train_bars)}")
     inner, held = train_bars[: cut - horizon], train_bars[cut:]
     xi, xh = _windows(x, inner, lookback), _windows(x, held, lookback)
-    mse = [float(np.mean((ridge_predict(ridge_fit(xi, y[inner], a), xh).ravel() - y[held]) ** 2)) for a in alphas]
+    mse = [float(np.mean((ridge_predict(fit, xh).ravel() - y[held]) ** 2)) for fit in ridge_path(xi, y[inner], alphas)]
     best = float(alphas[int(np.argmin(mse))])
     fit = ridge_fit(_windows(x, train_bars, lookback), y[train_bars], best)
     return ridge_predict(fit, _windows(x, test_bars, lookback)).ravel()
@@ -155,6 +155,7 @@ def lookback_sweep(
     model: SweepModel | None = None,
     oracle: pd.Series | np.ndarray | None = None,
     linear: bool = True,
+    on_run: Callable[[dict[str, Any]], None] | None = None,
 ) -> LookbackSweep:
     """Train and score one model per ``(lookback, seed, fold)``; keep every test forecast.
 
@@ -166,6 +167,8 @@ def lookback_sweep(
     ``oracle`` (optional, ``(T,)``) is a ground-truth forecast scored on the same bars.
     ``linear`` adds the same-information baseline (:func:`linear_window_forecast`) per
     ``(lookback, fold)``: ``linear_ic`` etc. in ``runs``, ``linear`` in ``forecasts``.
+    ``on_run`` (optional) is called with each finished run's row: a long sweep reports as it goes,
+    so a run that must be stopped early still leaves what it measured.
     Deterministic on CPU for given seeds.
     """
     import time
@@ -238,6 +241,8 @@ def lookback_sweep(
                     "train_loss": float(np.mean(result.step_losses[-20:])),
                     "seconds": time.perf_counter() - start,
                 })
+                if on_run is not None:
+                    on_run(rows[-1])
                 part = pd.DataFrame({"lookback": lb, "seed": int(seed), "fold": k, "bar": test_bars,
                                      "forecast": pred, "target": label})
                 if orc is not None:
@@ -293,14 +298,16 @@ def net_returns(
     prices: pd.Series,
     *,
     cost_bps: float = DEFAULT_COST_BPS,
+    funding_per_8h: float = FUNDING_PER_8H,
     threshold: float | None = None,
 ) -> pd.DataFrame:
     """Net one-bar returns of trading each lookback's forecast, fold by fold (bars × lookbacks).
 
     Chapter 8's engine (:func:`flashtrade_lib.trading.backtest.backtest`): the seed-averaged forecast
     of decision bar ``t`` (:func:`mean_forecasts`) becomes a position held during bar
-    ``t + 1``, costs ``cost_bps`` per unit traded. The position is the forecast's sign, but
-    only when ``|forecast|`` exceeds ``threshold`` (default: the one-way cost, in return
+    ``t + 1``, costs ``cost_bps`` per unit traded and pays ``funding_per_8h`` per 8 h held
+    (:func:`~flashtrade_lib.trading.costs.funding_rates`; longs pay, shorts receive). The
+    position is the forecast's sign, but only when ``|forecast|`` exceeds ``threshold`` (default: the one-way cost, in return
     units — a trade is made only when the forecast move would pay for it); otherwise flat.
     Each fold's test period is traded separately, starting flat. ``prices`` must share
     the sweep's index (the close of every bar) and carry their clock, which the result
@@ -323,7 +330,8 @@ def net_returns(
         cols = {}
         for lb in lookbacks:
             signal = part[lb].reindex(window.index).fillna(0.0)
-            res = backtest(window, signal, market_is="prices", position="sign", threshold=cut, cost_bps=cost_bps)
+            res = backtest(window, signal, market_is="prices", position="sign", threshold=cut, cost_bps=cost_bps,
+                           funding=funding_rates(window, funding_per_8h))
             cols[lb] = res.returns.iloc[1:]  # bar 0 of the window holds nothing
         pieces.append(pd.DataFrame(cols))
     out = pd.concat(pieces)

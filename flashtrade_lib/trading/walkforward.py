@@ -151,9 +151,9 @@ def walk_forward(
     the last test bar is not traded), preceded by ``history`` bars with zero signal
     so that volatility targeting has a trailing window. ``fill_lag`` delays every fill by
     that many more bars (latency: a decision at the close of ``t`` is held from ``t + 1 +
-    fill_lag``), within each fold. ``backtest_kwargs`` (costs,
-    position rule, caps, ...) are passed to :func:`~flashtrade_lib.trading.backtest.backtest`,
-    identically for every fold — and for every strategy you compare. ``market`` carries its
+    fill_lag``), within each fold. ``backtest_kwargs`` (costs, position rule, caps, funding
+    rates on ``market``'s bars — each fold gets its own bars of them —, ...) are passed to
+    :func:`~flashtrade_lib.trading.backtest.backtest`, identically for every fold — and for every strategy you compare. ``market`` carries its
     clock (:func:`flashtrade_lib.data.calendar.clock_of`), which annualises the metrics.
     """
     frame = market.to_frame() if isinstance(market, pd.Series) else market
@@ -199,12 +199,10 @@ def walk_forward(
         if fill_lag:
             # a signal of bar t acts as if decided at t + fill_lag; the fold still starts flat
             full_sig = full_sig.shift(int(fill_lag)).fillna(0.0)
-        res = backtest(
-            window,
-            full_sig,
-            market_is=market_is,
-            **backtest_kwargs,
-        )
+        kwargs = dict(backtest_kwargs)
+        if isinstance(kwargs.get("funding"), (pd.DataFrame, pd.Series)):  # per-bar rates: this fold's bars
+            kwargs["funding"] = kwargs["funding"].loc[window.index]
+        res = backtest(window, full_sig, market_is=market_is, **kwargs)
         results.append(
             FoldResult(
                 fold=k,
