@@ -125,3 +125,23 @@ def test_every_chapter_opens_the_same_way(path) -> None:
     wrong = [h for h, k in zip(numbered, expected, strict=True) if not h.startswith(k)]
     assert not wrong, f"{path.name}: sections are numbered '## 1. …', '## 2. …' in order; not so: {wrong}"
     assert _headings([heading]) == ["Parameters"], f"{path.name}: the Parameters cell has one heading"
+
+
+def _book_extension():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("flashtrade_offline", ROOT / "book" / "_ext" / "flashtrade_offline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_lab_shows_the_books_numbers(path) -> None:
+    """JupyterLab says "Exercise 2.1" / "Algorithm 2.1" where the book does (MyST's ``:enumerator:``)."""
+    items = _book_extension().lab_numbers(path)
+    unlabelled = [n.cell for n in items if n.book and not n.label]
+    assert not unlabelled, f"{path.name}: numbered items in cells {unlabelled} need a :label:"
+    stale = [f"{n.kind} {n.label or ''}: Lab {n.lab or 'unnumbered'}, book {n.book or 'unnumbered'}"
+             for n in items if n.lab != n.book]
+    assert not stale, f"{path.name}: {stale}; run .venv/bin/python scripts/number_lab.py"
