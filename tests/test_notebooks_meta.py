@@ -98,7 +98,7 @@ def _headings(cells) -> list[str]:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_chapter_opens_the_same_way(path) -> None:
-    """Title and what you will learn; a Parameters heading; the parameters cell; the imports.
+    """Title and what you will learn; a Parameters heading; the parameters cell; the imports (folded).
 
     So a reader finds the same first screen in every chapter, and the knobs of a run before
     anything else. The parameters cell runs first, on its own (tests exec it alone): it imports
@@ -120,6 +120,11 @@ def test_every_chapter_opens_the_same_way(path) -> None:
     assert params.cell_type == "code" and imports.cell_type == "code", f"{path.name}: cells 2 and 3 are code"
     first = ast.parse(imports.source).body
     assert first and isinstance(first[0], ast.Import | ast.ImportFrom), f"{path.name}: cell 3 starts with the imports"
+    folded = ("hide-input" in imports.metadata.get("tags", []), imports.metadata.get("jupyter", {}).get("source_hidden"),
+              imports.metadata.get("mystnb", {}).get("code_prompt_show"))
+    assert folded == (True, True, "Show the imports"), (
+        f"{path.name}: the imports are folded, in the book (tag hide-input, mystnb.code_prompt_show "
+        f"'Show the imports') and in Lab (jupyter.source_hidden); found {folded}")
     numbered = [h for h in _headings(nb.cells[4:]) if h not in UNNUMBERED]
     expected = [f"{k}. " for k in range(1, len(numbered) + 1)]
     wrong = [h for h, k in zip(numbered, expected, strict=True) if not h.startswith(k)]
