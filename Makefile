@@ -12,16 +12,14 @@ STAMP       := $(VENV)/.flashtrade-installed
 # The book build and nbval run notebooks with this IPython profile: offline guard
 # plus the plotly renderer the static book needs (see book/ipython/).
 BUILD_ENV   := IPYTHONDIR=$(CURDIR)/book/ipython PYDEVD_DISABLE_FILE_VALIDATION=1
-# The book build also draws every plotly figure as a PNG (kaleido, with the local Chromium), so
-# `make pdf` reuses the executed notebooks instead of running them again. Without a Chromium
-# the HTML book builds as before and `make pdf` says what is missing.
+# `make pdf` draws every plotly figure as a PNG (kaleido, with the local Chromium) into the
+# executed notebooks the book build cached, so the PDF needs no second execution.
 CHROMIUM    ?= $(shell command -v chromium || command -v chromium-browser || command -v google-chrome)
-FIGURE_ENV  := $(if $(CHROMIUM),FLASHTRADE_STATIC_FIGURES=1 BROWSER_PATH=$(CHROMIUM))
 NBVAL_ARGS  := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider \
                -p tests.nbval_patience
 BOOK_CACHE  := _build/.jupyter_cache
 
-.PHONY: book pdf serve test lab bench install unit notebooks outputs portability browser lint clean
+.PHONY: book pdf pdf-tools serve test lab bench install unit notebooks outputs portability browser lint clean
 
 install: $(STAMP)
 
@@ -35,22 +33,27 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $@
 
 book: $(STAMP)
-	$(BUILD_ENV) $(FIGURE_ENV) $(VENV)/bin/jupyter-book build . -W -n --keep-going
+	$(BUILD_ENV) $(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo
 	@echo "The book is built. Open this file in a browser:"
 	@echo "    $(CURDIR)/_build/html/index.html"
 
 # The whole book as one PDF (_build/latex/flashtrade.pdf): Jupyter Book's LaTeX builder, XeLaTeX
 # from Debian's TeX Live (sudo apt-get install texlive-latex-recommended texlive-latex-extra
-# texlive-fonts-recommended texlive-xetex latexmk fonts-dejavu-core), figures as the PNGs drawn at `make book`.
+# texlive-fonts-recommended texlive-xetex latexmk fonts-dejavu-core), the figures drawn as PNGs into the
+# book build's cache (scripts/draw_figures.py; the book is built first if it is not).
 # Then checks it: pages, figures, no table or listing wider than the text (tests/test_pdf.py).
-pdf: $(STAMP)
-	@test -n "$(CHROMIUM)" || { echo "make pdf needs a Chromium for the figures (Debian: sudo apt-get install chromium)"; exit 1; }
-	@command -v latexmk >/dev/null && command -v xelatex >/dev/null || { echo "make pdf needs TeX Live: sudo apt-get install texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended texlive-xetex latexmk fonts-dejavu-core"; exit 1; }
-	$(BUILD_ENV) $(FIGURE_ENV) $(VENV)/bin/jupyter-book build . --builder pdflatex -W -n --keep-going
+pdf: pdf-tools book
+	BROWSER_PATH=$(CHROMIUM) $(PY) scripts/draw_figures.py --cache $(BOOK_CACHE)
+	@# --all: every page is read again, from the cache that now holds the images (no chapter executes)
+	$(BUILD_ENV) $(VENV)/bin/jupyter-book build . --builder pdflatex --all -W -n --keep-going
 	$(PY) -m pytest -p no:cacheprovider -m pdf tests/test_pdf.py
 	@echo
 	@echo "The book as one PDF: $(CURDIR)/_build/latex/flashtrade.pdf"
+
+pdf-tools:
+	@test -n "$(CHROMIUM)" || { echo "make pdf needs a Chromium for the figures (Debian: sudo apt-get install chromium)"; exit 1; }
+	@command -v latexmk >/dev/null && command -v xelatex >/dev/null || { echo "make pdf needs TeX Live: sudo apt-get install texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended texlive-xetex latexmk fonts-dejavu-core"; exit 1; }
 
 unit: $(STAMP)
 	$(PY) -m pytest -p no:cacheprovider -m "not book and not browser and not release and not pdf" tests
@@ -70,13 +73,22 @@ lint: $(STAMP)
 # Each chapter is executed once per `make test`: the book build executes it (into the
 # jupyter-cache, emptied first so the run is fresh), then `outputs` compares the checked
 # cells against that execution with nbval's rules (scripts/check_outputs.py).
+# The unit tests run beside the book build (`-j2`: a 2-core machine's two cores; the book then
+# goes on to outputs and browser): each line is prefixed with its stage, and each stage ends
+# with "== stage NAME passed in N s" (scripts/stage.sh), which benchmarks/test_suite_time.py records.
+STAGE       := scripts/stage.sh
 test: $(STAMP)
-	$(MAKE) --no-print-directory lint
-	$(MAKE) --no-print-directory unit
-	rm -rf $(BOOK_CACHE)
-	$(MAKE) --no-print-directory book
-	$(MAKE) --no-print-directory outputs
-	$(MAKE) --no-print-directory browser
+	@$(STAGE) lint $(MAKE) --no-print-directory lint
+	@rm -rf $(BOOK_CACHE)
+	@$(MAKE) --no-print-directory -j2 test-unit test-book
+
+.PHONY: test-unit test-book
+test-unit:
+	@$(STAGE) unit $(MAKE) --no-print-directory unit
+test-book:
+	@$(STAGE) book $(MAKE) --no-print-directory book
+	@$(STAGE) outputs $(MAKE) --no-print-directory outputs
+	@$(STAGE) browser $(MAKE) --no-print-directory browser
 
 outputs: $(STAMP)
 	$(BUILD_ENV) $(PY) scripts/check_outputs.py --cache $(BOOK_CACHE)

@@ -28,6 +28,6 @@ echo "== make portability (checked outputs with ATEN_CPU_CAPABILITY=default, one
 start=$SECONDS
 make portability
 echo "== make portability passed in $((SECONDS - start)) s"
-echo "== the student install: chapters 2-4 released, installed in a clean virtualenv, run top to bottom"
+echo "== the slow end-to-end checks: chapters 2-4 released into a clean virtualenv and run top to bottom, grading timed"
 .venv/bin/python -m pytest -p no:cacheprovider -m release tests
 echo "== release check passed; the fresh clone is in $work/book (delete it when done)"

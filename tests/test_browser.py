@@ -1,9 +1,10 @@
 """Open every page of the built book in headless Chromium, fully offline.
 
-Asserts per page: no console errors, no page errors, no request that leaves the
-file system, MathJax typeset wherever there is math, a rendered plotly SVG wherever
-there is a plotly figure, headings in order, images with alt text. Then, at a desktop
-(1280 px) and a phone (400 px) width: nothing wider than the content column outside a
+Each page is loaded once at a desktop (1280 px) and once at a phone (400 px) width, and
+that one load serves every check. Asserts per page and width: no console errors, no page
+errors, no request that leaves the file system, MathJax typeset wherever there is math, a
+rendered plotly SVG wherever there is a plotly figure, headings in order, images with alt
+text; nothing wider than the content column outside a
 scroll container, no clipped display math (at 1280 px every equation fits), no plotly
 text boxes on top of each other (tests/browser_layout.js) — and a full-page screenshot of
 every page at both widths in _build/screenshots/ for a reviewer. Finally the search page
@@ -91,110 +92,133 @@ def _pages(built_book):
     return [p for p in pages if 'http-equiv="refresh"' not in p.read_text(encoding="utf-8")[:2000].lower()]
 
 
-def test_every_page_renders_offline(browser, built_book) -> None:
-    problems: dict[str, list[str]] = {}
-    pages = _pages(built_book)
-    assert pages, "the built book has no pages"
-    for page_path in pages:
-        context = browser.new_context()
-        page = context.new_page()
-        found: list[str] = []
-        page.on("console", lambda m, found=found: found.append(f"console {m.type}: {m.text}")
-                if m.type == "error" else None)
-        page.on("pageerror", lambda e, found=found: found.append(f"page error: {e}"))
-        page.on("request", lambda r, found=found: found.append(f"network request: {r.url}")
-                if not r.url.startswith(("file:", "data:", "blob:", "about:")) else None)
-        page.goto(page_path.as_uri(), wait_until="load")
-        if page.locator(".math").count():
-            # every math element must end up holding MathJax output (hidden ones included)
-            try:
-                page.wait_for_function(
-                    "() => document.querySelectorAll('.math:not(:has(mjx-container))').length === 0",
-                    timeout=20000,
-                )
-            except Exception:
-                left = page.locator(".math:not(:has(mjx-container))").count()
-                found.append(f"{left} math element(s) not typeset by MathJax")
-        n_plots = page.locator("div.plotly-graph-div").count()
-        if n_plots:
-            page.wait_for_timeout(500)
-            rendered = page.locator("div.plotly-graph-div svg.main-svg").count()
-            if rendered == 0:
-                found.append(f"{n_plots} plotly figure(s) but no rendered SVG")
-        levels = page.eval_on_selector_all(
-            "article h1, article h2, article h3, article h4",
-            "els => els.map(e => Number(e.tagName[1]))",
-        )
-        for prev, cur in zip(levels, levels[1:], strict=False):
-            if cur > prev + 1:
-                found.append(f"heading level jumps from h{prev} to h{cur}")
-                break
-        no_alt = page.eval_on_selector_all("article img:not([alt]), article img[alt='']", "els => els.length")
-        if no_alt:
-            found.append(f"{no_alt} image(s) without alt text")
-        if found:
-            problems[str(page_path.relative_to(built_book))] = found
-        context.close()
-    assert not problems, "\n".join(f"{p}: {v}" for p, v in problems.items())
-
-
 def _watch(page, found: list[str]) -> None:
     page.on("console", lambda m: found.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: found.append(f"page error: {e}"))
 
 
-def _settle(page) -> None:
-    """Wait until MathJax has typeset and plotly has drawn: layout is final after that."""
+def _render_problems(page) -> list[str]:
+    """What a reader would see broken on a loaded page: untypeset math, undrawn figures, headings, alt text."""
+    found: list[str] = []
     if page.locator(".math").count():
-        page.wait_for_function(
-            "() => document.querySelectorAll('.math:not(:has(mjx-container))').length === 0",
-            timeout=20000,
-        )
-    if page.locator("div.plotly-graph-div").count():
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('div.plotly-graph-div')]"
-            ".every(d => d.querySelector('svg.main-svg'))",
-            timeout=20000,
-        )
-        # book/_ext/static/plotly_fit.js relays figures out for the page's width, then says so
-        page.wait_for_function("() => document.documentElement.dataset.plotlyFitted === 'yes'", timeout=20000)
+        # every math element must end up holding MathJax output (hidden ones included)
+        try:
+            page.wait_for_function(
+                "() => document.querySelectorAll('.math:not(:has(mjx-container))').length === 0",
+                timeout=20000,
+            )
+        except Exception:
+            left = page.locator(".math:not(:has(mjx-container))").count()
+            found.append(f"{left} math element(s) not typeset by MathJax")
+    n_plots = page.locator("div.plotly-graph-div").count()
+    if n_plots:
+        try:
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('div.plotly-graph-div')]"
+                ".every(d => d.querySelector('svg.main-svg'))",
+                timeout=20000,
+            )
+        except Exception:
+            drawn = page.locator("div.plotly-graph-div svg.main-svg").count()
+            found.append(f"{n_plots} plotly figure(s) but {drawn} rendered SVG(s)")
+        else:
+            # book/_ext/static/plotly_fit.js relays figures out for the page's width, then says so
+            page.wait_for_function("() => document.documentElement.dataset.plotlyFitted === 'yes'",
+                                   timeout=20000)
+    levels = page.eval_on_selector_all(
+        "article h1, article h2, article h3, article h4",
+        "els => els.map(e => Number(e.tagName[1]))",
+    )
+    for prev, cur in zip(levels, levels[1:], strict=False):
+        if cur > prev + 1:
+            found.append(f"heading level jumps from h{prev} to h{cur}")
+            break
+    no_alt = page.eval_on_selector_all("article img:not([alt]), article img[alt='']", "els => els.length")
+    if no_alt:
+        found.append(f"{no_alt} image(s) without alt text")
+    return found
 
 
-@pytest.mark.parametrize("device", list(WIDTHS))
-def test_every_page_is_laid_out_for_the_screen(browser, built_book, device) -> None:
+def _layout_problems(page, device: str, name: str) -> list[str]:
+    """tests/browser_layout.js on the page as loaded, then with every fold opened."""
+    wide = WIDTHS[device] >= 1000
+    found = page.evaluate(LAYOUT_JS, wide)
+    for (dev, known_page, title), why in KNOWN_FIGURE_DEFECTS.items():
+        if dev == device and known_page == name:
+            hits = [f for f in found if f.startswith(f'plotly "{title}')]
+            if not hits:
+                found.append(f"listed as a known defect but not found (fixed? remove it): {title} — {why}")
+            found = [f for f in found if f not in hits]
+    return found
+
+
+def _visit_every_page(browser, built_book: Path, device: str) -> dict[str, dict[str, list[str]]]:
+    """Load each page once at the device's width; what is wrong with it, by kind.
+
+    One load per page and width serves every check (rendering, layout, folds, search boxes):
+    loading and typesetting the pages is most of the browser stage's time.
+    """
     width = WIDTHS[device]
     shots = built_book.parent / "screenshots" / f"{width}px"
     shutil.rmtree(shots, ignore_errors=True)
     shots.mkdir(parents=True)
     context = browser.new_context(viewport={"width": width, "height": 900})
-    problems: dict[str, list[str]] = {}
+    results: dict[str, dict[str, list[str]]] = {}
     for page_path in _pages(built_book):
         name = str(page_path.relative_to(built_book))
         page = context.new_page()
+        rendering: list[str] = []
+        _watch(page, rendering)
+        page.on("request", lambda r, found=rendering: found.append(f"network request: {r.url}")
+                if not r.url.startswith(("file:", "data:", "blob:", "about:")) else None)
         page.goto(page_path.as_uri(), wait_until="load")
-        _settle(page)
-        found = page.evaluate(LAYOUT_JS, width >= 1000)
-        for (dev, known_page, title), why in KNOWN_FIGURE_DEFECTS.items():
-            if dev == device and known_page == name:
-                hits = [f for f in found if f.startswith(f'plotly "{title}')]
-                if not hits:
-                    found.append(f"listed as a known defect but not found (fixed? remove it): {title} — {why}")
-                found = [f for f in found if f not in hits]
+        rendering += _render_problems(page)
+        layout = _layout_problems(page, device, name)
         page.screenshot(path=str(shots / (name.replace("/", "__").removesuffix(".html") + ".png")),
                         full_page=True)
         # what a reader opens must fit too: folded listings and figure code, solutions, dropdowns
         if page.evaluate(OPEN_EVERYTHING):
             page.wait_for_timeout(300)
-            found += [f"(opened) {f}" for f in page.evaluate(LAYOUT_JS, width >= 1000) if f not in found]
+            layout += [f"(opened) {f}" for f in page.evaluate(LAYOUT_JS, width >= 1000) if f not in layout]
         searches = page.evaluate(VISIBLE_SEARCH_BOXES)
         if searches != 1:
-            found.append(f"{searches} search boxes on screen (a reader needs one)")
-        if found:
-            problems[name] = found
+            layout.append(f"{searches} search boxes on screen (a reader needs one)")
+        results[name] = {"rendering": rendering, "layout": layout}
         page.close()
     context.close()
-    assert not problems, f"layout problems at {width} px (screenshots in {shots}):\n" + "\n".join(
-        f"{p}:\n    " + "\n    ".join(v) for p, v in problems.items())
+    return results
+
+
+@pytest.fixture(scope="module")
+def visits(browser, built_book):
+    """Every page visited once per width, on first use (each width's test triggers its own)."""
+    done: dict[str, dict[str, dict[str, list[str]]]] = {}
+
+    def visit(device: str) -> dict[str, dict[str, list[str]]]:
+        if device not in done:
+            done[device] = _visit_every_page(browser, built_book, device)
+        return done[device]
+
+    return visit
+
+
+def _report(results: dict[str, dict[str, list[str]]], kind: str) -> str:
+    return "\n".join(f"{p}:\n    " + "\n    ".join(v[kind]) for p, v in results.items() if v[kind])
+
+
+@pytest.mark.parametrize("device", list(WIDTHS))
+def test_every_page_renders_offline(visits, built_book, device) -> None:
+    results = visits(device)
+    assert results, "the built book has no pages"
+    problems = _report(results, "rendering")
+    assert not problems, f"rendering problems at {WIDTHS[device]} px:\n{problems}"
+
+
+@pytest.mark.parametrize("device", list(WIDTHS))
+def test_every_page_is_laid_out_for_the_screen(visits, built_book, device) -> None:
+    problems = _report(visits(device), "layout")
+    shots = built_book.parent / "screenshots" / f"{WIDTHS[device]}px"
+    assert not problems, f"layout problems at {WIDTHS[device]} px (screenshots in {shots}):\n{problems}"
 
 
 def _search(page, url: str) -> list[str]:

@@ -21,7 +21,8 @@ from flashtrade_lib.course.submissions import fill, wrong_answer
 
 SOLUTIONS = load()
 CHAPTER = "02_online_softmax.ipynb"
-IDS = ["ch02-tile-update", "ch02-tiled-forward", "ch02-online-softmax", "ch02-merge-stats", "ch02-causal-tiles"]
+IDS = ["ch02-tile-update", "ch02-tiled-forward", "ch02-online-softmax", "ch02-merge-stats", "ch02-causal-tiles",
+       "ch02-memory-for-passes"]
 CELL_TIMEOUT_S = 20
 
 pytestmark = pytest.mark.slow
@@ -96,7 +97,7 @@ def test_autograde_two_students(course, tmp_path: Path) -> None:
     rows = {row["student"]: row for row in csv.DictReader((out / "gradebook.csv").open())}
     assert set(rows) == {"ada", "bob"}
     assert [rows["ada"][eid] for eid in IDS] == ["1"] * len(IDS) and rows["ada"]["total"] == str(len(IDS)), rows["ada"]
-    assert [rows["bob"][eid] for eid in IDS] == ["0", "0", "0", "1", "0"] and rows["bob"]["total"] == "1", rows["bob"]
+    assert [rows["bob"][eid] for eid in IDS] == ["0", "0", "0", "1", "0", "1"] and rows["bob"]["total"] == "2", rows["bob"]
     bob = (out / "feedback" / "bob.txt").read_text()
     assert "ch02-online-softmax: 0 points — " in bob and "exp(m_old − m_new)" in bob
     assert "ch02-tile-update: 0 points — " in bob and "rescale it like ℓ" in bob
@@ -104,7 +105,7 @@ def test_autograde_two_students(course, tmp_path: Path) -> None:
     assert "ch02-causal-tiles: 0 points — never defined: name 'causal_tiles' is not defined" in bob
     assert "ch02-merge-stats: passed" in bob
     ada = (out / "feedback" / "ada.txt").read_text()  # chapters 3 and 4 were released but not handed in
-    assert ada.startswith(f"Feedback for ada: {len(IDS)} of 11 points")
+    assert ada.startswith(f"Feedback for ada: {len(IDS)} of 13 points")
     assert "ch03-tiled-backward: 0 points — not graded: no 03_backward_recomputation.ipynb in the submission" in ada
     print({r.student: round(r.seconds, 1) for r in results})
 

@@ -249,15 +249,15 @@ def _feedback(world, student: str) -> str:
 def test_victims_keep_their_grades_and_the_gradebook_is_intact(world) -> None:
     assert _points(world, "ada") == ["1"] * 5, _feedback(world, "ada")
     assert _points(world, "zoe") == ["1"] * 5, _feedback(world, "zoe") + world["proc"].stderr
-    assert (world["out"] / "feedback" / "zoe.txt").read_text().startswith("Feedback for zoe: 5 of 5 points")
+    assert (world["out"] / "feedback" / "zoe.txt").read_text().startswith("Feedback for zoe: 6 of 6 points")
     assert nbformat.read(world["zoe_nb"], 4).cells, "zoe's submission was overwritten"
     with sqlite3.connect(world["gradebook"]) as db:
         scores = dict(db.execute(
             "SELECT student.id, SUM(grade.auto_score) FROM grade JOIN submitted_notebook ON grade.notebook_id ="
             " submitted_notebook.id JOIN submitted_assignment ON submitted_notebook.assignment_id ="
             " submitted_assignment.id JOIN student ON submitted_assignment.student_id = student.id GROUP BY student.id"))
-    assert scores["ada"] == 5 and scores["zoe"] == 5, scores
-    assert scores["mallory-harm"] == 4, scores  # its 4 right answers; the detached helper's "= 1" never landed
+    assert scores["ada"] == 6 and scores["zoe"] == 6, scores
+    assert scores["mallory-harm"] == 5, scores  # its 5 right answers; the detached helper's "= 1" never landed
     assert _digest(world["released"]) == world["before"]["release"]
     assert _digest(world["config"]) == world["before"]["config"]
 

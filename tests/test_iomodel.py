@@ -208,3 +208,15 @@ def test_backward_blocks_fit_and_its_traffic_falls_as_one_over_m() -> None:
     assert 1.8 < traffic[0] / traffic[1] < 2.5 and 1.8 < traffic[1] / traffic[2] < 2.5
     with pytest.raises(ValueError, match="cannot hold"):
         backward_blocks_for_memory(100, 64)
+
+
+@pytest.mark.parametrize("n, d, bq, bk", [(256, 16, 64, 64), (300, 8, 32, 48), (77, 4, 16, 5)])
+def test_backward_flops_count_the_tiles_the_schedule_visits(n: int, d: int, bq: int, bk: int) -> None:
+    """Five products per visited tile: all tiles give attention_flops' backward, causal the schedule's tiles."""
+    from flashtrade_lib.attention.iomodel import tiled_backward_flops
+    from flashtrade_lib.attention.reference import tile_schedule
+
+    assert tiled_backward_flops(n, d, block_q=bq, block_k=bk) == attention_flops(n, d, pass_="backward")
+    visited = sum((q1 - q0) * (k1 - k0) for q0, q1, k0, k1 in tile_schedule(n, n, block_q=bq, block_k=bk, causal=True))
+    assert tiled_backward_flops(n, d, block_q=bq, block_k=bk, causal=True) == 10 * visited * d
+    assert tiled_backward_flops(n, d, block_q=bq, block_k=bk, d_v=2 * d) == 2 * n * n * (3 * d + 4 * d)

@@ -142,3 +142,41 @@ def causal_tiles(n, block_q, block_k):
 def causal_tiles_assuming_square_blocks(n, block_q, block_k):
     t = -(-n // block_q)
     return t * (t + 1) // 2  # right only when block_q == block_k
+
+
+@solution("ch02-memory-for-passes")
+def memory_for_passes(n, d, passes):
+    block_q = -(-n // passes)  # K, V are read ⌈n/block_q⌉ times: at most `passes` needs block_q ≥ n/passes
+    m = block_q * (d + d + d + 2) + d * (d + d)  # per query row: Q, S (B_c = d), O rows, m, ℓ; the K, V tiles
+    kv_reads = -(-n // block_q)  # may be fewer than `passes`
+    reads = n * d + kv_reads * n * (d + d)  # Q once; K and V once per query tile
+    writes = n * d + n  # O and L once
+    return m, reads + writes
+
+
+@wrong("ch02-memory-for-passes", expect="leaves out the K and V tiles")
+def memory_for_passes_without_the_kv_tiles(n, d, passes):
+    block_q = -(-n // passes)
+    m = block_q * (3 * d + 2)  # only what each query row holds
+    return m, n * d + -(-n // block_q) * 2 * n * d + n * d + n
+
+
+@wrong("ch02-memory-for-passes", expect="round N/passes up")
+def memory_for_passes_rounding_down(n, d, passes):
+    block_q = n // passes
+    m = block_q * (3 * d + 2) + 2 * d * d
+    return m, n * d + -(-n // block_q) * 2 * n * d + n * d + n
+
+
+@wrong("ch02-memory-for-passes", expect="count the passes the blocks make, not the ones allowed")
+def memory_for_passes_counting_the_allowed_passes(n, d, passes):
+    block_q = -(-n // passes)
+    m = block_q * (3 * d + 2) + 2 * d * d
+    return m, n * d + passes * 2 * n * d + n * d + n  # `passes`, not ⌈n/block_q⌉
+
+
+@wrong("ch02-memory-for-passes", expect="the log-sum-exp L, one number per query row")
+def memory_for_passes_without_lse(n, d, passes):
+    block_q = -(-n // passes)
+    m = block_q * (3 * d + 2) + 2 * d * d
+    return m, n * d + -(-n // block_q) * 2 * n * d + n * d

@@ -21,14 +21,62 @@ def ds_from_elementwise(p, dp, o, do):
     return p * dp  # treats softmax as elementwise: forgets its Jacobian's second term
 
 
-@solution("ch03-stored-elements")
-def stored_elements(n, heads):
-    return heads * n * n, heads * n  # P: one number per (query, key); L: one per query
+@solution("ch03-backward-cost")
+def backward_cost(n, d, block_q, block_k, causal=False):
+    flops = 0
+    reads, writes = 2 * n * d, n  # the preprocess: read dO and O, write D
+    for k0 in range(0, n, block_k):
+        c = min(k0 + block_k, n) - k0
+        reads += 2 * c * d  # K_j, V_j once
+        writes += 2 * c * d  # dK_j, dV_j once
+        for q0 in range(0, n, block_q):
+            q1 = min(q0 + block_q, n)
+            if causal and k0 >= q1:
+                continue  # above the diagonal: nothing loaded, nothing computed
+            r = q1 - q0
+            flops += 5 * 2 * r * c * d  # S = QKᵀ, dV += PᵀdO, dP = dO Vᵀ, dQ += dS K, dK += dSᵀQ
+            reads += r * (d + d + 1 + 1 + d)  # Q_i, dO_i, L_i, D_i, dQ_i
+            writes += r * d  # dQ_i written back
+    return flops, reads, writes
 
 
-@wrong("ch03-stored-elements", expect="Each head has its own")
-def stored_elements_of_one_head(n, heads):
-    return n * n, n
+@wrong("ch03-backward-cost", expect="the backward that keeps P")
+def backward_cost_with_four_products(n, d, block_q, block_k, causal=False):
+    flops, reads, writes = backward_cost(n, d, block_q, block_k, causal)
+    return flops * 4 // 5, reads, writes
+
+
+@wrong("ch03-backward-cost", expect="That counts every tile")
+def backward_cost_without_causal_skipping(n, d, block_q, block_k, causal=False):
+    return backward_cost(n, d, block_q, block_k, causal=False)  # causal ignored: every tile counted
+
+
+@wrong("ch03-backward-cost", expect="read, updated and written back once per visited tile")
+def backward_cost_with_dq_written_once(n, d, block_q, block_k, causal=False):
+    flops = 0
+    reads, writes = 2 * n * d + n * d, n + n * d  # dQ read and written once only
+    for k0 in range(0, n, block_k):
+        c = min(k0 + block_k, n) - k0
+        reads, writes = reads + 2 * c * d, writes + 2 * c * d
+        for q0 in range(0, n, block_q):
+            q1 = min(q0 + block_q, n)
+            if causal and k0 >= q1:
+                continue
+            flops += 10 * (q1 - q0) * c * d
+            reads += (q1 - q0) * (2 * d + 2)
+    return flops, reads, writes
+
+
+@wrong("ch03-backward-cost", expect="the preprocess D = rowsum(dO ∘ O)")
+def backward_cost_without_the_preprocess(n, d, block_q, block_k, causal=False):
+    flops, reads, writes = backward_cost(n, d, block_q, block_k, causal)
+    return flops, reads - 2 * n * d, writes - n
+
+
+@wrong("ch03-backward-cost", expect="Half of N² is the masked count, not the computed one")
+def backward_cost_halving_for_causal(n, d, block_q, block_k, causal=False):
+    flops, reads, writes = backward_cost(n, d, block_q, block_k, causal)
+    return 10 * n * n * d // (2 if causal else 1), reads, writes
 
 
 @solution("ch03-tiled-backward")

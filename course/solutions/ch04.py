@@ -108,3 +108,37 @@ wrong("ch04-kernel-inner-loop", expect="use tl.math.exp2 for alpha and p")(
 wrong("ch04-kernel-inner-loop", expect="carry the max into the next tile with m_i = m_new")(
     _variant(my_attn_fwd, "        m_i = m_new\n", "", "my_attn_fwd_with_a_stale_max")
 )
+
+
+@solution("ch04-bwd-preprocess")
+@triton.jit
+def my_bwd_preprocess(O, DO, D, N_Q, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr):  # noqa: E741
+    start_m = tl.program_id(0)  # which tile of query rows
+    bh = tl.program_id(1)  # which (batch, head)
+    offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, HEAD_DIM)
+    m_ok = offs_m < N_Q
+    rows = bh * N_Q * HEAD_DIM + offs_m[:, None] * HEAD_DIM + offs_d[None, :]
+    o = tl.load(O + rows, mask=m_ok[:, None], other=0.0).to(tl.float32)
+    do = tl.load(DO + rows, mask=m_ok[:, None], other=0.0).to(tl.float32)
+    tl.store(D + bh * N_Q + offs_m, tl.sum(o * do, 1), mask=m_ok)
+
+
+# the store without its mask: the last, partial tile writes past N_Q
+wrong("ch04-bwd-preprocess", expect="mask the store with offs_m < N_Q")(
+    _variant(my_bwd_preprocess, "tl.sum(o * do, 1), mask=m_ok)", "tl.sum(o * do, 1))",
+             "my_bwd_preprocess_without_the_store_mask")
+)
+# every program reads the first tile of rows
+wrong("ch04-bwd-preprocess", expect="offset the rows by start_m * BLOCK_M")(
+    _variant(my_bwd_preprocess, "offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)", "offs_m = tl.arange(0, BLOCK_M)",
+             "my_bwd_preprocess_without_the_tile_offset")
+)
+# every (batch, head) reads head 0
+wrong("ch04-bwd-preprocess", expect="offset O and dO by bh * N_Q * HEAD_DIM")(
+    _variant(my_bwd_preprocess, "rows = bh * N_Q * HEAD_DIM + ", "rows = ", "my_bwd_preprocess_without_the_head_offset")
+)
+# the row sum over the wrong axis: a column's sum over the tile's rows
+wrong("ch04-bwd-preprocess", expect="Each D holds a column's sum over the tile's rows")(
+    _variant(my_bwd_preprocess, "tl.sum(o * do, 1)", "tl.sum(o * do, 0)", "my_bwd_preprocess_summing_columns")
+)

@@ -43,6 +43,7 @@ __all__ = [
     "tiled_io_for_memory",
     "tiled_io_upper_bound",
     "tiled_backward_io",
+    "tiled_backward_flops",
     "backward_blocks_for_memory",
     "backward_fast_memory_needed",
     "simulate_tiled_backward",
@@ -426,6 +427,32 @@ def tiled_backward_io(
     reads = 2 * nq * dv + nk * (d + dv) + q_rows * (2 * d + dv + 2)
     writes = nq + nk * (d + dv) + q_rows * d
     return IOCount(reads, writes)
+
+
+def tiled_backward_flops(
+    n: int,
+    d: int,
+    *,
+    block_q: int,
+    block_k: int,
+    n_k: int | None = None,
+    d_v: int | None = None,
+    causal: bool = False,
+) -> int:
+    """Matrix-product FLOPs of ``tiled_attention_backward``, per head, over the tiles it computes.
+
+    Five products per (query tile, key tile) pair of ``r × c`` rows: ``S = QKᵀ`` and ``dQ += dS K``,
+    ``dK += dSᵀQ`` (``2rcd`` each), ``dV += PᵀdO`` and ``dP = dO Vᵀ`` (``2rc·d_v`` each); tiles above the
+    diagonal are skipped under ``causal``. Without it this is :func:`attention_flops`'s ``"backward"``.
+    """
+    nq, d = check_positive_int(n, "n"), check_positive_int(d, "d")
+    nk = nq if n_k is None else check_positive_int(n_k, "n_k")
+    dv = d if d_v is None else check_positive_int(d_v, "d_v")
+    bq, bk = check_positive_int(block_q, "block_q"), check_positive_int(block_k, "block_k")
+    pairs = sum((min(q0 + bq, nq) - q0) * (min(k0 + bk, nk) - k0)
+                for k0 in range(0, nk, bk) for q0 in range(0, nq, bq)
+                if not (causal and causal_block_skipped(min(q0 + bq, nq), k0)))
+    return 2 * pairs * (3 * d + 2 * dv)
 
 
 def simulate_tiled_backward(

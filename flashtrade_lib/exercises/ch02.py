@@ -241,3 +241,117 @@ def _grade_tiled_forward(answer: object) -> Feedback:
         return feedback
     not_skipped = causal_skipping_message(answer)  # type: ignore[arg-type]
     return Feedback(False, not_skipped) if not_skipped else feedback
+
+
+# ---------------------------------------------------- fast memory for a number of K/V passes
+
+# (n, d, passes): every case's answer has M >= 4d², where blocks_for_memory's key block is d.
+# (1000, 16, 90): ⌈1000/12⌉ = 84 passes are enough — fewer than the 90 allowed.
+_PASSES_CASES = [(4096, 64, 8), (1000, 32, 3), (4096, 128, 1), (1000, 16, 90), (10000, 64, 7), (300, 64, 7)]
+
+
+def _kv_passes(n: int, d: int, m: int) -> int:
+    from flashtrade_lib.attention.iomodel import blocks_for_memory
+
+    return -(-n // blocks_for_memory(m, d)[0])
+
+
+def _smallest_memory(n: int, d: int, passes: int) -> int:
+    """The smallest M >= 4d² at which iomodel's blocks read K and V at most ``passes`` times (bisection:
+    from 4d² up the key block is d, so the query block only grows with M)."""
+    lo = 4 * d * d
+    if _kv_passes(n, d, lo) <= passes:
+        raise ValueError(f"case (n={n}, d={d}, passes={passes}) is already satisfied at M = 4d²: not in the exercise's regime")
+    hi = 2 * lo
+    while _kv_passes(n, d, hi) > passes:
+        lo, hi = hi, 2 * hi
+    while hi - lo > 1:  # invariant: lo is not enough, hi is
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if _kv_passes(n, d, mid) <= passes else (mid, hi)
+    return hi
+
+
+def _memory_diagnosis(n: int, d: int, passes: int, got: int, want: int) -> str:
+    from flashtrade_lib.attention.iomodel import blocks_for_memory
+
+    need = -(-n // passes)  # the query block the answer needs
+    if got == need * (3 * d + 2):
+        return (f" That leaves out the K and V tiles: {d} rows of d and of d_v, 2d² = {2 * d * d} elements, are on chip "
+                "during every tile step too.")
+    if got == need * 3 * d + 2 * d * d:
+        return (f" That is short by 2·B_r = {2 * need}: each query row also keeps its running statistics m and ℓ "
+                "on chip.")
+    if got == (n // passes) * (3 * d + 2) + 2 * d * d and n % passes:
+        return (f" That fits a query block of ⌊N/passes⌋ = {n // passes} rows, which reads K and V "
+                f"{-(-n // (n // passes))} times: round N/passes up.")
+    if got < 1:
+        return ""
+    try:
+        block_q, _ = blocks_for_memory(got, d)
+    except ValueError:
+        return " At that M not even one query row fits."
+    used = -(-n // block_q)
+    if used > passes:
+        return f" At M = {got:,} the query block is {block_q} rows, so K and V are read {used} times: too small."
+    return f" M = {got:,} is enough, but not the smallest: {want:,} already gives a query block of {need} rows."
+
+
+def _traffic_diagnosis(n: int, d: int, passes: int, m: int, got: int) -> str:
+    from flashtrade_lib.attention.iomodel import blocks_for_memory
+
+    block_q, _ = blocks_for_memory(m, d)
+    used = -(-n // block_q)
+    if used != passes and got == 2 * n * d + n + passes * 2 * n * d:
+        return (f" You counted {passes} passes over K and V, but your query block of {block_q} rows needs only "
+                f"⌈N/B_r⌉ = {used}: count the passes the blocks make, not the ones allowed.")
+    if got == 2 * n * d + used * 2 * n * d:
+        return " That is short by N: the log-sum-exp L, one number per query row, is written for the backward too."
+    if got == 2 * n * d + n + 2 * n * d:
+        return " That reads K and V once; they are read once per query tile, ⌈N/B_r⌉ times."
+    return ""
+
+
+@register(
+    "ch02-memory-for-passes",
+    title="The fast memory M that reads K and V at most p times, and the traffic there",
+    references=("flashtrade_lib.attention.iomodel:blocks_for_memory",
+                "flashtrade_lib.attention.iomodel:tiled_attention_io",
+                "flashtrade_lib.attention.iomodel:tiled_io_for_memory",
+                "flashtrade_lib.attention.iomodel:fast_memory_needed"),
+    hints=(
+        "A tile step holds, for each of the B_r query rows, its Q row (d), its score row (B_c), its output row "
+        "(d_v) and m, ℓ (2 numbers); and the K and V tiles, B_c rows of d and d_v. From M = 4d² on, B_c = d.",
+        "K and V are read once per query tile, ⌈N/B_r⌉ times. At most `passes` times means B_r ≥ N/passes, "
+        "rounded up; then M is what a tile step with that B_r holds.",
+        "Traffic: Q is read once, K and V once per query tile, O written once and L (one number per row) "
+        "written once. Count the passes your B_r makes — it can be fewer than `passes`.",
+    ),
+)
+def _grade_memory_for_passes(answer: object) -> Feedback:
+    from flashtrade_lib.attention.iomodel import tiled_io_for_memory
+
+    if not callable(answer):
+        return Feedback(False, "expected a function memory_for_passes(n, d, passes) -> (m, traffic).")
+    for n, d, passes in _PASSES_CASES:
+        where = f"memory_for_passes(n={n}, d={d}, passes={passes})"
+        with naming_the_case(where):
+            got = answer(n, d, passes)
+        try:
+            m, traffic = (int(x) for x in got)
+        except (TypeError, ValueError):
+            return Feedback(False, f"{where} returned {got!r}: expected a pair of integers (m, traffic).")
+        want_m = _smallest_memory(n, d, passes)
+        if m != want_m:
+            return Feedback(False, f"{where}: M = {m:,} elements, expected {want_m:,}."
+                                   f"{_memory_diagnosis(n, d, passes, m, want_m)}")
+        io = tiled_io_for_memory(n, d, want_m)
+        if traffic != io.total:
+            return Feedback(False, f"{where}: M is right, but the traffic is {traffic:,} elements, expected "
+                                   f"{io.total:,} ({io.reads:,} reads + {io.writes:,} writes)."
+                                   f"{_traffic_diagnosis(n, d, passes, want_m, traffic)}")
+    n, d = 4096, 64
+    one, eight = _smallest_memory(n, d, 1), _smallest_memory(n, d, 8)
+    return Feedback(True, f"e.g. N = {n}, d = {d}: reading K and V once takes M = {one:,} elements, eight times "
+                          f"only {eight:,} — {one / eight:.1f}× less on-chip memory for "
+                          f"{tiled_io_for_memory(n, d, eight).total / tiled_io_for_memory(n, d, one).total:.1f}× "
+                          "the traffic: M buys fewer passes, as Θ(N²d²/M) says.")

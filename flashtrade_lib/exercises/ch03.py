@@ -1,5 +1,5 @@
-"""Exercise checks for chapter 3 (03_backward_recomputation): dS through D, what the backward
-stores, and the whole tiled backward with recomputation."""
+"""Exercise checks for chapter 3 (03_backward_recomputation): dS through D, the backward's FLOPs and
+traffic, and the whole tiled backward with recomputation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from flashtrade_lib.exercises import Feedback, register
-from flashtrade_lib.exercises.attention_cases import AttentionCase, grade_tiled
+from flashtrade_lib.exercises.attention_cases import AttentionCase, grade_tiled, naming_the_case
 
 # ---------------------------------------------------------------------- dS via D
 
@@ -47,23 +47,111 @@ def _grade_ds(answer: object) -> Feedback:
     return Feedback(True, "one subtraction per row replaces an Nk×Nk Jacobian per query — and needs only O and dO.")
 
 
-# ------------------------------------------------------------- what is stored
+# ------------------------------------------------------- the backward's FLOPs and traffic
+
+# (n, d, block_q, block_k, causal): blocks that divide N and blocks that do not, square and not, causal and not
+_COST_CASES = [(1024, 64, 128, 128, False), (1000, 32, 64, 128, False), (1000, 32, 64, 128, True),
+               (512, 64, 128, 64, True), (300, 16, 32, 48, True)]
+
+
+def _cost_variant(n: int, d: int, bq: int, bk: int, causal: bool, *, products: int = 5, skip: bool = True,
+                  dq_per_key_tile: bool = True, preprocess: bool = True) -> tuple[int, int, int]:
+    """``(flops, reads, writes)`` with one of the typical slips, to name the cause of a wrong count."""
+    from flashtrade_lib.attention.reference import causal_block_skipped
+
+    pairs = rows = 0
+    for k0 in range(0, n, bk):
+        for q0 in range(0, n, bq):
+            q1 = min(q0 + bq, n)
+            if skip and causal and causal_block_skipped(q1, k0):
+                continue
+            pairs += (q1 - q0) * (min(k0 + bk, n) - k0)
+            rows += q1 - q0
+    dq_rows = rows if dq_per_key_tile else n
+    reads = (2 * n * d if preprocess else 0) + 2 * n * d + rows * (2 * d + 2) + dq_rows * d
+    writes = (n if preprocess else 0) + 2 * n * d + dq_rows * d
+    return 2 * products * pairs * d, reads, writes
+
+
+def _cost_diagnosis(case: tuple[int, int, int, int, bool], got: tuple[int, int, int], bad: str) -> str:
+    n, d, bq, bk, causal = case
+    if bad == "flops":
+        if got[0] == _cost_variant(*case, products=4)[0]:
+            return (" That is 4 products per tile — the backward that keeps P. Recomputing S = τ Q Kᵀ in every "
+                    "tile is a fifth.")
+        if causal and got[0] in (_cost_variant(*case, skip=False)[0], _cost_variant(*case, skip=False, products=4)[0]):
+            return (" That counts every tile: under causal, a key tile that starts at or after the query tile's "
+                    "end is skipped, products and all.")
+        if got[0] == _cost_variant(*case)[0] // 2:
+            return " Count a multiply–add as 2 FLOPs: an (r×d)·(d×c) product is 2rcd."
+        if causal and got[0] == _cost_variant(*case, skip=False)[0] // 2:
+            return (" Half of N² is the masked count, not the computed one: a tile that touches the diagonal is "
+                    "computed whole (masked inside it). Sum over the tiles the loops visit.")
+        return ""
+    if causal and got[1:] == _cost_variant(*case, skip=False)[1:]:
+        return " That streams the query side past every key tile: under causal the skipped tiles load nothing."
+    if got[1:] == _cost_variant(*case, dq_per_key_tile=False)[1:]:
+        return (" That reads and writes dQ once; every key tile adds into dQ_i, so it is read, updated and "
+                "written back once per visited tile.")
+    if got[1:] == _cost_variant(*case, preprocess=False)[1:]:
+        return " That leaves out the preprocess D = rowsum(dO ∘ O): it reads dO and O and writes D, before any tile."
+    want = _cost_variant(*case)
+    streamed = (want[2] - n - 2 * n * d) // d  # query rows streamed past key tiles, summed over key tiles
+    short = {"reads": want[1] - got[1], "writes": want[2] - got[2]}
+    causes = {("reads", 2 * streamed): "L_i and D_i, one number per row each, are read with every visited query tile",
+              ("reads", streamed * d): "dQ_i is read before each update",
+              ("writes", streamed * d): "dQ_i is written back after each update"}
+    for (which, amount), cause in causes.items():
+        if short[which] == amount:
+            return f" The {which} are short by {amount:,}: {cause}."
+    return ""
 
 
 @register(
-    "ch03-stored-elements",
-    title="Elements kept for the backward: P versus L",
+    "ch03-backward-cost",
+    title="Count the tiled backward's FLOPs and slow-memory traffic",
+    references=("flashtrade_lib.attention.iomodel:tiled_backward_io",
+                "flashtrade_lib.attention.iomodel:tiled_backward_flops",
+                "flashtrade_lib.attention.iomodel:simulate_tiled_backward"),
+    hints=(
+        "Loop like the algorithm: key tiles outside, query tiles inside, skipping a pair when causal and "
+        "k0 >= q1. Count, per visited pair, its rows r (query tile) and c (key tile).",
+        "FLOPs per visited pair: five products of r×c×d multiply–adds each (S, dV, dP, dQ, dK), 2 FLOPs per "
+        "multiply–add. Nothing else (exp, scaling, masks) is counted.",
+        "Traffic: D's preprocess (read dO, O; write D); per key tile, K_j, V_j read and dK_j, dV_j written "
+        "once; per visited pair, Q_i, dO_i, L_i, D_i and dQ_i read and dQ_i written back.",
+    ),
 )
-def _grade_stored(answer: object) -> Feedback:
+def _grade_backward_cost(answer: object) -> Feedback:
+    from flashtrade_lib.attention.iomodel import tiled_backward_flops, tiled_backward_io
+
     if not callable(answer):
-        return Feedback(False, "expected a function stored_elements(n, heads) -> (p_elements, lse_elements).")
-    for n, heads in [(1, 1), (1024, 8), (8192, 12), (100, 3)]:
-        expected = (heads * n * n, heads * n)  # P: one number per (query, key); L: one per query
-        got = tuple(int(x) for x in answer(n, heads))
-        if got != expected:
-            hint = " Each head has its own P and its own L." if got == (n * n, n) else ""
-            return Feedback(False, f"stored_elements({n}, {heads}) returned {got}, expected {expected}.{hint}")
-    return Feedback(True, "storing L instead of P saves a factor N: 8192× at N = 8192.")
+        return Feedback(False, "expected a function backward_cost(n, d, block_q, block_k, causal=False) "
+                               "-> (flops, reads, writes).")
+    for case in _COST_CASES:
+        n, d, bq, bk, causal = case
+        where = f"backward_cost(n={n}, d={d}, block_q={bq}, block_k={bk}, causal={causal})"
+        with naming_the_case(where):
+            got = answer(n, d, bq, bk, causal=causal)
+        try:
+            flops, reads, writes = (int(x) for x in got)
+        except (TypeError, ValueError):
+            return Feedback(False, f"{where} returned {got!r}: expected three integers (flops, reads, writes).")
+        io = tiled_backward_io(n, d, block_q=bq, block_k=bk, causal=causal)
+        want = (tiled_backward_flops(n, d, block_q=bq, block_k=bk, causal=causal), io.reads, io.writes)
+        if flops != want[0]:
+            return Feedback(False, f"{where}: {flops:,} FLOPs, expected {want[0]:,}."
+                                   f"{_cost_diagnosis(case, (flops, reads, writes), 'flops')}")
+        if (reads, writes) != want[1:]:
+            return Feedback(False, f"{where}: the FLOPs are right, but the traffic is {reads:,} reads + {writes:,} "
+                                   f"writes, expected {want[1]:,} + {want[2]:,} elements."
+                                   f"{_cost_diagnosis(case, (flops, reads, writes), 'io')}")
+    n, d = 4096, 64
+    flops = tiled_backward_flops(n, d, block_q=64, block_k=128)
+    traffic = tiled_backward_io(n, d, block_q=64, block_k=128).total
+    return Feedback(True, f"e.g. N = {n}, d = {d}, blocks 64 × 128: {flops / 2**30:.1f} GFLOP for "
+                          f"{traffic * 4 / 2**20:.0f} MiB of float32 traffic, {flops / (4 * traffic):.0f} FLOPs per "
+                          "byte — the backward does 2.5× the forward's products to store O(N) instead of P.")
 
 
 # -------------------------------------------------------------- the tiled backward

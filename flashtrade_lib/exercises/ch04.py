@@ -215,3 +215,102 @@ def _grade_kernel(answer: object) -> Feedback:
     mode = "under Triton's interpreter" if interpreted else "compiled on the GPU"
     return Feedback(True, f"your kernel matches the reference on {len(_KERNEL_CASES)} cases ({mode}): "
                           "compare it with _attn_fwd_inner below.")
+
+
+# ------------------------------------------------------------ the backward's preprocess kernel
+
+# (batch·heads, N, d, BLOCK_M): a partial last tile, several heads, one tile, a row count below the block
+_PREPROCESS_CASES = [(2, 33, 16, 16), (3, 50, 32, 16), (2, 64, 16, 32), (1, 7, 16, 16)]
+_PAD = 64  # rows of sentinel after each buffer: a store past the end shows, a load past it stays in bounds
+
+
+def _launch_preprocess(kernel: object, o, do, block_m: int):  # noqa: ANN001, ANN202 — torch tensors
+    """The host side (given to the learner): D as NaN, padded with a sentinel, and one program per row tile."""
+    import torch
+
+    bh, n, d = o.shape
+    flat = [torch.cat([t.reshape(bh * n, d), torch.full((_PAD, d), float("nan"), device=t.device)]) for t in (o, do)]
+    delta = torch.full((bh * n + _PAD,), float("nan"), dtype=torch.float32, device=o.device)
+    kernel[(-(-n // block_m), bh)](flat[0], flat[1], delta, n, HEAD_DIM=d, BLOCK_M=block_m)  # type: ignore[index]
+    return delta[:bh * n].reshape(bh, n), delta[bh * n:]
+
+
+def _column_sums(product: np.ndarray, block_m: int) -> np.ndarray:
+    """What ``tl.sum(o * do, 0)`` stores when ``HEAD_DIM == BLOCK_M``: each tile's sums over its rows, per column."""
+    bh, n, d = product.shape
+    out = np.full((bh, n), np.nan)
+    for t0 in range(0, n, block_m):
+        rows = min(block_m, n - t0)
+        out[:, t0:t0 + rows] = product[:, t0:t0 + block_m].sum(axis=1)[:, :rows]
+    return out
+
+
+def _preprocess_diagnosis(got: np.ndarray, want: np.ndarray, block_m: int, product: np.ndarray) -> str:
+    bh, n = want.shape
+    if product.shape[-1] == block_m and np.allclose(got, _column_sums(product, block_m), rtol=1e-5, atol=1e-5):
+        return (" Each D holds a column's sum over the tile's rows: sum over the head dimension, axis 1 of the "
+                "[BLOCK_M, HEAD_DIM] tile — one number per row.")
+    unwritten = np.isnan(got)
+    if unwritten.all():
+        return " No row of D was written: load this tile's rows of O and dO, and tl.store their row sums into D."
+    if bh > 1 and not unwritten[0].any() and unwritten[1:].all():
+        return " Only the first (batch, head)'s rows of D were written: store at D + bh * N_Q + the row offsets."
+    if unwritten.any():
+        first = tuple(int(i) for i in np.argwhere(unwritten)[0])
+        if not unwritten[:, :min(block_m, n)].any():
+            return (f" Rows from BLOCK_M = {block_m} on were never written (first: head {first[0]}, row {first[1]}): "
+                    "every program wrote the first tile — offset the rows by start_m * BLOCK_M.")
+        return f" Row {first[1]} of head {first[0]} was never written: does the grid of programs cover every row?"
+    if bh > 1 and np.allclose(got, np.broadcast_to(want[0], want.shape), rtol=1e-5, atol=1e-6):
+        return (" Every (batch, head) got the first one's D: offset O and dO by bh * N_Q * HEAD_DIM, and D by "
+                "bh * N_Q.")
+    return ""
+
+
+@register(
+    "ch04-bwd-preprocess",
+    title="The backward's first kernel: D = rowsum(dO ∘ O) in Triton",
+    references=("flashtrade_lib.kernels.flash_attention:_attn_bwd_preprocess",
+                "flashtrade_lib.kernels.flash_attention:flash_attention_backward"),
+    hints=(
+        "One program owns BLOCK_M rows of one (batch, head): its rows are start_m * BLOCK_M + tl.arange(0, "
+        "BLOCK_M), its columns tl.arange(0, HEAD_DIM); row r of head bh starts at (bh * N_Q + r) * HEAD_DIM.",
+        "Load both tiles as [BLOCK_M, HEAD_DIM] blocks with a mask on the rows (offs_m < N_Q, broadcast with "
+        "[:, None]) and other=0.0; convert to tl.float32 before multiplying.",
+        "D of a row is tl.sum(o * do, 1) — one number per row. Store it at D + bh * N_Q + offs_m with the row "
+        "mask, so the last, partial tile writes nothing past N_Q.",
+    ),
+)
+def _grade_bwd_preprocess(answer: object) -> Feedback:
+    if not (hasattr(answer, "fn") and hasattr(answer, "__getitem__")):
+        return Feedback(False, "expected the @triton.jit kernel my_bwd_preprocess itself (not called).")
+    import torch
+    from triton.runtime.interpreter import InterpretedFunction
+
+    interpreted = isinstance(answer, InterpretedFunction)
+    if not interpreted and not torch.cuda.is_available():
+        return Feedback(False, "this kernel was compiled for a GPU but there is none: set "
+                               "os.environ['TRITON_INTERPRET'] = '1' before the cell that defines it "
+                               "(the chapter's parameters cell does), then re-run that cell.")
+    device = "cpu" if interpreted else "cuda"
+    rng = np.random.default_rng(5)
+    for number, (bh, n, d, block_m) in enumerate(_PREPROCESS_CASES, start=1):
+        o64, do64 = (rng.standard_normal((bh, n, d)) for _ in range(2))
+        want = (o64 * do64).sum(axis=-1)
+        o, do = (torch.tensor(x, dtype=torch.float32, device=device) for x in (o64, do64))
+        where = (f"preprocess case {number} of {len(_PREPROCESS_CASES)} (batch·heads = {bh}, N = {n}, d = {d}, "
+                 f"BLOCK_M = {block_m}, float32)")
+        with np.errstate(all="ignore"), triton_interpreter(on=interpreted), naming_the_case(where):
+            delta, pad = _launch_preprocess(answer, o, do, block_m)
+        got = delta.double().cpu().numpy()
+        if not torch.isnan(pad).all():
+            return Feedback(False, f"{where}: your kernel wrote past the end of D (the rows after N_Q of the last "
+                                   "head): mask the store with offs_m < N_Q.")
+        err = max_error(got, want)
+        tol = 1e-5 * max(1.0, float(np.abs(want).max()))
+        if err > tol:
+            return Feedback(False, f"{where}: D differs from rowsum(dO ∘ O) by up to {error_text(err)} (tolerance "
+                                   f"{tol:.1g}).{_preprocess_diagnosis(got, want, block_m, o64 * do64)}")
+    mode = "under Triton's interpreter" if interpreted else "compiled on the GPU"
+    return Feedback(True, f"D matches on {len(_PREPROCESS_CASES)} cases ({mode}): O(N) work and memory before the "
+                          "two tile loops, which then read one number per row instead of a row of P.")
