@@ -7,6 +7,7 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
+import pytest
 from conftest import ROOT
 
 SPEC = importlib.util.spec_from_file_location("flashtrade_offline", ROOT / "book" / "_ext" / "flashtrade_offline.py")
@@ -87,3 +88,78 @@ def test_glossary_terms_are_found_as_written_in_running_text() -> None:
     assert find["Walk-forward evaluation"].search("a walk-forward evaluation of")
     assert find["RoPE (rotary position embedding)"].search("with RoPE,") and not find[
         "RoPE (rotary position embedding)"].search("a rope")
+
+
+def _chapter(tmp_path, name: str, *markdown: str):
+    import nbformat
+
+    path = tmp_path / name
+    cells = [nbformat.v4.new_markdown_cell("# 2. A chapter")] + [nbformat.v4.new_markdown_cell(m) for m in markdown]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    return path
+
+
+ITEMS = (
+    "```{prf:theorem} A theorem\n:label: thm-a\n\nText.\n```\n\n```{prf:proof}\nProof.\n```",
+    "```{prf:algorithm} An algorithm\n:label: alg-a\n:enumerator: 7.7\n\nSteps.\n```",
+    "````{exercise} First\n:label: ex-ch02-first\n:class: full\n\nDo it.\n````\n\n"
+    "```{exercise} Unnumbered\n:label: ex-ch02-free\n:nonumber:\n\nOptional.\n```",
+    "```{exercise} Second\n:label: ex-ch02-second\n\nAgain.\n```",
+)
+
+
+def test_lab_numbers_are_stamped_as_the_book_numbers_them_and_stamping_twice_changes_nothing(tmp_path) -> None:
+    import nbformat
+
+    path = _chapter(tmp_path, "02_chapter.ipynb", *ITEMS)
+    before = [(n.kind, n.label, n.book, n.lab) for n in ext.lab_numbers(path)]
+    counted = ext.LAB_COUNTS
+    assert before == [("prf:theorem", "thm-a", "2.1", counted), ("prf:proof", None, None, counted),
+                      ("prf:algorithm", "alg-a", "2.1", "7.7"), ("exercise", "ex-ch02-first", "2.1", counted),
+                      ("exercise", "ex-ch02-free", None, None), ("exercise", "ex-ch02-second", "2.2", counted)]
+    assert ext.stamp_lab_numbers(path)
+    assert all(n.lab == n.book for n in ext.lab_numbers(path))
+    text = nbformat.read(path, as_version=4).cells[3].source
+    # the option goes last: the label stays right under the title (flashtrade_lib.course.withhold reads it there)
+    assert text.startswith("````{exercise} First\n:label: ex-ch02-first\n:class: full\n:enumerator: 2.1\n\nDo it.")
+    assert ":nonumber:\n\nOptional." in text  # an unnumbered exercise gets no number
+    assert "```{prf:proof}\n:nonumber:\nProof." in nbformat.read(path, as_version=4).cells[1].source
+    stamped = path.read_bytes()
+    assert not ext.stamp_lab_numbers(path) and path.read_bytes() == stamped
+
+
+def test_an_aside_has_no_numbered_items(tmp_path) -> None:
+    path = _chapter(tmp_path, "01a_aside.ipynb", ITEMS[3])
+    with pytest.raises(ValueError, match="only chapters"):
+        ext.lab_numbers(path)
+
+
+@pytest.mark.slow  # a small Sphinx build: about 10 s on a quiet 2-core machine
+def test_the_book_build_prints_the_stamped_numbers_and_fails_on_a_stale_one(tmp_path) -> None:
+    """A two-chapter Sphinx project with the book's extensions: what the book prints is what Lab shows."""
+    import nbformat
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    good = _chapter(notebooks, "02_good.ipynb", *ITEMS)
+    ext.stamp_lab_numbers(good)
+    stale = _chapter(notebooks, "03_stale.ipynb", ITEMS[3].replace("ex-ch02-second", "ex-ch03-first"))
+    ext.stamp_lab_numbers(stale)
+    nb = nbformat.read(stale, as_version=4)
+    nb.cells[1].source = nb.cells[1].source.replace(":enumerator: 3.1", ":enumerator: 3.9")
+    nbformat.write(nb, stale)
+    (tmp_path / "index.md").write_text("# Book\n\n```{toctree}\nnotebooks/02_good\nnotebooks/03_stale\n```\n")
+    (tmp_path / "conf.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(ROOT / 'book' / '_ext')!r})\n"
+        "extensions = ['myst_nb', 'sphinx_exercise', 'sphinx_proof', 'flashtrade_offline']\n"
+        "nb_execution_mode = 'off'\nexclude_patterns = ['_build']\n")
+    done = subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-q", str(tmp_path), str(tmp_path / "_build")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    html = (tmp_path / "_build" / "notebooks" / "02_good.html").read_text()
+    for printed in ("Theorem 2.1", "Algorithm 2.1", "Exercise 2.1", "Exercise 2.2"):
+        assert printed in html, f"the book does not print {printed}"
+    # the one warning (an error with -W, as the book builds): nothing else, e.g. no "unknown option"
+    warnings = [line for line in done.stderr.splitlines() if "WARNING" in line or "ERROR" in line]
+    assert len(warnings) == 1 and "03_stale" in warnings[0] and "3.9 in JupyterLab but 3.1 in the book" in warnings[0], \
+        done.stderr[-3000:]

@@ -99,3 +99,32 @@ def test_chapter_2_exercises_render_and_solutions_stay_collapsed(lab) -> None:
     solution = page.get_by_text(SOLUTION_LINE)
     assert solution.count() >= 1, "the solution is not in the page at all"
     assert not solution.first.is_visible(), "the solution is shown in plain sight; it should be collapsed"
+
+
+def test_chapter_2_numbers_exercises_and_algorithms_as_the_book_does(lab) -> None:
+    """The numbers come from the notebooks' ``:enumerator:`` options (scripts/number_lab.py)."""
+    import re
+
+    browser, url = lab
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_function(
+        "() => document.querySelectorAll('.jp-MarkdownCell').length > 5 && "
+        "[...document.querySelectorAll('.jp-MarkdownCell')].every(c => c.querySelector('.jp-RenderedMarkdown, .myst'))",
+        timeout=60_000,
+    )
+    page.wait_for_timeout(2000)
+    text = page.locator(".jp-Notebook").inner_text()
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("flashtrade_offline", ROOT / "book" / "_ext" / "flashtrade_offline.py")
+    book = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(book)
+    titles = [f"{n.kind.removeprefix('prf:').title()} {n.book} (" for n in book.lab_numbers(ROOT / "notebooks" / CHAPTER)
+              if n.book]
+    assert {"Theorem 2.1 (", "Algorithm 2.1 (", "Exercise 2.1 ("} <= set(titles)
+    missing = [t for t in titles if t not in text]
+    assert not missing, f"JupyterLab does not show the book's numbers {missing}"
+    # Lab's own count would read "Exercise 1 (…)" and "Proof 1" (the book's proofs have no number)
+    counted = re.findall(r"\b(?:Exercise|Algorithm|Theorem|Proposition) \d+ \(|\bProof \d", text)
+    assert not counted, f"numbers JupyterLab counted itself: {counted}"

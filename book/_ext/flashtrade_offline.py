@@ -20,6 +20,12 @@
   ``NN.k`` ("Exercise 8.2"), as a course cites them; Sphinx would count them across the
   whole book because the table of contents is not numbered (chapter titles carry their
   own numbers, starting at 0).
+* The same numbers in JupyterLab: jupyterlab-myst counts exercises and algorithms from 1 in
+  each notebook, so every numbered exercise/theorem/algorithm carries the book's number as
+  MyST's own ``:enumerator: 2.1`` option, stamped by ``scripts/number_lab.py``
+  (:func:`lab_numbers`, :func:`stamp_lab_numbers`). Sphinx accepts the option
+  (:func:`accept_lab_numbers`) and the build warns — so ``-W`` fails — when a stamped number
+  differs from the one the book prints (:func:`check_lab_numbers`).
 * The course guide's table of notebook run times says "ran"/"failed" in words and names
   chapters by title (myst-nb's ``{nb-exec-table}`` uses emoji that render as a missing
   glyph where no emoji font is installed, and raw document paths).
@@ -41,6 +47,7 @@ import re
 import shutil
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from docutils import nodes
 from sphinx import addnodes
@@ -48,7 +55,10 @@ from sphinx.application import Sphinx
 from sphinx.config import Config
 from sphinx.environment import BuildEnvironment
 from sphinx.transforms.post_transforms import SphinxPostTransform
+from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
+
+logger = logging.getLogger(__name__)
 
 PLOTLY_JS = "plotly.min.js"
 STATIC = Path(__file__).parent / "static"
@@ -95,6 +105,131 @@ def number_per_chapter(app: Sphinx, env: BuildEnvironment) -> list[str]:
             in_order = sorted(numbers, key=numbers.__getitem__)
             for k, node_id in enumerate(in_order, start=1):
                 numbers[node_id] = (chapter, k)
+    return []
+
+
+# A numbered item's directive: its fence line (``{exercise}`` or ``{prf:algorithm}`` and a title)
+# and the option lines under it (``:label: …``, ``:enumerator: …``).
+_NUMBERED = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<kind>exercise|prf:(?P<prf>\w+))\}[^\n]*\n"
+                       r"(?P<options>(?::[\w-]+:[^\n]*\n)*)", re.M)
+_OPTION = re.compile(r"^:(?P<name>[\w-]+):[ \t]*(?P<value>[^\n]*)$", re.M)
+LAB_COUNTS = "numbered from 1 by Lab"  # no :enumerator: and no :nonumber: — Lab numbers it 1, 2, … in the notebook
+
+
+class LabNumber(NamedTuple):
+    """One exercise, theorem, algorithm or proof of a chapter: the number the book prints and the one Lab shows."""
+
+    cell: int
+    kind: str  # the directive: "exercise", "prf:algorithm", "prf:proof", …
+    counter: str | None  # Sphinx's counter ("exercise", "theorem", …); None where the book prints no number
+    label: str | None
+    book: str | None  # "2.1": chapter . position among the chapter's items of this counter
+    lab: str | None  # its ``:enumerator:``, None with ``:nonumber:``, else LAB_COUNTS
+
+
+def _counter(match: re.Match[str], options: dict[str, str]) -> str | None:
+    """Sphinx's counter for a directive; None for one the book does not number (``prf:proof``, ``:nonumber:``)."""
+    from sphinx_proof.directive import DEFAULT_REALTYP_TO_COUNTERTYP
+
+    if "nonumber" in options:
+        return None
+    return "exercise" if match["prf"] is None else DEFAULT_REALTYP_TO_COUNTERTYP.get(match["prf"])
+
+
+def _options(match: re.Match[str]) -> dict[str, str]:
+    return {o["name"]: o["value"].strip() for o in _OPTION.finditer(match["options"])}
+
+
+def lab_numbers(path: Path) -> list[LabNumber]:
+    """Every exercise/``prf:`` directive of a chapter notebook, in page order, with the book's and Lab's numbers."""
+    import nbformat
+
+    chapter = CHAPTER_DOC.match(f"notebooks/{path.name}")
+    counts: dict[str, int] = {}
+    items = []
+    for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        if cell.cell_type != "markdown":
+            continue
+        for item in _NUMBERED.finditer(cell.source):
+            options = _options(item)
+            counter, book = _counter(item, options), None
+            if counter is not None:
+                if chapter is None:
+                    raise ValueError(f"{path.name}: only chapters (notebooks/NN_name.ipynb) are numbered per "
+                                     f"chapter; move the {item['kind']} into a chapter or give it :nonumber:")
+                counts[counter] = counts.get(counter, 0) + 1
+                book = f"{int(chapter[1])}.{counts[counter]}"
+            lab = None if "nonumber" in options else options.get("enumerator", LAB_COUNTS)
+            items.append(LabNumber(index, item["kind"], counter, options.get("label"), book, lab))
+    return items
+
+
+def stamp_lab_numbers(path: Path) -> bool:
+    """Make Lab show the book's numbers; True if anything changed.
+
+    A numbered item gets the book's number as its ``:enumerator:`` option (last, after
+    ``:label:``); one the book does not number (``prf:proof``) gets ``:nonumber:``. Only those
+    option lines change; running it again changes nothing.
+    """
+    import nbformat
+
+    numbers = iter(lab_numbers(path))  # in page order, as the substitutions below
+
+    def stamp(item: re.Match[str]) -> str:
+        number = next(numbers)
+        if number.lab == number.book:
+            return item.group(0)
+        options = [line for line in item["options"].splitlines(keepends=True) if not line.startswith(":enumerator:")]
+        option = f":enumerator: {number.book}\n" if number.book else ":nonumber:\n"
+        return item.group(0)[:item.start("options") - item.start()] + "".join(options) + option
+
+    nb = nbformat.read(path, as_version=4)
+    changed = False
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            new = _NUMBERED.sub(stamp, cell.source)
+            changed |= new != cell.source
+            cell.source = new
+    if changed:
+        nbformat.write(nb, path)
+    return changed
+
+
+def accept_lab_numbers() -> None:
+    """Let sphinx-exercise and sphinx-proof directives take MyST's ``:enumerator:`` (and proofs ``:nonumber:``).
+
+    docutils refuses an option a directive does not declare. The book's number comes from
+    :func:`number_per_chapter` (and a proof is never numbered); :func:`check_lab_numbers`
+    checks the options against it.
+    """
+    from docutils.parsers.rst import directives
+    from sphinx_exercise.directive import ExerciseDirective
+    from sphinx_proof.directive import ElementDirective, ProofDirective
+
+    for cls in (ExerciseDirective, ElementDirective):  # the subclasses (exercise-start, prf:*) inherit it
+        cls.option_spec = {**cls.option_spec, "enumerator": directives.unchanged_required}
+    ProofDirective.option_spec = {**ProofDirective.option_spec, "nonumber": directives.flag}
+
+
+def check_lab_numbers(app: Sphinx, env: BuildEnvironment) -> list[str]:
+    """Warn where a chapter's number in Lab differs from the number the book prints (``-W``: the build fails)."""
+    from sphinx_proof.directive import DEFAULT_REALTYP_TO_COUNTERTYP
+
+    counters = {"exercise", *DEFAULT_REALTYP_TO_COUNTERTYP.values()}
+    for docname, by_type in env.toc_fignumbers.items():
+        source = Path(env.doc2path(docname))
+        if CHAPTER_DOC.match(docname) is None or source.suffix != ".ipynb":
+            continue
+        items = lab_numbers(source)
+        in_lab = {(n.counter or n.kind, n.label): n.lab for n in items}
+        in_book = {(n.kind, n.label): None for n in items if n.counter is None}
+        in_book |= {(c, label): ".".join(map(str, number))
+                    for c in counters & by_type.keys() for label, number in by_type[c].items()}
+        for key in sorted(in_lab.keys() | in_book.keys(), key=str):
+            if in_lab.get(key, LAB_COUNTS) != in_book.get(key):
+                logger.warning(f"{key[0]} {key[1]} shows as {in_lab.get(key) or 'unnumbered'} in JupyterLab but "
+                               f"{in_book.get(key) or 'unnumbered'} in the book: run .venv/bin/python "
+                               "scripts/number_lab.py", location=docname)
     return []
 
 
@@ -294,6 +429,8 @@ def setup(app: Sphinx) -> dict[str, object]:
     app.add_css_file("flashtrade.css")
     app.connect("config-inited", _add_static)
     app.connect("env-get-updated", number_per_chapter, priority=900)
+    app.connect("env-get-updated", check_lab_numbers, priority=901)
+    accept_lab_numbers()
     app.add_post_transform(ExecutionTableInWords)
     app.add_post_transform(GlossaryLinks)
     app.add_directive("grading-times", GradingTimes)
