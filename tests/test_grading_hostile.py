@@ -9,7 +9,7 @@ victims keep 5/5, the gradebook, the release and ``nbgrader_config.py`` are unch
 file was written outside the sandbox, nothing reached a listener on this machine, and no
 process the submissions started is still alive.
 
-The attackers' notebooks keep only the chapter's imports and its exercise cells (a student
+The attackers' notebooks keep only the chapter's opening (parameters, imports) and its exercise cells (a student
 may delete the rest), so the whole suite is two grading runs of a few small notebooks.
 """
 
@@ -50,10 +50,11 @@ def _digest(path: Path) -> str:
 
 
 def _lean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The chapter's first code cell (its imports) and its exercise and autograder cells only."""
+    """The chapter's opening code (parameters, then imports) and its exercise and autograder cells only."""
     code = [c for c in nb.cells if c.cell_type == "code"]
-    keep = [code[0]] + [c for c in code[1:] if exercises_in(nbformat.v4.new_notebook(cells=[c]))
-                        or c.metadata.get("nbgrader", {}).get("grade")]
+    n_opening = next(i for i, c in enumerate(code) if "import " in c.source) + 1
+    keep = code[:n_opening] + [c for c in code[n_opening:] if exercises_in(nbformat.v4.new_notebook(cells=[c]))
+                               or c.metadata.get("nbgrader", {}).get("grade")]
     nb.cells = keep
     return nb
 
