@@ -23,6 +23,8 @@ from flashtrade_lib.exercises import UNTOUCHED_STUB, exercises
 GUIDE = REPO_ROOT / "book" / "course_guide.md"
 BEGIN = "<!-- exercise table: written by `flashtrade course sync-guide` from the exercise registry; do not edit -->"
 END = "<!-- end of the exercise table -->"
+# Column widths for the PDF (Sphinx's LaTeX writer; the web ignores it): chapter, exercise, hints, mistakes.
+TABLE_COLUMNS = "```{tabularcolumns} \\X{3}{20}\\X{11}{20}\\X{2}{20}\\X{4}{20}\n```"
 
 
 def _cell(text: str) -> str:
@@ -35,12 +37,13 @@ def exercise_table(solutions: dict[str, Solution] | None = None) -> str:
     registry = exercises()
     chapters = {path.stem: path for path in sorted(all_chapters().values())}
     numbers = exercise_numbers({stem[:2]: path for stem, path in chapters.items() if stem[2] == "_"})
-    rows = ["| Chapter | Exercise | Checked by | Hints | Typical mistakes the check diagnoses |",
-            "|---|---|---|---|---|"]
+    # Four columns, the title wrapping in the widest: the PDF's table then fits the text block
+    # (an unbreakable notebook name and check id in columns of their own stuck out by 370 pt).
+    rows = [TABLE_COLUMNS, "| Chapter | Exercise (checked by) | Hints | Typical mistakes |", "|---|---|---|---|"]
     for stem, path in chapters.items():
         for eid, _ in exercises_in(nbformat.read(path, 4)):
             mistakes = [w for w in solutions[eid].wrongs if w.expect != UNTOUCHED_STUB]
-            rows.append(f"| `{stem}` | {numbers.get(eid, '–')}: {_cell(registry[eid].title)} | `{eid}` "
+            rows.append(f"| {stem.split('_')[0]} | {numbers.get(eid, '–')}: {_cell(registry[eid].title)} (`{eid}`) "
                         f"| {len(registry[eid].hints)} | {len(mistakes)} |")
     return "\n".join(rows)
 
