@@ -74,3 +74,11 @@ def test_nothing_sticks_out_of_the_text_block(built_pdf) -> None:
                 re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\) (.*)", log) if float(pt) > OVERFULL_PT]
     assert not overfull, (f"{len(overfull)} boxes wider than the text block by more than {OVERFULL_PT} pt "
                           f"(worst {max(overfull)[0]} pt): " + "; ".join(w for _, w in sorted(overfull)[-5:]))
+
+
+def test_no_character_is_missing_from_the_fonts(built_pdf) -> None:
+    """A glyph the fonts lack is silently dropped from the PDF (XeLaTeX only logs it): map it in _config.yml."""
+    _, log, _ = built_pdf
+    missing = sorted(set(re.findall(r"Missing character: There is no (\S+ \(U\+[0-9A-F]+\)) in font ([^/!]+)", log)))
+    assert not missing, ("characters dropped from the PDF (add a \\newunicodechar to _config.yml's latex preamble): "
+                         + "; ".join(f"{char} in {font}" for char, font in missing))
