@@ -220,9 +220,7 @@ def measure_beyond(args: argparse.Namespace, rows: list[dict], n_live: float | N
             [args.long_context], ["sdpa"], repeat=1, device=device, amp=cuda, progress=False,
             prefaulted=not args.fresh_memory, **sizes)[0]
     if args.naive_largest and n_live is not None:
-        # the fit's n_live, but never below the guard's own (naive_step_bytes' n_live = 3): a context
-        # chosen with the fit alone was refused by that guard and recorded as "skipped"
-        per_n2 = (sizes["n_layers"] + max(n_live, 3.0)) * sizes["batch"] * sizes["n_heads"] * itemsize
+        per_n2 = (sizes["n_layers"] + n_live) * sizes["batch"] * sizes["n_heads"] * itemsize
         largest = int(math.sqrt(args.max_gib * GiB / per_n2)) // 256 * 256
         if largest > max(r["context"] for r in rows if r["backend"] == "naive" and r["status"] == "ok"):
             print(f"measuring naive's step at {largest} bars (predicted to fit {args.max_gib:g} GiB)", flush=True)
