@@ -66,12 +66,8 @@ NB          ?= notebooks
 notebooks: $(STAMP)
 	$(BUILD_ENV) $(PY) -m pytest $(NBVAL_ARGS) $(NB)
 
-# The phone-width pages beside everything else: two Chromiums on the two cores the unit tests have
-# finished with by then (each width's page walk is ~2 minutes; one after the other was the suite's tail).
 browser: $(STAMP)
-	$(PY) -m pytest -p no:cacheprovider -m "browser" -k "phone" tests & phone=$$!; \
-	$(PY) -m pytest -p no:cacheprovider -m "book or browser" -k "not phone" tests; rest=$$?; \
-	wait $$phone; phone=$$?; exit $$(( rest || phone ))
+	$(PY) -m pytest -p no:cacheprovider -m "book or browser" tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
