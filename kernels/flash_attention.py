@@ -524,6 +524,18 @@ def flash_attention_forward(
     return o, L
 
 
+def backward_delta(o: torch.Tensor, do: torch.Tensor) -> torch.Tensor:
+    """``D = rowsum(dO ∘ O)`` as ``(batch, heads, N)`` float32: the backward's first launch."""
+    B, H, n_q, d = o.shape
+    D = torch.empty((B, H, n_q), dtype=torch.float32, device=o.device)
+    pre_m = 64 if INTERPRETED else 128
+    _attn_bwd_preprocess[(triton.cdiv(n_q, pre_m), B * H)](
+        o, do, D, *_strides(o), *_strides(do), H, n_q,
+        HEAD_DIM=d, BLOCK_D=max(16, triton.next_power_of_2(d)), BLOCK_M=pre_m,
+    )
+    return D
+
+
 def flash_attention_backward(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Tensor, L: torch.Tensor,
     do: torch.Tensor, *, causal: bool = False, scale: float | None = None,
@@ -539,11 +551,7 @@ def flash_attention_backward(
     n_k = k.shape[2]
     scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
     block_d = max(16, triton.next_power_of_2(d))
-    D = torch.empty_like(L)
-    pre_m = 64 if INTERPRETED else 128
-    _attn_bwd_preprocess[(triton.cdiv(n_q, pre_m), B * H)](
-        o, do, D, *_strides(o), *_strides(do), H, n_q, HEAD_DIM=d, BLOCK_D=block_d, BLOCK_M=pre_m,
-    )
+    D = backward_delta(o, do)
     # dq, dk, dv take q's, k's, v's layout, so the kernels reuse those strides for them
     dq = torch.empty_like(q, memory_format=torch.preserve_format)
     dk = torch.empty_like(k)

@@ -35,12 +35,16 @@ NOTEBOOKS = REPO_ROOT / "notebooks"
 BIB = REPO_ROOT / "book" / "references.bib"
 _CHECK = re.compile(r"""^check\((["'])(?P<id>[a-z0-9-]+)\1,\s*(?P<answer>[A-Za-z_][A-Za-z_0-9]*)\)\s*$""", re.M)
 DEFAULT_CELL_TIMEOUT_S = 120
+# A chapter's link to a page of the book (`[course guide](../book/course_guide.md)`): the release ships no
+# book/, so in the learner's JupyterLab it would be dead; it becomes its words (the instructor has the book).
+_BOOK_LINK = re.compile(r"\[(?P<text>[^\]]+)\]\(\.\./book/[^)\s]+\)")
 _SHOW_SOURCE = re.compile(r"^show_source\((?:\w+\.)*?(?P<name>\w+?)(?:\.fn)?\)$")
 # exercise → (the name a released chapter rebinds, the names whose use needs the learner's answer)
 USES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ch02-tiled-forward": ("tiled_attention", ("tiled_attention",)),
     "ch03-tiled-backward": ("tiled_attention_backward", ("tiled_attention_backward",)),
     "ch04-kernel-inner-loop": ("flash_attention_forward", ("flash_attention_forward", "flash_attention")),
+    "ch04-bwd-preprocess": ("backward_delta", ("backward_delta", "flash_attention_backward", "flash_attention")),
 }
 
 
@@ -166,7 +170,7 @@ def source_notebook(path: Path, numbers: dict[str, str] | None = None) -> nbform
     nb.cells = _replace_withheld(cells, numbers if numbers is not None else exercise_numbers(all_chapters()))
     markdown = [c for c in nb.cells if c.cell_type == "markdown"]  # JupyterLab shows {footcite} roles raw
     for cell, text in zip(markdown, readable_cells((c.source for c in markdown), read_bib(BIB)), strict=True):
-        cell.source = text
+        cell.source = _BOOK_LINK.sub(r"\g<text>", text)
     return nb
 
 

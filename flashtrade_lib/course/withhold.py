@@ -1,9 +1,9 @@
 """What the student edition withholds: the library functions that *are* an exercise's answer.
 
-The library's NumPy tiled forward and backward and the Triton kernel's inner loop are the
-answers of chapters 2–4's central exercises. The instructor's install keeps them (the book
-shows them right after each exercise); the student wheel replaces each with a stub of the
-same signature that raises :class:`~flashtrade_lib.exercises.Withheld` naming the exercise,
+The library's NumPy tiled forward and backward, the Triton kernel's inner loop and the
+backward's preprocess kernel are the answers of chapters 2–4's central exercises. The
+instructor's install keeps them (the book shows them right after each exercise); the student
+wheel replaces each with a stub of the same signature that raises :class:`~flashtrade_lib.exercises.Withheld` naming the exercise,
 and the released notebooks show a note instead of their source
 (:mod:`flashtrade_lib.course.release`). One table, :data:`TARGETS`, drives the wheel, the
 notebooks, the checks (an answer that calls a target scores 0) and the tests.
@@ -37,6 +37,8 @@ TARGETS: tuple[Target, ...] = (
     Target("ch03-tiled-backward", "flashtrade_lib.attention.reference", "tiled_attention_backward",
            "flashtrade_lib/attention/reference.py"),
     Target("ch04-kernel-inner-loop", "flashtrade_lib.kernels.flash_attention", "_attn_fwd_inner",
+           "kernels/flash_attention.py"),
+    Target("ch04-bwd-preprocess", "flashtrade_lib.kernels.flash_attention", "_attn_bwd_preprocess",
            "kernels/flash_attention.py"),
 )
 

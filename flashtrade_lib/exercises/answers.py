@@ -103,6 +103,26 @@ def _kernel_forward_from(kernel: Any | None) -> Callable:
     return flash_attention_forward
 
 
+def _backward_delta_from(kernel: Any | None) -> Callable:
+    import torch
+
+    def backward_delta(o: torch.Tensor, do: torch.Tensor) -> torch.Tensor:
+        if kernel is None:  # one PyTorch expression: the same numbers, no kernel
+            return (o.float() * do.float()).sum(dim=-1)
+        import triton
+
+        b, h, n, d = o.shape
+        width = max(16, triton.next_power_of_2(d))  # tl.arange needs a power of two; zero columns add nothing
+        o_rows, do_rows = (torch.nn.functional.pad(t.float(), (0, width - d)).reshape(b * h * n, width).contiguous()
+                           for t in (o, do))
+        delta = torch.empty(b * h * n, dtype=torch.float32, device=o.device)
+        block_m = 64
+        kernel[(triton.cdiv(n, block_m), b * h)](o_rows, do_rows, delta, n, HEAD_DIM=width, BLOCK_M=block_m)
+        return delta.reshape(b, h, n)
+
+    return backward_delta
+
+
 @dataclass(frozen=True)
 class _Replacement:
     module: str
@@ -119,6 +139,8 @@ _REPLACEMENTS = {
     "ch04-kernel-inner-loop": _Replacement("flashtrade_lib.kernels.flash_attention", "flash_attention_forward",
                                            _kernel_forward_from,
                                            "a dense PyTorch forward (not a Triton kernel, not tiled)"),
+    "ch04-bwd-preprocess": _Replacement("flashtrade_lib.kernels.flash_attention", "backward_delta",
+                                        _backward_delta_from, "a PyTorch row sum (not a Triton kernel)"),
 }
 
 
