@@ -71,6 +71,12 @@ def chapters() -> list[Path]:
     return [ROOT / f"{f}.ipynb" for f in files if (ROOT / f"{f}.ipynb").is_file()]
 
 
+def use_threads(n: int) -> None:
+    """Kernels started from here on use ``n`` CPU threads (torch, MKL and OpenBLAS read these at import)."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(n)
+
+
 def sanitize_patterns(path: Path = SANITIZE_FILE) -> list[tuple[str, str]]:
     """The (regex, replacement) pairs of the sanitize file, read by nbval's own reader."""
     return get_sanitize_patterns(path.read_text())
@@ -169,8 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         if args.threads < 1:
             parser.error("--threads must be at least 1")
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            os.environ[var] = str(args.threads)
+        use_threads(args.threads)
     os.environ.setdefault("IPYTHONDIR", str(ROOT / "book" / "ipython"))
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 

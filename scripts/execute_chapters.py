@@ -7,10 +7,12 @@ executes each chapter exactly as myst-nb's ``cache`` mode does — jupyter-cache
 ``allow_errors`` — and stores the result under the key myst-nb looks up, so ``jupyter-book
 build`` then finds every chapter executed and executes none (and the course guide's *Time per
 chapter* table shows these runs' times). A chapter whose cached execution still matches its
-code is not run again. ``make test`` uses two jobs; ``make book`` one, so that a reader's
-build measures each chapter's timings on an otherwise quiet machine::
+code is not run again. ``make test`` uses two jobs of one thread each (more threads per kernel
+only spin on a core the other job needs; checked outputs hold at any thread count, ``make
+portability``); ``make book`` one job with the libraries' own threads, so that a reader's build
+measures each chapter's timings on an otherwise quiet machine::
 
-    python scripts/execute_chapters.py --cache _build/.jupyter_cache --jobs 2
+    python scripts/execute_chapters.py --cache _build/.jupyter_cache --jobs 2 --threads 1
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import nbformat
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from check_outputs import ROOT, chapters  # noqa: E402 — one list of the book's notebooks
+from check_outputs import ROOT, chapters, use_threads  # noqa: E402 — one list of the book's notebooks
 
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
 
@@ -53,10 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", type=Path, required=True, help="the book build's jupyter-cache folder")
     parser.add_argument("--jobs", type=int, default=1, help="chapters executed at once (default 1)")
+    parser.add_argument("--threads", type=int, help="CPU threads of each chapter's kernel (OMP/MKL/torch; "
+                        "default: the libraries' own)")
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook of the book")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error("--threads must be at least 1")
+        use_threads(args.threads)
     from jupyter_cache import get_cache
     from jupyter_cache.base import CacheBundleIn
 
@@ -78,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         running = {pool.submit(run_chapter, str(p), timeout, allow_errors): p for p in todo}
         for done in as_completed(running):
             path = running[done]
-            name = str(path.relative_to(ROOT))
+            name = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
             executed, seconds, error = done.result()
             if error:
                 failed.append(name)

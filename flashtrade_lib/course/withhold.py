@@ -3,9 +3,9 @@
 The library's NumPy tiled forward and backward, the Triton kernel's inner loop and the
 backward's preprocess kernel are the answers of chapters 2–4's central exercises. The
 instructor's install keeps them (the book shows them right after each exercise); the student
-wheel replaces each with a stub of the same signature that raises :class:`~flashtrade_lib.exercises.Withheld` naming the exercise,
-and the released notebooks show a note instead of their source
-(:mod:`flashtrade_lib.course.release`). One table, :data:`TARGETS`, drives the wheel, the
+wheel replaces each with a stub of the same signature that raises
+:class:`~flashtrade_lib.exercises.Withheld` naming the exercise, and the released notebooks show
+a note instead of their source (:mod:`flashtrade_lib.course.release`). One table, :data:`TARGETS`, drives the wheel, the
 notebooks, the checks (an answer that calls a target scores 0) and the tests.
 """
 
