@@ -233,7 +233,8 @@ def autograde(exercise_id: str, answer: str, namespace: dict[str, Any]) -> Feedb
     if grading and not feedback.passed:
         raise AssertionError(feedback.message)
     verdict = "1 of 1 point" if feedback.passed else "0 of 1 point so far (the chapter goes on)"
-    return Feedback(feedback.passed, f"autograder ({exercise_id}): {verdict}. {feedback.message}")
+    reason = feedback.message[:1].upper() + feedback.message[1:]  # a sentence of its own after the verdict
+    return Feedback(feedback.passed, f"autograder ({exercise_id}): {verdict}. {reason}")
 
 
 def hint(exercise_id: str) -> Hint:
