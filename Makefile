@@ -66,9 +66,8 @@ pdf-tools:
 	@test -n "$(CHROMIUM)" || { echo "make pdf needs a Chromium for the figures (Debian: sudo apt-get install chromium)"; exit 1; }
 	@command -v latexmk >/dev/null && command -v xelatex >/dev/null || { echo "make pdf needs TeX Live: sudo apt-get install texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended texlive-xetex latexmk fonts-dejavu-core"; exit 1; }
 
-UNIT_MARKS  ?= not book and not browser and not release and not pdf
 unit: $(STAMP)
-	$(PY) -m pytest -p no:cacheprovider -m "$(UNIT_MARKS)" tests
+	$(PY) -m pytest -p no:cacheprovider -m "not book and not browser and not release and not pdf" tests
 
 # nbval, one execution per notebook, for working on a chapter (`make notebooks NB=notebooks/07_prediction.ipynb`);
 # `make test` checks the same cells against the book build's execution instead.
@@ -93,18 +92,13 @@ STAGE       := scripts/stage.sh
 test: $(STAMP)
 	@$(STAGE) lint $(MAKE) --no-print-directory lint
 	@rm -rf $(BOOK_CACHE)
-	@$(MAKE) --no-print-directory -j3 test-unit test-slow test-book
+	@$(MAKE) --no-print-directory -j2 test-unit test-book
 
-.PHONY: test-unit test-slow test-book
+.PHONY: test-unit test-book
 # One thread per process: the unit tests and two chapters share two cores, and a second thread only
 # spins on a core another process needs (checked outputs hold at any thread count: make portability).
-# The tests marked slow (grading, course releases: much of their time is spent waiting on kernels and
-# time limits) run as a line of their own, so that neither half of the tests is left alone at the end.
-ONE_THREAD  := env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 test-unit:
-	@$(STAGE) unit $(ONE_THREAD) $(MAKE) --no-print-directory unit UNIT_MARKS="not slow and $(UNIT_MARKS)"
-test-slow:
-	@$(STAGE) slow $(ONE_THREAD) $(MAKE) --no-print-directory unit UNIT_MARKS="slow and $(UNIT_MARKS)"
+	@$(STAGE) unit env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(MAKE) --no-print-directory unit
 test-book:
 	@$(STAGE) execute $(MAKE) --no-print-directory execute BOOK_JOBS=2 BOOK_THREADS=1
 	@$(STAGE) book $(MAKE) --no-print-directory book

@@ -26,9 +26,9 @@ from flashtrade_lib.measure import bench
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = "test_suite_time"
 # The stages of `make test` (scripts/stage.sh names each), after `make install`. The unit
-# tests and the slow tests run beside execute → book → outputs → browser, so the stages' times overlap and the
+# tests run beside execute → book → outputs → browser, so the stages' times overlap and the
 # suite's time is the wall time of `make install` plus `make test`, not their sum.
-STAGES = ("install", "lint", "unit", "slow", "execute", "book", "outputs", "browser")
+STAGES = ("install", "lint", "unit", "execute", "book", "outputs", "browser")
 TARGET_S = 15 * 60  # the goal for the whole suite on a 2-core machine
 CEILING_S = 45 * 60
 STAGE_LINE = re.compile(r"^== stage (?P<name>\w+) (?P<verdict>passed|FAILED \(exit (?P<code>\d+)\)) "
@@ -74,9 +74,9 @@ def readme_line(record: dict[str, Any]) -> str:
     """The README's sentence about the suite's time, from the record."""
     env = record["environment"]
     minutes = {name: f"{s['seconds'] / 60:.1f}" for name, s in record["stages"].items()}
-    tests = f"unit tests {minutes['unit']}" + (f" and slow tests {minutes['slow']}" if "slow" in minutes else "")
-    chain = " → ".join(f"{name} {minutes[name]}" for name in ("execute", "book", "outputs", "browser") if name in minutes)
-    stages = f"install {minutes['install']}, lint {minutes['lint']}, {tests} beside {chain}"
+    stages = (f"install {minutes['install']}, lint {minutes['lint']}, unit tests {minutes['unit']} beside "
+              f"execute {minutes['execute']} → book {minutes['book']} → outputs {minutes['outputs']} → "
+              f"browser {minutes['browser']}")
     return (f"From a fresh clone, `make test` (with its install) took {record['total_s'] / 60:.1f} minutes on "
             f"{env.get('cpu_count', '?')} cores ({stages} minutes; recorded "
             f"{env.get('date_utc', '?')[:10]}, quality: {record['quality']['verdict']}).")
