@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from flashtrade_lib import netguard
+from flashtrade_lib.measure import bench
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_HTML = ROOT / "_build" / "html"
@@ -26,6 +27,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # Tests never reach the internet: only loopback sockets are allowed.
 netguard.install()
+
+# A benchmark a test runs measures nothing that is recorded, and `make test` keeps the machine busy by design
+# (the chapters run beside the tests): never wait for a quiet machine (bench.start_watch's bound; 60 s by default).
+os.environ.setdefault(bench.QUIET_WAIT_ENV, "0")
 
 
 @pytest.fixture(scope="session")

@@ -48,6 +48,20 @@ def test_plotly_figures_survived_into_the_pages(built_book) -> None:
         assert "unknown output mime type" not in html.lower()
 
 
+def test_plotly_js_is_loaded_where_a_figure_is_drawn_and_nowhere_else(built_book) -> None:
+    """plotly.min.js (3.5 MB to parse on every load) is in the head of each page with a figure, and only there."""
+    script = re.compile(r'<script src="(?:\.\./)*_static/plotly\.min\.js"></script>')
+    drawn = 0
+    for page in _pages(built_book):
+        html = page.read_text(encoding="utf-8")
+        head, _, body = html.partition("</head>")
+        has_figure = "Plotly.newPlot" in body
+        drawn += has_figure
+        assert bool(script.search(head)) == has_figure, (
+            f"{page.relative_to(built_book)}: {'a figure but no' if has_figure else 'no figure but'} plotly.min.js")
+    assert drawn >= 5, f"only {drawn} pages draw a plotly figure"
+
+
 def _chapters(built_book):
     return sorted((built_book / "notebooks").glob("[0-9][0-9]_*.html"))
 

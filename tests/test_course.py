@@ -17,7 +17,13 @@ import pytest
 from flashtrade_lib.course.grade import grade
 from flashtrade_lib.course.release import exercises_in, release
 from flashtrade_lib.course.solutions import load
-from flashtrade_lib.course.submissions import fill, mistake_plan, typical_mistakes, wrong_answer
+from flashtrade_lib.course.submissions import (
+    fill,
+    lean,
+    mistake_plan,
+    typical_mistakes,
+    wrong_answer,
+)
 from flashtrade_lib.exercises import UNTOUCHED_STUB
 
 SOLUTIONS = load()
@@ -92,14 +98,16 @@ def test_autograde_two_students(course, tmp_path: Path) -> None:
             "ch02-online-softmax": wrong_answer("ch02-online-softmax", "online_softmax_stats",
                                                 "online_softmax_stats_without_rescaling"),
             "ch02-tile-update": wrong_answer("ch02-tile-update", "tile_update", "tile_update_forgetting_acc"),
-            "ch02-tiled-forward": "def my_tiled_attention(q, k, v, block_q, block_k, causal=False, mask=None):\n"
-                                  "    while True:\n        pass\n",
+            # never returns (it waits: the CPU-burning endless loop is test_grading_hostile's mallory-limits)
+            "ch02-tiled-forward": "import time\n\n"
+                                  "def my_tiled_attention(q, k, v, block_q, block_k, causal=False, mask=None):\n"
+                                  "    while True:\n        time.sleep(0.1)\n",
             "ch02-causal-tiles": None,
         },
     }
     for student, plan in plans.items():
         (submissions / student).mkdir(parents=True)
-        nbformat.write(fill(released, plan, SOLUTIONS), submissions / student / CHAPTER)
+        nbformat.write(lean(fill(released, plan, SOLUTIONS)), submissions / student / CHAPTER)
     out = tmp_path / "grades"
     results = grade(course.course_dir, submissions, out, cell_timeout_s=CELL_TIMEOUT_S)
     rows = {row["student"]: row for row in csv.DictReader((out / "gradebook.csv").open())}

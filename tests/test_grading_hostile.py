@@ -31,10 +31,10 @@ import nbformat
 import pytest
 
 from flashtrade_lib.course.grade import REMOVED, grade
-from flashtrade_lib.course.release import exercises_in, release
+from flashtrade_lib.course.release import release
 from flashtrade_lib.course.sandbox import Limits, Sandbox, _namespaces_work
 from flashtrade_lib.course.solutions import REPO_ROOT, load
-from flashtrade_lib.course.submissions import fill
+from flashtrade_lib.course.submissions import fill, lean
 
 SOLUTIONS = load()
 CELL_TIMEOUT_S = 20
@@ -47,16 +47,6 @@ pytestmark = [pytest.mark.slow,
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _lean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The chapter's opening code (parameters, then imports) and its exercise and autograder cells only."""
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    n_opening = next(i for i, c in enumerate(code) if "import " in c.source) + 1
-    keep = code[:n_opening] + [c for c in code[n_opening:] if exercises_in(nbformat.v4.new_notebook(cells=[c]))
-                               or c.metadata.get("nbgrader", {}).get("grade")]
-    nb.cells = keep
-    return nb
 
 
 def _unless(attack: str, answer: str, exercise: str) -> str:
@@ -213,8 +203,8 @@ def world(tmp_path_factory):
     }
     for student, plan in plans.items():
         (subs / student).mkdir(parents=True)
-        nbformat.write(_lean(fill(released, plan, SOLUTIONS)), subs / student / released.name)
-    removed = fill(released, {}, SOLUTIONS)  # every answer right, but the autograder cells deleted
+        nbformat.write(lean(fill(released, plan, SOLUTIONS)), subs / student / released.name)
+    removed = lean(fill(released, {}, SOLUTIONS))  # every answer right, but the autograder cells deleted
     removed.cells = [c for c in removed.cells if not c.metadata.get("nbgrader", {}).get("grade")]
     (subs / "mallory-removed").mkdir()
     nbformat.write(removed, subs / "mallory-removed" / released.name)

@@ -4,8 +4,9 @@
   figures as ``text/html`` that expects a global ``Plotly`` (see
   book/ipython/…/00-flashtrade-build.py). This adds ``plotly.min.js`` — the copy shipped
   inside the plotly wheel, so its version always matches the Python side — as a normal
-  (synchronous) script in every page's head, and copies the file into ``_static`` when
-  the build finishes. MathJax is served by ``sphinx-mathjax-offline``.
+  (synchronous) script in the head of each page that draws a figure (only there: parsing its
+  3.5 MB takes a browser about 1.5 s of CPU on every page load), and copies the file into
+  ``_static`` when the build finishes. MathJax is served by ``sphinx-mathjax-offline``.
 * ``static/plotly_fit.js``: plotly figures laid out for the width they are shown at (titles
   wrapped, legends below the plot in a narrow column).
 * ``static/flashtrade.css`` and ``static/page_fit.js``: tables, code, titles and display
@@ -61,6 +62,7 @@ from sphinx.util.docutils import SphinxDirective
 logger = logging.getLogger(__name__)
 
 PLOTLY_JS = "plotly.min.js"
+PLOTLY_DIV = "plotly-graph-div"  # the class of the <div> each figure draws into
 STATIC = Path(__file__).parent / "static"
 CHAPTER_DOC = re.compile(r"^notebooks/(\d+)_")
 # DOCUMENTATION_OPTIONS is defined by documentation_options.js (priority 200).
@@ -418,10 +420,16 @@ def kernels_over_ipc() -> None:
         cls._ip_default = _absolute_ipc_path
 
 
+def _plotly_where_drawn(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    """plotly.js in the head of a page whose body holds a plotly figure, and of no other page."""
+    if PLOTLY_DIV in context.get("body", ""):
+        app.add_js_file(PLOTLY_JS, priority=100)
+
+
 def setup(app: Sphinx) -> dict[str, object]:
     _plotly_js_path()  # fail early, with a clear message
     kernels_over_ipc()
-    app.add_js_file(PLOTLY_JS, priority=100)
+    app.connect("html-page-context", _plotly_where_drawn)
     app.add_js_file(None, body=NO_SNIPPETS_FROM_FILES, priority=210)
     app.add_js_file("plotly_fit.js")
     app.add_js_file("page_fit.js")

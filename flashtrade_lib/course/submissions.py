@@ -4,7 +4,8 @@ An instructor trying the kit, the test suite and the grading-time benchmark all 
 notebooks as a student would hand them in — right, wrong, or with an answer missing.
 ``plan`` maps an exercise id to the code of its answer cell; an id not in it gets the
 reference solution (from ``course/solutions/``), ``None`` deletes the answer cell (the
-function is never defined).
+function is never defined). ``lean`` keeps only what grading needs, as a student who
+deleted the rest of the chapter would hand it in (the grading tests run many of them).
 """
 
 from __future__ import annotations
@@ -95,4 +96,14 @@ def fill(released: Path, plan: Mapping[str, str | None] | None = None,
             cell.source = answer_cell(eid, answer, code, stub_preamble(cell.source, answer))
         cells.append(cell)
     nb.cells = cells
+    return nb
+
+
+def lean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """``nb`` cut to the chapter's opening code (parameters, then imports), its exercise cells and its
+    autograder cells: what a student who deleted the rest hands in, and what grading needs."""
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    n_opening = next(i for i, c in enumerate(code) if "import " in c.source) + 1
+    nb.cells = code[:n_opening] + [c for c in code[n_opening:] if exercises_in(nbformat.v4.new_notebook(cells=[c]))
+                                   or c.metadata.get("nbgrader", {}).get("grade")]
     return nb
