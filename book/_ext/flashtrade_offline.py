@@ -34,7 +34,10 @@
   runtime folder (readable by this user only), not over TCP: ipykernel warns on every start
   of an unencrypted TCP kernel, and its own advice is IPC. jupyter_client's IPC socket path
   is relative by default, and a notebook's kernel runs in the notebook's folder while the
-  build runs in the book's, so the path is made absolute (:func:`kernels_over_ipc`).
+  build runs in the book's, so the path is made absolute (:func:`kernels_over_ipc`). The
+  build's kernel clients also wait for each message in polls of at most a second
+  (``flashtrade_lib.kernel_messages``): a client waiting out a cell's whole timeout on one poll
+  can miss the message it waits for and hang (seen on chapter 2's widget cell, nbclient#312).
 * Glossary links: the first use of each glossary term in a chapter links to the term
   (:class:`GlossaryLinks`).
 * ``{grading-times}``: the course guide's time to grade one submission per chapter, read
@@ -418,6 +421,9 @@ def kernels_over_ipc() -> None:
     KernelManager.transport.default_value = "ipc"
     for cls in (KernelManager, AsyncKernelManager):
         cls._ip_default = _absolute_ipc_path
+    from flashtrade_lib.kernel_messages import messages_polled_in_slices
+
+    messages_polled_in_slices()
 
 
 def _plotly_where_drawn(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:

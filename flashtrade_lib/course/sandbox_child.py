@@ -138,6 +138,10 @@ def run(cfg: dict) -> None:
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+    from flashtrade_lib.kernel_messages import messages_polled_in_slices
+
+    messages_polled_in_slices()  # a missed message would grade an idle kernel's cell 'timed out'
+
     limit = cfg["output_bytes"]
 
     class Client(NotebookClient):

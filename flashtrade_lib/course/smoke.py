@@ -113,6 +113,9 @@ def _execute(path: Path, cell_timeout_s: int) -> NotebookRun:
     import nbformat
     from nbclient import NotebookClient
 
+    from flashtrade_lib.kernel_messages import messages_polled_in_slices
+
+    messages_polled_in_slices()
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
     NotebookClient(nb, timeout=cell_timeout_s, allow_errors=True, kernel_name="python3",
