@@ -12,7 +12,7 @@ def lookback_needed(lag, horizon):
     return lag
 
 
-@wrong("ch09-lookback-needed", expect="the label reaches h bars into the future")
+@wrong("ch09-lookback-needed", expect="The label reaches h bars into the future")
 def lookback_needed_plus_horizon(lag, horizon):
     return lag + horizon
 

@@ -32,16 +32,16 @@ def _grade_lookback(answer: Callable[[int, int], int]) -> Feedback:
         if got == want:
             continue
         if got == want - 1:
-            hint = ("off by one: a window of `lookback` bars ending at the decision bar t holds "
+            hint = ("Off by one: a window of `lookback` bars ending at the decision bar t holds "
                     "bars t-lookback+1 .. t, and the oldest echoed return is r_{t+1-L}.")
         elif got == lag + h or got == lag + h - 1:
-            hint = ("the label reaches h bars into the future, but the echo of r_{t+k} is r_{t+k-L}: "
+            hint = ("The label reaches h bars into the future, but the echo of r_{t+k} is r_{t+k-L}: "
                     "the newest needed bar is t+h-L (already in the past), the oldest t+1-L.")
         elif got == lag - h + 1:
-            hint = ("that lookback sees only the newest echoed return r_{t+h-L}; the oracle needs "
+            hint = ("That lookback sees only the newest echoed return r_{t+h-L}; the oracle needs "
                     "all h of them, down to r_{t+1-L}.")
         else:
-            hint = "write out which bars the h-bar label's echo part uses, then which bars the window holds."
+            hint = "Write out which bars the h-bar label's echo part uses, then which bars the window holds."
         return Feedback(False, f"for lag={lag}, horizon={h} you said {got}, the answer is {want}. {hint}")
     return Feedback(True, "the window must reach back to r_{t+1-L}: lookback >= L, whatever the "
                           "horizon (as long as h <= L, otherwise no forecast made at t can use the echo fully).")
