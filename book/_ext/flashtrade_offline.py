@@ -414,7 +414,8 @@ def kernels_over_ipc() -> None:
     myst-nb and jupyter-cache start kernels through nbclient without a traitlets config, so
     the settings go on the kernel-manager classes: the transport trait's default, and a
     per-class ``_ip_default`` (traitlets looks a dynamic default up in the instance's own
-    class first), which replaces jupyter_client's relative ``"kernel-ipc"``.
+    class first), which replaces jupyter_client's relative ``"kernel-ipc"``. Their clients wait
+    for each message in polls of at most a second (``flashtrade_lib.kernel_messages``).
     """
     from jupyter_client.manager import AsyncKernelManager, KernelManager
 
